@@ -1,0 +1,148 @@
+//! Command-line interface: the clap definitions (SPEC §2) and dispatch to one
+//! module per command family. Every command returns its exit code; errors carry
+//! theirs (see [`crate::error::exit`]).
+
+mod connections;
+mod doctor;
+mod registry;
+
+use crate::error::{Error, Result};
+use crate::paths::Home;
+use crate::providers::Registry;
+use crate::ui::Ui;
+use crate::vault::Vault;
+use clap::{Args, Parser, Subcommand};
+
+/// authsome: give programs authenticated API access without handing them a secret.
+#[derive(Debug, Parser)]
+#[command(name = "authsome", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags accepted by every command.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Stable machine-readable output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Only print results and errors.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Never colour output (also: NO_COLOR).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// Vault profile (default: $AUTHSOME_PROFILE, else "default").
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+}
+
+/// Every command.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Log in to a provider (OAuth flow or API key) and store the credential.
+    Login(connections::LoginArgs),
+    /// Revoke at the provider when possible, then delete the connection.
+    Logout(connections::ConnectionArgs),
+    /// Show a connection, secrets redacted.
+    Get(connections::GetArgs),
+    /// Every provider with its source and connections.
+    List,
+    /// The effective definition of a provider, as a valid provider file.
+    Inspect {
+        /// Provider name.
+        provider: String,
+    },
+    /// Validate a provider file and install it under <home>/providers.
+    Register {
+        /// Path to the provider JSON file.
+        file: std::path::PathBuf,
+        /// Replace an existing custom definition of the same name.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Drop a custom definition, restoring the bundled one (if any).
+    Remove {
+        /// Provider name.
+        provider: String,
+    },
+    /// Check the home layout, permissions, key source and vault.
+    Doctor,
+    /// Print shell completions.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// What every command needs: output settings and the home. The registry and
+/// the vault are opened only by the commands that use them.
+pub struct Ctx {
+    /// Output settings.
+    pub ui: Ui,
+    /// Home and profile.
+    pub home: Home,
+}
+
+impl Ctx {
+    /// Bundled plus custom providers.
+    pub fn registry(&self) -> Result<Registry> {
+        Registry::load(&self.home)
+    }
+    /// The profile's vault (resolves the key).
+    pub fn vault(&self) -> Result<Vault> {
+        Vault::open(&self.home)
+    }
+}
+
+/// Parse arguments and run the command; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                _ => crate::error::exit::BAD_INPUT,
+            };
+        }
+    };
+    let ui = Ui::new(cli.global.json, cli.global.quiet, cli.global.no_color);
+    let ctx = Ctx { ui, home: Home::from_env(cli.global.profile.as_deref()) };
+    match dispatch(&ctx, cli.command) {
+        Ok(code) => code,
+        Err(e) => report(&ui, &e),
+    }
+}
+
+/// Print an error once, in the requested format, and return its exit code.
+fn report(ui: &Ui, e: &Error) -> i32 {
+    if ui.json {
+        let v = serde_json::json!({"error": {"code": e.code, "message": e.message}});
+        eprintln!("{v}");
+    } else {
+        eprintln!("{} {}", ui.paint("authsome: error:", "31"), e.message);
+    }
+    e.code
+}
+
+fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
+    match cmd {
+        Command::Login(a) => connections::login(ctx, a),
+        Command::Logout(a) => connections::logout(ctx, a),
+        Command::Get(a) => connections::get(ctx, a),
+        Command::List => registry::list(ctx),
+        Command::Inspect { provider } => registry::inspect(ctx, &provider),
+        Command::Register { file, force } => registry::register(ctx, &file, force),
+        Command::Remove { provider } => registry::remove(ctx, &provider),
+        Command::Doctor => doctor::run(ctx),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "authsome", &mut std::io::stdout());
+            Ok(0)
+        }
+    }
+}

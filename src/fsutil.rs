@@ -1,0 +1,72 @@
+//! File primitives every store shares: atomic private writes and cross-process locks.
+//!
+//! Kept in one place so the vault, trust store, provider overrides and refresh
+//! locks all get the same guarantees (mode 0600, fsync before rename, flock).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// Write `data` to `path` atomically: a private temp file in the same directory,
+/// fsync, rename over the target, fsync the directory. Readers see the old or
+/// the new content, never a mix; a crash leaves at worst a stray temp file.
+pub fn atomic_write(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.tmp.{}.{}", std::process::id(), nonce()));
+    let result = (|| {
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Create `path` with `data` only if it does not exist yet, atomically: the
+/// content is complete before the name appears. Returns `false` when another
+/// process got there first (its file is kept).
+pub fn create_exclusive(path: &Path, data: &[u8], mode: u32) -> std::io::Result<bool> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".create.tmp.{}.{}", std::process::id(), nonce()));
+    let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+    let linked = f.write_all(data).and_then(|_| f.sync_all()).and_then(|_| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn nonce() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    t ^ (u64::from(std::process::id()) << 32)
+}
+
+/// An exclusive advisory lock (flock) held until dropped. Shared by every
+/// authsome process on the machine, so it serialises vault writers and token
+/// refreshes across processes, not just threads.
+pub struct FileLock {
+    _lock: nix::fcntl::Flock<File>,
+}
+
+impl FileLock {
+    /// Block until the lock on `path` (created if missing, mode 0600) is ours.
+    pub fn acquire(path: &Path) -> std::io::Result<FileLock> {
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)?;
+        let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| std::io::Error::from(e))?;
+        Ok(FileLock { _lock: lock })
+    }
+}
+
+/// Unix time in seconds, the unit of every stored timestamp.
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}

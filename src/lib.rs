@@ -1,0 +1,24 @@
+//! authsome: programs get authenticated API access without ever holding the secret.
+//!
+//! The crate is split by concern, one module each, so a newcomer can find a
+//! thing from the folder names alone:
+//!
+//! - [`providers`]: provider definitions (bundled, custom, project) and validation;
+//! - [`vault`]: the encrypted per-profile credential store;
+//! - [`cli`]: argument parsing and the commands users type;
+//! - [`paths`], [`fsutil`], [`error`], [`ui`]: shared plumbing.
+
+pub mod cli;
+pub mod error;
+pub mod fsutil;
+pub mod paths;
+pub mod providers;
+pub mod ui;
+pub mod vault;
+
+pub use error::{Error, Result};
+
+/// RFC 3339 UTC rendering of a Unix time, the one format used in output and logs.
+pub fn fmt_time(unix: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix)).to_string()
+}

@@ -1,0 +1,94 @@
+//! Where authsome keeps its files (SPEC §1), resolved once from the environment.
+
+use std::path::{Path, PathBuf};
+
+/// Name of the profile used when neither `--profile` nor `AUTHSOME_PROFILE` is given.
+pub const DEFAULT_PROFILE: &str = "default";
+
+/// The authsome home directory and everything under it.
+///
+/// Holding the paths in one value keeps the layout in a single place: a new file
+/// under the home gets a method here, never an ad-hoc `join` elsewhere.
+#[derive(Debug, Clone)]
+pub struct Home {
+    root: PathBuf,
+    profile: String,
+}
+
+impl Home {
+    /// `$AUTHSOME_HOME`, else `~/.authsome`; profile from the argument, else
+    /// `$AUTHSOME_PROFILE`, else `default`.
+    pub fn from_env(profile: Option<&str>) -> Home {
+        let root = match std::env::var_os("AUTHSOME_HOME") {
+            Some(h) if !h.is_empty() => PathBuf::from(h),
+            _ => {
+                let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+                home.join(".authsome")
+            }
+        };
+        let profile = profile
+            .map(str::to_owned)
+            .or_else(|| std::env::var("AUTHSOME_PROFILE").ok().filter(|p| !p.is_empty()))
+            .unwrap_or_else(|| DEFAULT_PROFILE.to_owned());
+        Home { root, profile }
+    }
+
+    /// Build a home at an explicit place (tests, tools).
+    pub fn at(root: impl Into<PathBuf>, profile: &str) -> Home {
+        Home { root: root.into(), profile: profile.to_owned() }
+    }
+
+    /// The home directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    /// The active profile name.
+    pub fn profile(&self) -> &str {
+        &self.profile
+    }
+    /// User provider overrides; a file here wins over the bundled one.
+    pub fn providers_dir(&self) -> PathBuf {
+        self.root.join("providers")
+    }
+    /// Encrypted vault of the active profile.
+    pub fn vault_file(&self) -> PathBuf {
+        self.root.join("vaults").join(format!("{}.vault", self.profile))
+    }
+    /// Lock file serialising vault writers of the active profile.
+    pub fn vault_lock_file(&self) -> PathBuf {
+        self.root.join("vaults").join(format!("{}.lock", self.profile))
+    }
+    /// Lock files that serialise token refreshes across processes.
+    pub fn refresh_lock_dir(&self) -> PathBuf {
+        self.root.join("locks")
+    }
+    /// Fallback vault key when neither the environment nor a keyring provides one.
+    pub fn key_file(&self) -> PathBuf {
+        self.root.join("vault.key")
+    }
+    /// Audit log of injections and refusals, JSON lines.
+    pub fn audit_log(&self) -> PathBuf {
+        self.root.join("audit.log")
+    }
+    /// Trusted project files (`authsome allow`).
+    pub fn trust_dir(&self) -> PathBuf {
+        self.root.join("trust")
+    }
+    /// Private per-run files (CA bundles, daemon sockets); mode 0700.
+    pub fn run_dir(&self) -> PathBuf {
+        self.root.join("run")
+    }
+}
+
+/// Create `dir` (and parents) with mode 0700 if missing; tighten it if present.
+pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    }
+    let meta = std::fs::metadata(dir)?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}

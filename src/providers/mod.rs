@@ -1,0 +1,234 @@
+//! Provider definitions: the bundled set embedded at build time, user overrides
+//! under `<home>/providers`, and project-local files; loading, validation
+//! (reported as `file:line:column`) and lookup with "did you mean" suggestions.
+
+pub mod def;
+pub mod hosts;
+pub mod jsonpos;
+
+pub use def::{ApiKeyDef, AuthType, ExportSource, Flow, KeyLocation, OAuthDef, ProviderDef, PLACEHOLDER};
+pub use hosts::HostPattern;
+
+use crate::error::{Error, Result};
+use crate::paths::Home;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+mod bundled {
+    include!(concat!(env!("OUT_DIR"), "/bundled_providers.rs"));
+}
+
+/// The embedded provider files as (name, JSON text), sorted by name.
+pub fn bundled_files() -> &'static [(&'static str, &'static str)] {
+    bundled::BUNDLED
+}
+
+/// Where the effective definition of a provider came from (the SOURCE column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Embedded in the binary.
+    Bundled,
+    /// `<home>/providers/<name>.json`, which wins over the bundled file.
+    Custom,
+    /// Declared by a project's `authsome.toml`.
+    Project,
+}
+
+impl Source {
+    /// The word shown to users and scripts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Bundled => "bundled",
+            Source::Custom => "custom",
+            Source::Project => "project",
+        }
+    }
+}
+
+/// A validated definition with its origin and compiled host patterns.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    /// The definition as written.
+    pub def: ProviderDef,
+    /// Where it came from.
+    pub source: Source,
+    /// The file it was read from (none for bundled ones).
+    pub path: Option<PathBuf>,
+    /// `api_url` entries, compiled.
+    pub hosts: Vec<HostPattern>,
+}
+
+impl Provider {
+    /// Validate `def` and compile its hosts.
+    fn new(def: ProviderDef, source: Source, path: Option<PathBuf>) -> Provider {
+        let hosts = def.api_url.entries().iter().filter_map(|e| HostPattern::parse(e).ok()).collect();
+        Provider { def, source, path, hosts }
+    }
+
+    /// Provider identifier.
+    pub fn name(&self) -> &str {
+        &self.def.name
+    }
+
+    /// Whether a CONNECT to `host:port` concerns this provider.
+    pub fn matches_host(&self, host: &str, port: u16) -> bool {
+        self.hosts.iter().any(|h| h.matches_host(host, port))
+    }
+}
+
+/// Parse and validate provider JSON. `origin` names the file in messages;
+/// every problem is reported as `origin:line:column: message` with exit 2.
+pub fn parse(text: &str, origin: &str) -> Result<ProviderDef> {
+    let def: ProviderDef = serde_json::from_str(text).map_err(|e| {
+        let msg = e.to_string();
+        let msg = msg.rsplit_once(" at line ").map_or(msg.as_str(), |(m, _)| m).to_owned();
+        Error::bad_input(format!("{origin}:{}:{}: {msg}", e.line(), e.column().max(1)))
+    })?;
+    let problems = def.problems();
+    if problems.is_empty() {
+        return Ok(def);
+    }
+    let lines: Vec<String> = problems
+        .iter()
+        .map(|p| {
+            let (l, c) = jsonpos::locate(text, &p.pointer);
+            format!("{origin}:{l}:{c}: {}", p.message)
+        })
+        .collect();
+    Err(Error::bad_input(lines.join("\n")))
+}
+
+/// Read and validate a provider file from disk.
+pub fn load_file(path: &Path) -> Result<ProviderDef> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::bad_input(format!("{}: {e}", path.display())))?;
+    parse(&text, &path.display().to_string())
+}
+
+/// The effective set of providers: bundled, overridden by `<home>/providers`,
+/// extended by project files.
+#[derive(Debug, Default)]
+pub struct Registry {
+    providers: BTreeMap<String, Provider>,
+}
+
+impl Registry {
+    /// Bundled definitions plus every override in `<home>/providers`.
+    /// A broken override is an error (exit 2), never silently skipped.
+    pub fn load(home: &Home) -> Result<Registry> {
+        let mut reg = Registry::default();
+        for (name, text) in bundled_files() {
+            let def = parse(text, &format!("<bundled>/{name}.json")).map_err(|e| Error::other(e.message))?;
+            reg.providers.insert(def.name.clone(), Provider::new(def, Source::Bundled, None));
+        }
+        let dir = home.providers_dir();
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            paths.sort();
+            for path in paths.into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
+                let def = load_file(&path)?;
+                let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+                if stem != def.name {
+                    return Err(Error::bad_input(format!(
+                        "{}: file name must match the provider name {:?} (expected {}.json)",
+                        path.display(),
+                        def.name,
+                        def.name
+                    )));
+                }
+                reg.providers.insert(def.name.clone(), Provider::new(def, Source::Custom, Some(path)));
+            }
+        }
+        Ok(reg)
+    }
+
+    /// Add a project-local definition; it wins over bundled and custom ones.
+    pub fn add_project(&mut self, def: ProviderDef, path: PathBuf) {
+        self.providers.insert(def.name.clone(), Provider::new(def, Source::Project, Some(path)));
+    }
+
+    /// Look a provider up; unknown names exit 3 with the closest known name.
+    pub fn get(&self, name: &str) -> Result<&Provider> {
+        self.providers.get(name).ok_or_else(|| {
+            let mut msg = format!("unknown provider {name:?}");
+            if let Some(s) = self.suggest(name) {
+                msg.push_str(&format!(" (did you mean {s:?}?)"));
+            }
+            msg.push_str("; `authsome list` shows every provider");
+            Error::unknown(msg)
+        })
+    }
+
+    /// Every provider, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Provider> {
+        self.providers.values()
+    }
+
+    /// The known name closest to `name`, if it is plausibly a typo.
+    pub fn suggest(&self, name: &str) -> Option<&str> {
+        self.providers
+            .keys()
+            .map(|k| (edit_distance(name, k), k))
+            .filter(|(d, k)| *d <= (k.len().max(name.len()) / 3).max(1) || k.starts_with(name))
+            .min()
+            .map(|(_, k)| k.as_str())
+    }
+}
+
+/// Levenshtein distance, for "did you mean" suggestions.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_errors_name_file_line_and_column() {
+        let err = parse("{\n  \"name\": \"x\",\n  oops\n}", "p.json").unwrap_err();
+        assert_eq!(err.code, 2);
+        assert!(err.message.starts_with("p.json:3:3: "), "{}", err.message);
+    }
+
+    #[test]
+    fn semantic_errors_point_at_the_offending_value() {
+        let text = r#"{
+  "name": "acme",
+  "auth_type": "oauth2",
+  "flow": "pkce",
+  "api_url": "api.acme.test",
+  "oauth": {
+    "authorization_url": "https://acme.test/authorize",
+    "token_url": "http://acme.test/token"
+  }
+}"#;
+        let err = parse(text, "acme.json").unwrap_err();
+        assert!(err.message.starts_with("acme.json:8:18: "), "{}", err.message);
+        assert!(err.message.contains("must use https"));
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected_with_a_location() {
+        let err = parse("{\"name\": \"a\", \"colour\": 1}", "a.json").unwrap_err();
+        assert!(err.message.starts_with("a.json:1:"), "{}", err.message);
+        assert!(err.message.contains("unknown field `colour`"), "{}", err.message);
+    }
+
+    #[test]
+    fn suggestions_find_close_names() {
+        let home = Home::at("/nonexistent-authsome-home", "default");
+        let reg = Registry::load(&home).unwrap();
+        assert_eq!(reg.suggest("discrod"), Some("discord"));
+        assert_eq!(reg.get("githbu").unwrap_err().code, 3);
+        assert!(reg.get("githbu").unwrap_err().message.contains("\"github\""));
+    }
+}

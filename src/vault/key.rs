@@ -1,0 +1,185 @@
+//! Where the vault's master key comes from, in the order the foundation issue
+//! fixes: `AUTHSOME_VAULT_KEY`, then the OS keyring when one answers quickly,
+//! then a 0600 key file under the home.
+//!
+//! The keyring is reached through the platform's own command-line client
+//! (`secret-tool` for the freedesktop Secret Service, `security` on macOS) with
+//! a short timeout, so a missing or hung keyring daemon costs at most that
+//! timeout and never a D-Bus dependency in the binary.
+
+use super::crypto::MasterKey;
+use crate::error::{Error, Result};
+use crate::paths::Home;
+use base64::Engine as _;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Which source supplied the key (`doctor` reports it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// `AUTHSOME_VAULT_KEY`.
+    Env,
+    /// The OS keyring, through the named client.
+    Keyring(&'static str),
+    /// The key file at this path.
+    File(std::path::PathBuf),
+}
+
+impl std::fmt::Display for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeySource::Env => f.write_str("AUTHSOME_VAULT_KEY environment variable"),
+            KeySource::Keyring(tool) => write!(f, "OS keyring (via {tool})"),
+            KeySource::File(p) => write!(f, "key file {}", p.display()),
+        }
+    }
+}
+
+const KEYRING_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// Decode a base64 32-byte key.
+pub fn decode_key(b64: &str) -> Result<MasterKey> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|_| Error::bad_input("AUTHSOME_VAULT_KEY is not valid base64"))?;
+    let arr: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| Error::bad_input("AUTHSOME_VAULT_KEY must decode to exactly 32 bytes (try `head -c32 /dev/urandom | base64`)"))?;
+    Ok(MasterKey(arr))
+}
+
+fn encode_key(k: &MasterKey) -> String {
+    base64::engine::general_purpose::STANDARD.encode(k.0)
+}
+
+/// Find (or, on first use, create) the master key for `home`.
+pub fn resolve(home: &Home) -> Result<(MasterKey, KeySource)> {
+    if let Ok(v) = std::env::var("AUTHSOME_VAULT_KEY") {
+        if !v.is_empty() {
+            return Ok((decode_key(&v)?, KeySource::Env));
+        }
+    }
+    let keyring = Keyring::detect();
+    let account = home.root().display().to_string();
+    if let Some(kr) = &keyring {
+        if let Some(k) = kr.lookup(&account) {
+            return Ok((decode_key(&k).map_err(|e| e.context("OS keyring entry"))?, KeySource::Keyring(kr.tool)));
+        }
+    }
+    let path = home.key_file();
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        check_key_file_mode(&path)?;
+        return Ok((decode_key(&text).map_err(|e| e.context(path.display()))?, KeySource::File(path)));
+    }
+    // First use: prefer the keyring, fall back to a private file.
+    let key = MasterKey::generate();
+    if let Some(kr) = &keyring {
+        if kr.store(&account, &encode_key(&key)) {
+            if let Some(k) = kr.lookup(&account) {
+                return Ok((decode_key(&k)?, KeySource::Keyring(kr.tool)));
+            }
+        }
+    }
+    crate::paths::ensure_private_dir(home.root()).map_err(|e| Error::other(format!("cannot create {}: {e}", home.root().display())))?;
+    let created = crate::fsutil::create_exclusive(&path, encode_key(&key).as_bytes(), 0o600)
+        .map_err(|e| Error::other(format!("cannot create key file {}: {e}", path.display())))?;
+    if created {
+        return Ok((key, KeySource::File(path)));
+    }
+    // Another process created it between our read and our create: use theirs.
+    let text = std::fs::read_to_string(&path)?;
+    Ok((decode_key(&text)?, KeySource::File(path)))
+}
+
+/// Refuse a key file others can read: the key is the whole vault.
+fn check_key_file_mode(path: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(Error::other(format!(
+            "key file {} is readable by others (mode {:o}); run `chmod 600 {}`",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// A keyring client that is installed and has a session to talk to.
+struct Keyring {
+    tool: &'static str,
+}
+
+impl Keyring {
+    fn detect() -> Option<Keyring> {
+        if std::env::var_os("AUTHSOME_NO_KEYRING").is_some() {
+            return None;
+        }
+        if cfg!(target_os = "macos") {
+            return which::which("security").ok().map(|_| Keyring { tool: "security" });
+        }
+        std::env::var_os("DBUS_SESSION_BUS_ADDRESS")?;
+        which::which("secret-tool").ok().map(|_| Keyring { tool: "secret-tool" })
+    }
+
+    fn lookup(&self, account: &str) -> Option<String> {
+        let mut cmd = if self.tool == "security" {
+            let mut c = Command::new("security");
+            c.args(["find-generic-password", "-s", "authsome", "-a", account, "-w"]);
+            c
+        } else {
+            let mut c = Command::new("secret-tool");
+            c.args(["lookup", "service", "authsome", "home", account]);
+            c
+        };
+        let out = run_with_timeout(&mut cmd, None)?;
+        let s = String::from_utf8(out).ok()?.trim().to_owned();
+        (!s.is_empty()).then_some(s)
+    }
+
+    fn store(&self, account: &str, secret: &str) -> bool {
+        if self.tool == "security" {
+            // `-w` takes the secret as an argument on macOS; `security` offers no stdin form.
+            let mut c = Command::new("security");
+            c.args(["add-generic-password", "-s", "authsome", "-a", account, "-w", secret]);
+            return run_with_timeout(&mut c, None).is_some();
+        }
+        let mut c = Command::new("secret-tool");
+        c.args(["store", "--label=authsome vault key", "service", "authsome", "home", account]);
+        run_with_timeout(&mut c, Some(secret)).is_some()
+    }
+}
+
+/// Run a keyring client, giving up after [`KEYRING_TIMEOUT`]. `None` on any failure.
+fn run_with_timeout(cmd: &mut Command, stdin: Option<&str>) -> Option<Vec<u8>> {
+    let mut child = cmd
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        let _ = pipe.write_all(data.as_bytes());
+    }
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                if !status.success() {
+                    return None;
+                }
+                let mut out = Vec::new();
+                std::io::Read::read_to_end(child.stdout.as_mut()?, &mut out).ok()?;
+                return Some(out);
+            }
+            Ok(None) if start.elapsed() < KEYRING_TIMEOUT => std::thread::sleep(Duration::from_millis(5)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+}

@@ -1,0 +1,414 @@
+//! The encrypted credential store of one profile.
+//!
+//! On disk a vault is a small JSON document: every record (a connection, a
+//! provider's client credentials, a provider's default connection) is sealed
+//! separately with its record key as associated data, and the whole document
+//! carries an HMAC. Any flipped byte therefore fails loudly as "corrupted or
+//! tampered", never as a silently empty vault. Writers hold an flock and replace
+//! the file atomically, so concurrent processes never lose each other's records.
+
+pub mod crypto;
+pub mod key;
+
+use crate::error::{Error, Result};
+use crate::fsutil::{atomic_write, now_unix, FileLock};
+use crate::paths::{ensure_private_dir, Home};
+use base64::Engine as _;
+use crypto::{Sealer, Tampered};
+pub use key::KeySource;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Name of a provider's connection when none is given.
+pub const DEFAULT_CONNECTION: &str = "default";
+
+/// A secret string: serialized only inside the vault, never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wrap a secret value.
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+    /// The secret itself; call sites are the few places that must use it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// State of a connection, as `get --field status` prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Usable.
+    Connected,
+    /// Token past expiry and refresh failed or impossible.
+    Expired,
+    /// The provider rejected the credential.
+    Revoked,
+}
+
+impl Status {
+    /// The bare word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Connected => "connected",
+            Status::Expired => "expired",
+            Status::Revoked => "revoked",
+        }
+    }
+}
+
+/// One logged-in account of a provider.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Connection {
+    /// Provider name.
+    pub provider: String,
+    /// Connection name (`default`, `work`, …).
+    pub name: String,
+    /// Current state.
+    pub status: Status,
+    /// Why the status is not `connected`, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    /// Scopes actually granted.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// OAuth access token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<Secret>,
+    /// OAuth refresh token (never exported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<Secret>,
+    /// API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<Secret>,
+    /// Token type reported by the provider (`Bearer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+    /// Unix time the access token expires, when the provider said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+    /// Unix time the credential was obtained.
+    pub obtained_at: u64,
+    /// Account identity, when known (login, e-mail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// Base URL used at login (`--base-url`), for templated providers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+}
+
+impl Connection {
+    /// A connected API-key connection.
+    pub fn api_key(provider: &str, name: &str, key: Secret) -> Connection {
+        Connection {
+            provider: provider.to_owned(),
+            name: name.to_owned(),
+            status: Status::Connected,
+            status_reason: None,
+            scopes: Vec::new(),
+            access_token: None,
+            refresh_token: None,
+            api_key: Some(key),
+            token_type: None,
+            expires_at: None,
+            obtained_at: now_unix(),
+            account: None,
+            base_url: None,
+        }
+    }
+
+    /// The credential the proxy injects: the access token or the API key.
+    pub fn credential(&self) -> Option<&Secret> {
+        self.access_token.as_ref().or(self.api_key.as_ref())
+    }
+
+    /// The record as shown by `get`: every secret replaced by a marker.
+    pub fn redacted(&self) -> serde_json::Value {
+        let mark = |s: &Option<Secret>| s.as_ref().map(|_| "<redacted>");
+        serde_json::json!({
+            "provider": self.provider,
+            "connection": self.name,
+            "status": self.status.as_str(),
+            "status_reason": self.status_reason,
+            "scopes": self.scopes,
+            "account": self.account,
+            "token_type": self.token_type,
+            "expires_at": self.expires_at.map(crate::fmt_time),
+            "obtained_at": crate::fmt_time(self.obtained_at),
+            "access_token": mark(&self.access_token),
+            "refresh_token": mark(&self.refresh_token),
+            "api_key": mark(&self.api_key),
+            "base_url": self.base_url,
+        })
+    }
+}
+
+/// OAuth client credentials of a provider (entered once, or registered by DCR).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientCredentials {
+    /// Public client identifier.
+    pub client_id: String,
+    /// Client secret, absent for public clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<Secret>,
+    /// Registration endpoint when the client came from DCR.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered_at: Option<String>,
+}
+
+/// Everything one profile stores, decrypted.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VaultData {
+    /// Connections keyed by (provider, connection name).
+    pub connections: BTreeMap<(String, String), Connection>,
+    /// Client credentials keyed by provider.
+    pub clients: BTreeMap<String, ClientCredentials>,
+    /// Default connection name per provider, when not `default`.
+    pub defaults: BTreeMap<String, String>,
+}
+
+impl VaultData {
+    /// The default connection name of a provider.
+    pub fn default_connection(&self, provider: &str) -> &str {
+        self.defaults.get(provider).map_or(DEFAULT_CONNECTION, String::as_str)
+    }
+
+    /// A connection, `name` defaulting to the provider's default connection.
+    pub fn connection(&self, provider: &str, name: Option<&str>) -> Option<&Connection> {
+        let name = name.unwrap_or_else(|| self.default_connection(provider));
+        self.connections.get(&(provider.to_owned(), name.to_owned()))
+    }
+
+    /// Insert or replace a connection.
+    pub fn put_connection(&mut self, c: Connection) {
+        self.connections.insert((c.provider.clone(), c.name.clone()), c);
+    }
+
+    /// Connections of one provider.
+    pub fn connections_of<'a>(&'a self, provider: &'a str) -> impl Iterator<Item = &'a Connection> + 'a {
+        self.connections.values().filter(move |c| c.provider == provider)
+    }
+}
+
+/// On-disk layout; `mac` authenticates `version` and `records`.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileFormat {
+    version: u32,
+    records: BTreeMap<String, String>,
+    mac: String,
+}
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// Handle on the vault of one profile.
+pub struct Vault {
+    path: PathBuf,
+    lock_path: PathBuf,
+    profile: String,
+    sealer: Sealer,
+    source: KeySource,
+}
+
+impl Vault {
+    /// Resolve the key (creating one on first use) and prepare the paths.
+    /// Nothing is read until [`Vault::load`] or [`Vault::update`].
+    pub fn open(home: &Home) -> Result<Vault> {
+        let (master, source) = key::resolve(home)?;
+        Ok(Vault {
+            path: home.vault_file(),
+            lock_path: home.vault_lock_file(),
+            profile: home.profile().to_owned(),
+            sealer: Sealer::new(&master),
+            source,
+        })
+    }
+
+    /// Where the key came from.
+    pub fn key_source(&self) -> &KeySource {
+        &self.source
+    }
+
+    /// The vault file.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// A consistent snapshot (writers replace the file atomically, so no lock).
+    pub fn load(&self) -> Result<VaultData> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => self.decode(&bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(VaultData::default()),
+            Err(e) => Err(Error::other(format!("cannot read vault {}: {e}", self.path.display()))),
+        }
+    }
+
+    /// Read-modify-write under the cross-process lock. `f` sees the latest data;
+    /// its changes are written atomically only if it returns `Ok`.
+    pub fn update<T>(&self, f: impl FnOnce(&mut VaultData) -> Result<T>) -> Result<T> {
+        let dir = self.path.parent().expect("vault file has a parent");
+        ensure_private_dir(dir).map_err(|e| Error::other(format!("cannot create {}: {e}", dir.display())))?;
+        let _lock = FileLock::acquire(&self.lock_path).map_err(|e| Error::other(format!("cannot lock vault: {e}")))?;
+        let mut data = self.load()?;
+        let before = data.clone();
+        let out = f(&mut data)?;
+        if data != before {
+            let bytes = self.encode(&data);
+            atomic_write(&self.path, &bytes, 0o600)
+                .map_err(|e| Error::other(format!("cannot write vault {}: {e}", self.path.display())))?;
+        }
+        Ok(out)
+    }
+
+    /// Encrypt sample data with the real key into a scratch file beside the
+    /// vault, read it back and compare: proves the key, the cipher and the
+    /// directory all work without touching the real vault (`doctor`).
+    pub fn probe_round_trip(&self) -> Result<()> {
+        let dir = self.path.parent().expect("vault file has a parent");
+        ensure_private_dir(dir)?;
+        let probe = dir.join(format!(".doctor-probe.{}", std::process::id()));
+        let mut sample = VaultData::default();
+        sample.put_connection(Connection::api_key("doctor", "probe", Secret::new("probe-value")));
+        let result = atomic_write(&probe, &self.encode(&sample), 0o600)
+            .map_err(|e| Error::other(format!("cannot write {}: {e}", probe.display())))
+            .and_then(|_| std::fs::read(&probe).map_err(Error::from))
+            .and_then(|bytes| self.decode(&bytes))
+            .and_then(|back| if back == sample { Ok(()) } else { Err(Error::other("vault round trip returned different data")) });
+        let _ = std::fs::remove_file(&probe);
+        result
+    }
+
+    fn aad(&self, record: &str) -> String {
+        format!("authsome/v1/{}/{record}", self.profile)
+    }
+
+    fn mac_body(version: u32, records: &BTreeMap<String, String>) -> Vec<u8> {
+        serde_json::to_vec(&(version, records)).expect("serializable")
+    }
+
+    fn encode(&self, data: &VaultData) -> Vec<u8> {
+        let mut records = BTreeMap::new();
+        let mut put = |key: String, plain: Vec<u8>| {
+            let sealed = self.sealer.seal(&self.aad(&key), &plain);
+            records.insert(key, B64.encode(sealed));
+        };
+        for ((p, n), c) in &data.connections {
+            put(format!("connection/{p}/{n}"), serde_json::to_vec(c).expect("serializable"));
+        }
+        for (p, c) in &data.clients {
+            put(format!("client/{p}"), serde_json::to_vec(c).expect("serializable"));
+        }
+        for (p, n) in &data.defaults {
+            put(format!("default/{p}"), serde_json::to_vec(n).expect("serializable"));
+        }
+        let mac = B64.encode(self.sealer.mac(&Self::mac_body(1, &records)));
+        let mut out = serde_json::to_vec_pretty(&FileFormat { version: 1, records, mac }).expect("serializable");
+        out.push(b'\n');
+        out
+    }
+
+    fn tampered(&self) -> Error {
+        Error::other(format!(
+            "vault {} is corrupted or was tampered with (or was written with another key: `authsome doctor` shows which key is in use)",
+            self.path.display()
+        ))
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<VaultData> {
+        let file: FileFormat = serde_json::from_slice(bytes).map_err(|_| self.tampered())?;
+        let tag = B64.decode(&file.mac).map_err(|_| self.tampered())?;
+        self.sealer.verify(&Self::mac_body(file.version, &file.records), &tag).map_err(|_: Tampered| self.tampered())?;
+        if file.version != 1 {
+            return Err(Error::other(format!("vault {} has unsupported version {}", self.path.display(), file.version)));
+        }
+        let mut data = VaultData::default();
+        for (key, value) in &file.records {
+            let sealed = B64.decode(value).map_err(|_| self.tampered())?;
+            let plain = self.sealer.open(&self.aad(key), &sealed).map_err(|_| self.tampered())?;
+            let mut parts = key.splitn(3, '/');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some("connection"), Some(_), Some(_)) => {
+                    let c: Connection = serde_json::from_slice(&plain).map_err(|_| self.tampered())?;
+                    data.put_connection(c);
+                }
+                (Some("client"), Some(p), None) => {
+                    data.clients.insert(p.to_owned(), serde_json::from_slice(&plain).map_err(|_| self.tampered())?);
+                }
+                (Some("default"), Some(p), None) => {
+                    data.defaults.insert(p.to_owned(), serde_json::from_slice(&plain).map_err(|_| self.tampered())?);
+                }
+                _ => return Err(self.tampered()),
+            }
+        }
+        Ok(data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vault(dir: &std::path::Path) -> Vault {
+        let home = Home::at(dir, "default");
+        let (k, _) = (crypto::MasterKey::generate(), ());
+        Vault {
+            path: home.vault_file(),
+            lock_path: home.vault_lock_file(),
+            profile: "default".into(),
+            sealer: Sealer::new(&k),
+            source: KeySource::Env,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_every_flipped_byte_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = vault(dir.path());
+        v.update(|d| {
+            d.put_connection(Connection::api_key("openai", "default", Secret::new("sk-test-aaaaaaaaaaaaaaaaaaaaaaaa")));
+            Ok(())
+        })
+        .unwrap();
+        let data = v.load().unwrap();
+        assert_eq!(data.connection("openai", None).unwrap().api_key.as_ref().unwrap().expose(), "sk-test-aaaaaaaaaaaaaaaaaaaaaaaa");
+        let raw = std::fs::read(v.path()).unwrap();
+        assert!(!String::from_utf8_lossy(&raw).contains("sk-test"));
+        for i in 0..raw.len() {
+            let mut bad = raw.clone();
+            bad[i] ^= 0x01;
+            let err = v.decode(&bad).expect_err(&format!("flip at byte {i} went unnoticed"));
+            assert!(err.message.contains("corrupted or was tampered with"), "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn swapped_records_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = vault(dir.path());
+        v.update(|d| {
+            d.put_connection(Connection::api_key("openai", "a", Secret::new("k1")));
+            d.put_connection(Connection::api_key("openai", "b", Secret::new("k2")));
+            Ok(())
+        })
+        .unwrap();
+        let mut file: FileFormat = serde_json::from_slice(&std::fs::read(v.path()).unwrap()).unwrap();
+        let a = file.records["connection/openai/a"].clone();
+        let b = file.records["connection/openai/b"].clone();
+        file.records.insert("connection/openai/a".into(), b);
+        file.records.insert("connection/openai/b".into(), a);
+        // Even with a valid MAC over the swapped records, the AEAD binding refuses them.
+        file.mac = B64.encode(v.sealer.mac(&Vault::mac_body(1, &file.records)));
+        assert!(v.decode(&serde_json::to_vec(&file).unwrap()).is_err());
+    }
+}
