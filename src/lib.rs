@@ -5,12 +5,14 @@
 //!
 //! - [`providers`]: provider definitions (bundled, custom, project) and validation;
 //! - [`vault`]: the encrypted per-profile credential store;
+//! - [`net`]: outbound connections (resolve overrides, upstream trust, HTTPS client);
 //! - [`cli`]: argument parsing and the commands users type;
 //! - [`paths`], [`fsutil`], [`error`], [`ui`]: shared plumbing.
 
 pub mod cli;
 pub mod error;
 pub mod fsutil;
+pub mod net;
 pub mod paths;
 pub mod providers;
 pub mod ui;

@@ -1,0 +1,31 @@
+//! Outbound networking shared by the proxy and the OAuth client: name
+//! overrides (`AUTHSOME_RESOLVE`), upstream trust (system roots plus
+//! `AUTHSOME_UPSTREAM_CA`), TCP connects with timeouts, and a small HTTPS
+//! client that never follows redirects and never reads proxy variables.
+
+pub mod http;
+pub mod resolve;
+pub mod tls;
+
+pub use resolve::Resolver;
+
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+/// How long a TCP connect to an upstream may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connect to `host:port`, honouring `AUTHSOME_RESOLVE`, with `TCP_NODELAY` set.
+pub async fn connect(resolver: &Resolver, host: &str, port: u16) -> std::io::Result<TcpStream> {
+    let fut = async {
+        let stream = match resolver.lookup(host, port) {
+            Some(addr) => TcpStream::connect(addr).await?,
+            None => TcpStream::connect((host.trim_start_matches('[').trim_end_matches(']'), port)).await?,
+        };
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, fut)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, format!("connecting to {host}:{port} timed out")))?
+}

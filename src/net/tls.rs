@@ -1,0 +1,54 @@
+//! Upstream TLS trust: the system roots plus `AUTHSOME_UPSTREAM_CA` (a PEM file
+//! path, or PEM text). authsome's own per-run CA is never added here, so the
+//! proxy cannot be tricked into trusting a certificate it minted itself.
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use rustls::{ClientConfig, RootCertStore};
+use std::sync::{Arc, OnceLock};
+
+/// The ring crypto provider; the only one authsome uses (no aws-lc-rs).
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    static P: OnceLock<Arc<rustls::crypto::CryptoProvider>> = OnceLock::new();
+    P.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())).clone()
+}
+
+/// PEM text of `AUTHSOME_UPSTREAM_CA`, read from the file it names or taken inline.
+pub fn upstream_ca_pem() -> Result<Option<Vec<u8>>, String> {
+    match std::env::var("AUTHSOME_UPSTREAM_CA") {
+        Ok(v) if v.trim_start().starts_with("-----BEGIN") => Ok(Some(v.into_bytes())),
+        Ok(v) if !v.is_empty() => std::fs::read(&v).map(Some).map_err(|e| format!("AUTHSOME_UPSTREAM_CA: cannot read {v}: {e}")),
+        _ => Ok(None),
+    }
+}
+
+/// System roots (read once per process) plus `AUTHSOME_UPSTREAM_CA`.
+pub fn upstream_roots() -> Result<Arc<RootCertStore>, String> {
+    static SYSTEM: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
+    let system = SYSTEM.get_or_init(|| rustls_native_certs::load_native_certs().certs);
+    let mut roots = RootCertStore::empty();
+    roots.add_parsable_certificates(system.iter().cloned());
+    if let Some(pem) = upstream_ca_pem()? {
+        let mut n = 0;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| format!("AUTHSOME_UPSTREAM_CA: invalid PEM: {e}"))?;
+            roots.add(cert).map_err(|e| format!("AUTHSOME_UPSTREAM_CA: unusable certificate: {e}"))?;
+            n += 1;
+        }
+        if n == 0 {
+            return Err("AUTHSOME_UPSTREAM_CA holds no certificate".into());
+        }
+    }
+    Ok(Arc::new(roots))
+}
+
+/// A client configuration trusting [`upstream_roots`], offering `alpn`.
+pub fn client_config(roots: Arc<RootCertStore>, alpn: &[&[u8]]) -> Arc<ClientConfig> {
+    let mut cfg = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(cfg)
+}
