@@ -5,6 +5,7 @@
 //!
 //! - [`providers`]: provider definitions (bundled, custom, project) and validation;
 //! - [`vault`]: the encrypted per-profile credential store;
+//! - [`shell`]: shell auto-activation on `cd` (`hook`, `export`);
 //! - [`net`]: outbound connections (resolve overrides, upstream trust, HTTPS client);
 //! - [`cli`]: argument parsing and the commands users type;
 //! - [`paths`], [`fsutil`], [`error`], [`ui`]: shared plumbing.
@@ -15,6 +16,7 @@ pub mod fsutil;
 pub mod net;
 pub mod paths;
 pub mod providers;
+pub mod shell;
 pub mod ui;
 pub mod vault;
 

@@ -71,6 +71,19 @@ pub enum Command {
     },
     /// Check the home layout, permissions, key source and vault.
     Doctor,
+    /// Print the rc-file snippet that activates projects on `cd` (bash, zsh, fish).
+    Hook {
+        /// bash, zsh or fish.
+        shell: String,
+    },
+    /// Print the statements moving this shell to the environment the current directory wants.
+    Export {
+        /// bash, zsh, fish or json.
+        shell: String,
+        /// PID of the shell being activated (set by the hook).
+        #[arg(long, hide = true)]
+        pid: Option<u32>,
+    },
     /// Print shell completions.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -100,6 +113,11 @@ impl Ctx {
 
 /// Parse arguments and run the command; returns the process exit code.
 pub fn main() -> i32 {
+    // The prompt hook runs on every prompt: answer it before any other set-up.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(code) = crate::shell::fast_main(&args) {
+        return code;
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -139,6 +157,8 @@ fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::Register { file, force } => registry::register(ctx, &file, force),
         Command::Remove { provider } => registry::remove(ctx, &provider),
         Command::Doctor => doctor::run(ctx),
+        Command::Hook { shell } => Ok(crate::shell::hook_command(&shell)),
+        Command::Export { shell, pid } => Ok(crate::shell::export_command(&shell, pid)),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "authsome", &mut std::io::stdout());

@@ -1,0 +1,233 @@
+//! `authsome export SHELL`: the statements that move the shell from its current
+//! environment to the one the current directory wants, and nothing at all when
+//! nothing changed.
+//!
+//! The no-op decision ([`is_noop`]) uses only `stat`: the project file found by
+//! walking up from the directory and the identities recorded in the state. Only
+//! when something changed does the slow path ask the [`Activator`] for the
+//! desired environment.
+
+use super::activation::{self, Activation, Activator};
+use super::locate;
+use super::quote;
+use super::state::{State, Watched, STATE_VAR};
+use super::Shell;
+use crate::paths::Home;
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// Variable name → new value (`None`: unset it).
+pub type Changes = BTreeMap<String, Option<String>>;
+
+/// True when the shell already is in the state the directory wants: no state and
+/// no project, or a state naming the same project whose watched files are all unchanged.
+pub fn is_noop(home: &Home, raw_state: Option<&OsString>, project: Option<&Path>) -> bool {
+    match (raw_state, project) {
+        (None, None) => true,
+        (Some(raw), Some(project)) => {
+            raw.to_str().and_then(State::decode).is_some_and(|s| s.profile == home.profile() && s.still_current(home.root(), project))
+        }
+        _ => false,
+    }
+}
+
+/// The variable changes that take an environment (read through `current`) whose
+/// authsome-set variables had the prior values `old_saved` to the `desired` set,
+/// and the prior values to remember for that new set.
+///
+/// A variable leaving the set gets its prior value back (unset if it was unset);
+/// a variable entering it remembers the value it had before any activation.
+pub fn diff(current: &dyn Fn(&str) -> Option<OsString>, old_saved: &Changes, desired: &BTreeMap<String, String>) -> (Changes, Changes) {
+    let base = |k: &str| -> Option<OsString> {
+        match old_saved.get(k) {
+            Some(prior) => prior.clone().map(OsString::from),
+            None => current(k),
+        }
+    };
+    let mut changes = Changes::new();
+    let mut saved = Changes::new();
+    for (k, v) in desired {
+        let prior = base(k);
+        saved.insert(k.clone(), prior.map(|p| p.to_string_lossy().into_owned()));
+        if current(k).as_deref() != Some(std::ffi::OsStr::new(v)) {
+            changes.insert(k.clone(), Some(v.clone()));
+        }
+    }
+    for (k, prior) in old_saved {
+        if desired.contains_key(k) {
+            continue;
+        }
+        if current(k).as_deref() != prior.as_deref().map(std::ffi::OsStr::new) {
+            changes.insert(k.clone(), prior.clone());
+        }
+    }
+    (changes, saved)
+}
+
+/// `changes` as statements for `shell` (the state variable last), or a JSON
+/// object with `null` for unset variables. Empty when there are no changes.
+pub fn render(shell: Shell, changes: &Changes) -> String {
+    if changes.is_empty() {
+        return String::new();
+    }
+    if shell == Shell::Json {
+        let map: serde_json::Map<String, serde_json::Value> =
+            changes.iter().map(|(k, v)| (k.clone(), v.clone().map_or(serde_json::Value::Null, serde_json::Value::String))).collect();
+        return format!("{}\n", serde_json::Value::Object(map));
+    }
+    let ordered = changes.iter().filter(|(k, _)| *k != STATE_VAR).chain(changes.iter().filter(|(k, _)| *k == STATE_VAR));
+    ordered
+        .map(|(k, v)| match v {
+            Some(v) => quote::set(shell, k, v),
+            None => quote::unset(shell, k),
+        })
+        .collect()
+}
+
+/// Run `authsome export SHELL`: print the statements (stdout) and notices (stderr).
+pub fn run(shell: Shell, shell_pid: Option<u32>) -> i32 {
+    let home = Home::from_env(None);
+    let project = std::env::current_dir().ok().and_then(|d| locate::project_file(&d));
+    let raw = std::env::var_os(STATE_VAR);
+    if is_noop(&home, raw.as_ref(), project.as_deref()) {
+        return 0;
+    }
+    let state = raw.as_ref().and_then(|r| r.to_str()).and_then(State::decode);
+    let activator = activation::current();
+    let (changes, notices) = reconcile(&*activator, &home, shell_pid, raw.is_some(), state, project);
+    for n in notices {
+        eprintln!("authsome: {n}");
+    }
+    print!("{}", render(shell, &changes));
+    0
+}
+
+/// The slow path: ask the activator about `project`, restore what the previous
+/// state set, and return the changes plus the lines to show on stderr.
+fn reconcile(
+    activator: &dyn Activator,
+    home: &Home,
+    shell_pid: Option<u32>,
+    had_state: bool,
+    state: Option<State>,
+    project: Option<PathBuf>,
+) -> (Changes, Vec<String>) {
+    let mut notices = Vec::new();
+    let old_saved = state.as_ref().map(|s| s.saved.clone()).unwrap_or_default();
+    let was_active = state.as_ref().filter(|s| s.active).map(|s| s.project.clone());
+    let mut desired = BTreeMap::new();
+    let mut new_state = None;
+    if let Some(project) = project {
+        let mut watched = vec![Watched::now(project.clone())];
+        watched.extend(activator.watch(home).into_iter().map(Watched::now));
+        let outcome = activator.activate(home, &project, shell_pid);
+        watched.extend(outcome.watch.into_iter().map(Watched::now));
+        let active = match outcome.activation {
+            Activation::Active { env, notices: n } => {
+                for (k, v) in env {
+                    if !quote::valid_name(&k) || k == STATE_VAR {
+                        notices.push(format!("ignoring variable {k:?}: not a valid name"));
+                    } else {
+                        desired.insert(k, v);
+                    }
+                }
+                if was_active.as_deref() != Some(project.as_path()) {
+                    notices.push(format!("activated {}", project.display()));
+                }
+                notices.extend(n);
+                true
+            }
+            Activation::Inactive { reason } => {
+                notices.push(reason);
+                false
+            }
+        };
+        new_state = Some(State::new(home.root().to_owned(), home.profile().to_owned(), project, active, watched, Changes::new()));
+    }
+    if let Some(old) = was_active {
+        let still = new_state.as_ref().is_some_and(|s| s.active && s.project == old);
+        if !still {
+            activator.deactivate(home, &old, shell_pid);
+            notices.push(format!("deactivated {}", old.display()));
+        }
+    }
+    let (mut changes, saved) = diff(&|k| std::env::var_os(k), &old_saved, &desired);
+    match new_state {
+        Some(mut s) => {
+            s.saved = saved;
+            changes.insert(STATE_VAR.to_owned(), Some(s.encode()));
+        }
+        None if had_state => {
+            changes.insert(STATE_VAR.to_owned(), None);
+        }
+        None => {}
+    }
+    (changes, notices)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn enter_then_leave_restores_exactly() {
+        let shell_env = env(&[("HTTPS_PROXY", "http://corp:3128"), ("KEEP", "1")]);
+        let cur = |k: &str| shell_env.get(k).map(OsString::from);
+        let want = env(&[("HTTPS_PROXY", "http://127.0.0.1:1"), ("TOKEN", "authsome-proxy-managed")]);
+        let (changes, saved) = diff(&cur, &Changes::new(), &want);
+        assert_eq!(changes.len(), 2);
+        assert_eq!(saved["HTTPS_PROXY"].as_deref(), Some("http://corp:3128"));
+        assert_eq!(saved["TOKEN"], None);
+
+        // Apply, then leave.
+        let mut after = shell_env.clone();
+        for (k, v) in &changes {
+            after.insert(k.clone(), v.clone().unwrap());
+        }
+        let cur2 = |k: &str| after.get(k).map(OsString::from);
+        let (back, saved2) = diff(&cur2, &saved, &BTreeMap::new());
+        assert!(saved2.is_empty());
+        assert_eq!(back["HTTPS_PROXY"].as_deref(), Some("http://corp:3128"));
+        assert_eq!(back["TOKEN"], None);
+        assert!(!back.contains_key("KEEP"));
+    }
+
+    #[test]
+    fn switching_projects_keeps_original_priors() {
+        let active = env(&[("A", "from-p1"), ("B", "from-p1")]);
+        let cur = |k: &str| active.get(k).map(OsString::from);
+        let old_saved: Changes = [("A".to_owned(), Some("orig".to_owned())), ("B".to_owned(), None)].into();
+        let (changes, saved) = diff(&cur, &old_saved, &env(&[("A", "from-p2")]));
+        assert_eq!(changes["A"].as_deref(), Some("from-p2"));
+        assert_eq!(changes["B"], None);
+        assert_eq!(saved["A"].as_deref(), Some("orig"));
+        assert_eq!(saved.len(), 1);
+    }
+
+    #[test]
+    fn unchanged_values_emit_nothing() {
+        let e = env(&[("A", "1")]);
+        let cur = |k: &str| e.get(k).map(OsString::from);
+        let (changes, _) = diff(&cur, &[("A".to_owned(), None)].into(), &e);
+        assert!(changes.is_empty());
+        assert_eq!(render(Shell::Bash, &changes), "");
+    }
+
+    #[test]
+    fn render_puts_state_last_and_json_uses_null() {
+        let c: Changes =
+            [(STATE_VAR.to_owned(), Some("s".to_owned())), ("Z".to_owned(), None), ("A".to_owned(), Some("it's".to_owned()))].into();
+        let bash = render(Shell::Bash, &c);
+        assert_eq!(bash, format!("export A='it'\\''s';\nunset Z;\nexport {STATE_VAR}='s';\n"));
+        let fish = render(Shell::Fish, &c);
+        assert!(fish.starts_with("set -gx A 'it\\'s';\nset -e -g Z;\n"));
+        let json: serde_json::Value = serde_json::from_str(&render(Shell::Json, &c)).unwrap();
+        assert_eq!(json["Z"], serde_json::Value::Null);
+        assert_eq!(json["A"], "it's");
+    }
+}

@@ -1,0 +1,93 @@
+//! Shell auto-activation on `cd`, direnv-style (`authsome hook`, `authsome export`).
+//!
+//! - [`hook`]: the rc-file snippets for bash, zsh and fish;
+//! - [`export`]: the statements moving the shell to the environment the current
+//!   directory wants, and the no-op check run before every prompt;
+//! - [`state`]: the encoded record the shell keeps of what authsome changed;
+//! - [`locate`]: finding `authsome.toml` by walking up, with `stat` only;
+//! - [`quote`]: per-shell quoting;
+//! - [`activation`]: the seam to project mode (which environment a project wants).
+//!
+//! Both commands run from [`fast_main`], before argument parsing and any other
+//! initialisation, because they run on every prompt.
+
+pub mod activation;
+pub mod export;
+pub mod hook;
+pub mod locate;
+pub mod quote;
+pub mod state;
+
+use std::ffi::OsString;
+
+/// Output dialect of `hook` and `export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shell {
+    /// GNU bash (3.2 and later).
+    Bash,
+    /// zsh.
+    Zsh,
+    /// fish 3.
+    Fish,
+    /// A JSON object of changes, for other tools (`export` only).
+    Json,
+}
+
+impl Shell {
+    /// Parse a shell name as typed on the command line.
+    pub fn parse(name: &str) -> Option<Shell> {
+        match name {
+            "bash" => Some(Shell::Bash),
+            "zsh" => Some(Shell::Zsh),
+            "fish" => Some(Shell::Fish),
+            "json" => Some(Shell::Json),
+            _ => None,
+        }
+    }
+}
+
+/// Handle `authsome hook SHELL` and `authsome export SHELL [--pid N]` straight
+/// from the raw arguments, skipping clap and everything else `main` sets up.
+/// Returns `None` for anything else (including odd spellings of these commands,
+/// which then go through the full parser and its error messages).
+pub fn fast_main(args: &[OsString]) -> Option<i32> {
+    let args: Vec<&str> = args.iter().skip(1).map(|a| a.to_str()).collect::<Option<_>>()?;
+    match args.as_slice() {
+        ["hook", shell] => Some(hook_command(shell)),
+        ["export", shell] => Some(export_command(shell, None)),
+        ["export", shell, "--pid", pid] => Some(export_command(shell, Some(pid.parse().ok()?))),
+        _ => None,
+    }
+}
+
+/// `authsome hook SHELL`: print the snippet; exit 2 for an unknown shell.
+pub fn hook_command(shell: &str) -> i32 {
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("authsome: error: cannot locate the authsome binary: {e}");
+            return crate::error::exit::UNEXPECTED;
+        }
+    };
+    match Shell::parse(shell).and_then(|s| hook::snippet(s, &exe)) {
+        Some(s) => {
+            print!("{s}");
+            0
+        }
+        None => {
+            eprintln!("authsome: error: unsupported shell {shell:?} (expected bash, zsh or fish)");
+            crate::error::exit::BAD_INPUT
+        }
+    }
+}
+
+/// `authsome export SHELL`: print the changes; exit 2 for an unknown shell.
+pub fn export_command(shell: &str, shell_pid: Option<u32>) -> i32 {
+    match Shell::parse(shell) {
+        Some(s) => export::run(s, shell_pid),
+        None => {
+            eprintln!("authsome: error: unsupported shell {shell:?} (expected bash, zsh, fish or json)");
+            crate::error::exit::BAD_INPUT
+        }
+    }
+}
