@@ -1,0 +1,218 @@
+//! `authsome hook` and `authsome export` as black boxes: the snippets, the
+//! statements and their quoting through real shells, the once-only notices,
+//! and the no-op path (nothing printed, nothing but `stat` calls).
+
+mod common;
+
+use common::shell::{apply_json, bin, Sandbox, TRICKY};
+use std::collections::BTreeMap;
+use std::process::Command;
+
+fn wanted() -> BTreeMap<&'static str, &'static str> {
+    [("DISCORD_ACCESS_TOKEN", "authsome-proxy-managed"), ("HTTPS_PROXY", "http://127.0.0.1:9"), ("WEIRD_VALUE", TRICKY)].into()
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn hook_snippets_call_the_binary_by_absolute_path() {
+    let exe = std::fs::canonicalize(bin()).unwrap();
+    for (shell, needle) in [("bash", "PROMPT_COMMAND"), ("zsh", "precmd_functions"), ("fish", "--on-event fish_prompt")] {
+        let o = Command::new(bin()).args(["hook", shell]).env("PATH", "/nonexistent").output().unwrap();
+        assert!(o.status.success(), "{shell}: {}", stderr(&o));
+        let s = stdout(&o);
+        assert!(s.contains(&format!("'{}' export {shell}", exe.display())), "{shell}: {s}");
+        assert!(s.contains(needle), "{shell}: {s}");
+    }
+    let zsh = stdout(&Command::new(bin()).args(["hook", "zsh"]).output().unwrap());
+    assert!(zsh.contains("chpwd_functions"));
+    let fish = stdout(&Command::new(bin()).args(["hook", "fish"]).output().unwrap());
+    assert!(fish.contains("--on-variable PWD"));
+    // The snippets are valid syntax for their shell.
+    for (shell, check) in [("bash", vec!["bash", "-n"]), ("zsh", vec!["zsh", "-n"]), ("fish", vec!["fish", "--no-execute"])] {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), stdout(&Command::new(bin()).args(["hook", shell]).output().unwrap())).unwrap();
+        let o = Command::new(check[0]).args(&check[1..]).arg(file.path()).output().unwrap();
+        assert!(o.status.success(), "{shell} -n: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn unknown_shells_are_bad_input() {
+    for args in [["hook", "json"], ["hook", "tcsh"], ["export", "tcsh"]] {
+        let o = Command::new(bin()).args(args).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(o.stdout.is_empty());
+    }
+    // The same commands through the full parser (a global flag first) behave alike.
+    let o = Command::new(bin()).args(["--quiet", "hook", "tcsh"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let o = Command::new(bin()).args(["--quiet", "hook", "bash"]).output().unwrap();
+    assert!(stdout(&o).contains("_authsome_hook"));
+}
+
+#[test]
+fn outside_any_project_prints_nothing() {
+    let sb = Sandbox::new(&wanted());
+    let o = sb.export("bash", &sb.path("home"), &sb.base_env());
+    assert!(o.status.success());
+    assert_eq!(stdout(&o), "");
+    assert_eq!(stderr(&o), "");
+    assert!(!sb.path("authsome-home").join("run").exists());
+}
+
+#[test]
+fn enter_noop_edit_and_leave() {
+    let sb = Sandbox::new(&wanted());
+    let mut env = sb.base_env();
+    env.insert("HTTPS_PROXY".into(), "http://corp:3128".into());
+    let before = env.clone();
+
+    let o = sb.export("json", &sb.path("proj/sub"), &env);
+    assert!(o.status.success());
+    assert!(stderr(&o).contains("activated"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("authsome login discord"), "missing logins are named: {}", stderr(&o));
+    apply_json(&mut env, &o.stdout);
+    for (k, v) in wanted() {
+        assert_eq!(env.get(k).map(String::as_str), Some(v));
+    }
+
+    // Same directory, nothing changed: nothing at all, on either stream.
+    for dir in ["proj/sub", "proj"] {
+        let o = sb.export("bash", &sb.path(dir), &env);
+        assert_eq!((stdout(&o).as_str(), stderr(&o).as_str()), ("", ""), "no-op in {dir}");
+    }
+
+    // Editing the project file re-evaluates (here: only the state changes).
+    std::fs::write(sb.path("proj/authsome.toml"), "# edited\n").unwrap();
+    let o = sb.export("json", &sb.path("proj"), &env);
+    let changed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(changed.as_object().unwrap().keys().collect::<Vec<_>>(), ["AUTHSOME_SHELL_STATE"]);
+    assert!(!stderr(&o).contains("activated"), "no second activation notice: {}", stderr(&o));
+    apply_json(&mut env, &o.stdout);
+
+    // A changed desired environment is applied without leaving.
+    let mut w2 = wanted();
+    w2.insert("EXTRA_PLACEHOLDER", "authsome-proxy-managed");
+    w2.remove("WEIRD_VALUE");
+    sb.set_wanted(&w2);
+    let o = sb.export("json", &sb.path("proj"), &env);
+    let changed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(changed["EXTRA_PLACEHOLDER"], "authsome-proxy-managed");
+    assert_eq!(changed["WEIRD_VALUE"], serde_json::Value::Null);
+    apply_json(&mut env, &o.stdout);
+
+    // Leaving restores everything, including the pre-existing HTTPS_PROXY.
+    let o = sb.export("json", &sb.root, &env);
+    assert!(stderr(&o).contains("deactivated"));
+    apply_json(&mut env, &o.stdout);
+    assert_eq!(env, before);
+    let o = sb.export("bash", &sb.root, &env);
+    assert_eq!(stdout(&o), "");
+}
+
+#[test]
+fn refused_projects_are_reported_once() {
+    let sb = Sandbox::new(&wanted());
+    for (dir, msg) in [("untrusted", "is not trusted; run `authsome allow`"), ("broken", "authsome.toml:1:1: expected a table")] {
+        let mut env = sb.base_env();
+        let o = sb.export("json", &sb.path(dir), &env);
+        assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+        assert!(stderr(&o).contains(msg), "{}", stderr(&o));
+        apply_json(&mut env, &o.stdout);
+        assert_eq!(env.len(), sb.base_env().len() + 1, "only the state is recorded: {env:?}");
+        let o = sb.export("bash", &sb.path(dir), &env);
+        assert_eq!((stdout(&o).as_str(), stderr(&o).as_str()), ("", ""), "second prompt in {dir}");
+        // Trusting it (here: the stand-in changes) re-evaluates at the next prompt.
+        std::fs::write(sb.path(dir).join("authsome.toml"), "# touched\n").unwrap();
+        let o = sb.export("bash", &sb.path(dir), &env);
+        assert!(stdout(&o).contains("AUTHSOME_SHELL_STATE"));
+    }
+}
+
+#[test]
+fn corrupt_state_is_dropped() {
+    let sb = Sandbox::new(&wanted());
+    let mut env = sb.base_env();
+    env.insert("AUTHSOME_SHELL_STATE".into(), "%%garbage%%".into());
+    let o = sb.export("bash", &sb.root, &env);
+    assert_eq!(stdout(&o), "unset AUTHSOME_SHELL_STATE;\n");
+}
+
+/// Every quoting hazard survives each real shell's evaluation byte for byte.
+#[test]
+fn values_round_trip_through_real_shells() {
+    let sb = Sandbox::new(&wanted());
+    let mut env = sb.base_env();
+    env.insert("WEIRD_VALUE".into(), "previous 'value' with $ and \\".into());
+    let scripts = [
+        (
+            "bash",
+            vec!["bash", "-c"],
+            r#"eval "$("$AUTHSOME_BIN" export bash)"; printf %s "$WEIRD_VALUE"; cd ..; eval "$("$AUTHSOME_BIN" export bash)"; printf '|%s' "$WEIRD_VALUE""#,
+        ),
+        (
+            "zsh",
+            vec!["zsh", "-f", "-c"],
+            r#"eval "$("$AUTHSOME_BIN" export zsh)"; printf %s "$WEIRD_VALUE"; cd ..; eval "$("$AUTHSOME_BIN" export zsh)"; printf '|%s' "$WEIRD_VALUE""#,
+        ),
+        (
+            "fish",
+            vec!["fish", "--no-config", "-c"],
+            r#"$AUTHSOME_BIN export fish | source; printf %s "$WEIRD_VALUE"; cd ..; $AUTHSOME_BIN export fish | source; printf '|%s' "$WEIRD_VALUE""#,
+        ),
+    ];
+    for (name, argv, script) in scripts {
+        let o = Command::new(argv[0])
+            .args(&argv[1..])
+            .arg(script)
+            .current_dir(sb.path("proj"))
+            .env_clear()
+            .envs(&env)
+            .env("AUTHSOME_BIN", bin())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        assert_eq!(stdout(&o), format!("{TRICKY}|previous 'value' with $ and \\"), "{name}");
+    }
+}
+
+/// The no-op path makes no thread (no async runtime), no socket (no daemon),
+/// and opens nothing under the home or the project: only `stat` calls.
+#[test]
+fn noop_path_only_stats() {
+    let sb = Sandbox::new(&wanted());
+    let mut env = sb.base_env();
+    let o = sb.export("json", &sb.path("proj"), &env);
+    apply_json(&mut env, &o.stdout);
+    let trace = sb.path("trace");
+    let o = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=%file,%network,%process", "-o"])
+        .arg(&trace)
+        .args([bin(), "export", "bash"])
+        .current_dir(sb.path("proj/sub"))
+        .env_clear()
+        .envs(&env)
+        .output()
+        .expect("strace is installed");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "");
+    let trace = std::fs::read_to_string(trace).unwrap();
+    let root = sb.root.to_string_lossy().into_owned();
+    for line in trace.lines() {
+        let call = line.split_once(' ').map_or(line, |(_, c)| c.trim_start());
+        assert!(!call.starts_with("clone") && !call.starts_with("socket") && !call.starts_with("connect"), "{call}");
+        if call.contains(&root) {
+            assert!(
+                ["statx(", "newfstatat(", "stat(", "getcwd("].iter().any(|s| call.starts_with(s)),
+                "only stat under the sandbox: {call}"
+            );
+        }
+    }
+    assert!(trace.contains("authsome.toml"), "the project file was stat'ed:\n{trace}");
+}
