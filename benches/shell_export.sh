@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Benchmark of the prompt hook's no-op path: `authsome export bash` against
+# `direnv export bash` (Debian's direnv), same machine, same run, same
+# directories. Fails when authsome's no-op takes more than 60% of direnv's
+# (compared on medians, which other jobs on a shared machine disturb least).
+#
+# Cases:
+#   outside  - a directory with no project file above it, no state;
+#   inside   - a subdirectory of an activated project whose files did not
+#              change (authsome: authsome.toml + AUTHSOME_SHELL_STATE;
+#              direnv: an allowed .envrc already loaded, DIRENV_* set).
+#
+# Needs: cargo, hyperfine, direnv, python3. Usage: benches/shell_export.sh [--runs N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${2:-500}
+
+cargo build --release --quiet
+AUTHSOME="$PWD/target/release/authsome"
+DIRENV="$(command -v direnv)"
+
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$WORK/outside" "$WORK/proj/sub" "$WORK/home" "$WORK/authsome-home" "$WORK/xdg-config" "$WORK/xdg-data"
+export HOME="$WORK/home" XDG_CONFIG_HOME="$WORK/xdg-config" XDG_DATA_HOME="$WORK/xdg-data" AUTHSOME_HOME="$WORK/authsome-home"
+unset AUTHSOME_SHELL_STATE DIRENV_DIFF DIRENV_DIR DIRENV_FILE DIRENV_WATCHES
+
+# The same environment for both tools: a placeholder, proxy and CA variables.
+VARS='{"DISCORD_ACCESS_TOKEN":"authsome-proxy-managed","HTTPS_PROXY":"http://authsome:x@127.0.0.1:41000","SSL_CERT_FILE":"/run/authsome/bundle.pem"}'
+printf '# benchmark project\n' > "$WORK/proj/authsome.toml"
+python3 -c 'import json,sys; print("\n".join(f"export {k}={v!r}" for k,v in json.loads(sys.argv[1]).items()))' "$VARS" > "$WORK/proj/.envrc"
+# Until project mode is wired into the hook, the activation comes from the stand-in file.
+export AUTHSOME_SHELL_STANDIN="$WORK/standin.json"
+python3 -c 'import json,sys; print(json.dumps({sys.argv[1]: {"env": json.loads(sys.argv[2])}}))' "$WORK/proj/authsome.toml" "$VARS" > "$AUTHSOME_SHELL_STANDIN"
+(cd "$WORK/proj" && "$DIRENV" allow . 2>/dev/null)
+
+# Activate both tools once in proj/sub and keep the resulting environment.
+cd "$WORK/proj/sub"
+eval "$("$AUTHSOME" export bash 2>/dev/null)"
+eval "$("$DIRENV" export bash 2>/dev/null)"
+[ -n "${AUTHSOME_SHELL_STATE:-}" ] && [ -n "${DIRENV_DIFF:-}" ] || { echo "activation failed" >&2; exit 1; }
+# Sanity: both are no-ops now.
+[ -z "$("$AUTHSOME" export bash 2>&1)" ] && [ -z "$("$DIRENV" export bash 2>&1)" ] || { echo "not a no-op" >&2; exit 1; }
+
+run_case() {
+  local name=$1 dir=$2
+  (cd "$dir" && hyperfine --shell=none --warmup 50 --runs "$RUNS" --style basic \
+    --export-json "$WORK/$name.json" \
+    -n "authsome export bash ($name)" "$AUTHSOME export bash" \
+    -n "direnv export bash ($name)" "$DIRENV export bash" \
+    -n "true ($name)" "$(command -v true)" >&2)
+}
+run_case inside "$WORK/proj/sub"
+(unset AUTHSOME_SHELL_STATE DIRENV_DIFF DIRENV_DIR DIRENV_FILE DIRENV_WATCHES DISCORD_ACCESS_TOKEN HTTPS_PROXY SSL_CERT_FILE
+ run_case outside "$WORK/outside")
+
+python3 - "$WORK" <<'PY'
+import json, sys, platform, os
+work = sys.argv[1]
+ok = True
+print("| case | authsome export bash: median (mean ± σ) | direnv export bash: median (mean ± σ) | ratio of medians | ratio of means | `true` (process start floor) |")
+print("|---|---|---|---|---|---|")
+for case in ("inside", "outside"):
+    r = json.load(open(f"{work}/{case}.json"))["results"]
+    a, d, t = r[0], r[1], r[2]
+    ratio = a["median"] / d["median"]
+    ok &= ratio <= 0.60
+    f = lambda x: f'{x["median"]*1e3:.2f} ms ({x["mean"]*1e3:.2f} ± {x["stddev"]*1e3:.2f})'
+    print(f"| {case} (no-op) | {f(a)} | {f(d)} | {ratio:.0%} | {a['mean'] / d['mean']:.0%} | {t['median']*1e3:.2f} ms |")
+print(f"\n{os.cpu_count()} CPUs, {platform.platform()}; hyperfine --shell=none, {len(r[0]['times'])} runs each, 50 warm-up runs.")
+if not ok:
+    print("FAIL: authsome's no-op takes more than 60% of direnv's (median)", file=sys.stderr)
+    sys.exit(1)
+PY
