@@ -71,6 +71,7 @@ fn enter_noop_edit_and_leave() {
     let sb = Sandbox::new(&wanted());
     let mut env = sb.base_env();
     env.insert("HTTPS_PROXY".into(), "http://corp:3128".into());
+    env.insert("SSL_CERT_DIR".into(), "/etc/ssl/certs".into());
     let before = env.clone();
 
     let o = sb.export("json", &sb.path("proj/sub"), &env);
@@ -81,6 +82,7 @@ fn enter_noop_edit_and_leave() {
     for (k, v) in wanted() {
         assert_eq!(env.get(k).map(String::as_str), Some(v));
     }
+    assert!(!env.contains_key("SSL_CERT_DIR"));
 
     // Same directory, nothing changed: nothing at all, on either stream.
     for dir in ["proj/sub", "proj"] {

@@ -35,6 +35,7 @@ fn drive(kind: Kind) {
     let mut env = sb.base_env();
     env.insert("HTTPS_PROXY".into(), PRE_PROXY.into());
     env.insert("SSL_CERT_FILE".into(), PRE_CERT.into());
+    env.insert("SSL_CERT_DIR".into(), "/etc/ssl/certs".into());
     let mut sh = Tmux::start(kind, &sb, &sb.root, &env);
     let status = kind.status_var();
 
@@ -56,6 +57,7 @@ fn drive(kind: Kind) {
         assert_eq!(inside.get(k).map(String::as_str), Some(v), "{k} inside the project");
     }
     assert!(inside.contains_key("AUTHSOME_SHELL_STATE"));
+    assert!(!inside.contains_key("SSL_CERT_DIR"), "the project unsets SSL_CERT_DIR");
     sh.send("false");
     assert_eq!(sh.capture(&format!("echo {status}")), b"1\n", "$? inside an active project");
 

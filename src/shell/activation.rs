@@ -9,7 +9,25 @@
 
 use crate::paths::Home;
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+
+/// Variable name → desired value; `None` means the variable must be unset.
+pub type Env = BTreeMap<String, Option<String>>;
+
+/// What the slow path knows when it asks for an activation.
+pub struct Request<'a> {
+    /// The authsome home and profile.
+    pub home: &'a Home,
+    /// The project file found from the shell's directory.
+    pub project_file: &'a Path,
+    /// PID of the shell being activated (given by the hook), if known.
+    pub shell_pid: Option<u32>,
+    /// The shell's environment as it was before any activation (prior values
+    /// restored, the state variable removed): what a project's `NO_PROXY`
+    /// filtering starts from and what a background process should inherit.
+    pub base_env: &'a BTreeMap<OsString, OsString>,
+}
 
 /// What a project asks of the shell.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,8 +35,8 @@ pub enum Activation {
     /// Trusted and usable: set these variables. `notices` are printed once
     /// (for example which `authsome login …` is still missing).
     Active {
-        /// Variable name → value.
-        env: BTreeMap<String, String>,
+        /// Variable name → value (`None`: unset it).
+        env: Env,
         /// Short lines for stderr.
         notices: Vec<String>,
     },
@@ -46,9 +64,9 @@ pub trait Activator {
     /// Files that decide activation whatever the project says (trust store,
     /// provider overrides). Stat'ed before [`Activator::activate`] reads them.
     fn watch(&self, home: &Home) -> Vec<PathBuf>;
-    /// The environment `project_file` wants for the shell `shell_pid` (when known).
+    /// The environment the project wants for the requesting shell.
     /// Must never prompt: the hook runs before every prompt.
-    fn activate(&self, home: &Home, project_file: &Path, shell_pid: Option<u32>) -> Outcome;
+    fn activate(&self, req: &Request) -> Outcome;
     /// The shell `shell_pid` left the project (or it stopped being active).
     fn deactivate(&self, home: &Home, project_file: &Path, shell_pid: Option<u32>);
 }
@@ -77,7 +95,8 @@ impl Activator for StandIn {
         std::env::var_os(STANDIN_VAR).map(PathBuf::from).into_iter().collect()
     }
 
-    fn activate(&self, _home: &Home, project_file: &Path, _shell_pid: Option<u32>) -> Outcome {
+    fn activate(&self, req: &Request) -> Outcome {
+        let project_file = req.project_file;
         let shown = project_file.display();
         let Some(file) = std::env::var_os(STANDIN_VAR).map(PathBuf::from) else {
             let reason = format!("{shown}: project activation is not available in this build");
@@ -98,7 +117,7 @@ impl Activator for StandIn {
                 let env = v
                     .get("env")
                     .and_then(|e| e.as_object())
-                    .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().map(str::to_owned))).collect())
                     .unwrap_or_default();
                 let notices = v
                     .get("notices")

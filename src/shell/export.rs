@@ -7,7 +7,7 @@
 //! when something changed does the slow path ask the [`Activator`] for the
 //! desired environment.
 
-use super::activation::{self, Activation, Activator};
+use super::activation::{self, Activation, Activator, Env, Request};
 use super::locate;
 use super::quote;
 use super::state::{State, Watched, STATE_VAR};
@@ -38,7 +38,7 @@ pub fn is_noop(home: &Home, raw_state: Option<&OsString>, project: Option<&Path>
 ///
 /// A variable leaving the set gets its prior value back (unset if it was unset);
 /// a variable entering it remembers the value it had before any activation.
-pub fn diff(current: &dyn Fn(&str) -> Option<OsString>, old_saved: &Changes, desired: &BTreeMap<String, String>) -> (Changes, Changes) {
+pub fn diff(current: &dyn Fn(&str) -> Option<OsString>, old_saved: &Changes, desired: &Env) -> (Changes, Changes) {
     let base = |k: &str| -> Option<OsString> {
         match old_saved.get(k) {
             Some(prior) => prior.clone().map(OsString::from),
@@ -50,8 +50,8 @@ pub fn diff(current: &dyn Fn(&str) -> Option<OsString>, old_saved: &Changes, des
     for (k, v) in desired {
         let prior = base(k);
         saved.insert(k.clone(), prior.map(|p| p.to_string_lossy().into_owned()));
-        if current(k).as_deref() != Some(std::ffi::OsStr::new(v)) {
-            changes.insert(k.clone(), Some(v.clone()));
+        if current(k).as_deref() != v.as_deref().map(std::ffi::OsStr::new) {
+            changes.insert(k.clone(), v.clone());
         }
     }
     for (k, prior) in old_saved {
@@ -103,6 +103,20 @@ pub fn run(shell: Shell, shell_pid: Option<u32>) -> i32 {
     0
 }
 
+/// The process environment with the prior values of `saved` put back and the
+/// state variable removed: the shell as it was before any activation.
+fn base_env(saved: &Changes) -> BTreeMap<OsString, OsString> {
+    let mut env: BTreeMap<OsString, OsString> = std::env::vars_os().collect();
+    env.remove(std::ffi::OsStr::new(STATE_VAR));
+    for (k, prior) in saved {
+        match prior {
+            Some(v) => env.insert(k.into(), v.into()),
+            None => env.remove(std::ffi::OsStr::new(k)),
+        };
+    }
+    env
+}
+
 /// The slow path: ask the activator about `project`, restore what the previous
 /// state set, and return the changes plus the lines to show on stderr.
 fn reconcile(
@@ -116,12 +130,13 @@ fn reconcile(
     let mut notices = Vec::new();
     let old_saved = state.as_ref().map(|s| s.saved.clone()).unwrap_or_default();
     let was_active = state.as_ref().filter(|s| s.active).map(|s| s.project.clone());
-    let mut desired = BTreeMap::new();
+    let mut desired = Env::new();
     let mut new_state = None;
     if let Some(project) = project {
         let mut watched = vec![Watched::now(project.clone())];
         watched.extend(activator.watch(home).into_iter().map(Watched::now));
-        let outcome = activator.activate(home, &project, shell_pid);
+        let base_env = base_env(&old_saved);
+        let outcome = activator.activate(&Request { home, project_file: &project, shell_pid, base_env: &base_env });
         watched.extend(outcome.watch.into_iter().map(Watched::now));
         let active = match outcome.activation {
             Activation::Active { env, notices: n } => {
@@ -174,27 +189,37 @@ mod tests {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
+    fn want(pairs: &[(&str, &str)]) -> Env {
+        pairs.iter().map(|(k, v)| (k.to_string(), Some(v.to_string()))).collect()
+    }
+
     #[test]
     fn enter_then_leave_restores_exactly() {
         let shell_env = env(&[("HTTPS_PROXY", "http://corp:3128"), ("KEEP", "1")]);
         let cur = |k: &str| shell_env.get(k).map(OsString::from);
-        let want = env(&[("HTTPS_PROXY", "http://127.0.0.1:1"), ("TOKEN", "authsome-proxy-managed")]);
-        let (changes, saved) = diff(&cur, &Changes::new(), &want);
-        assert_eq!(changes.len(), 2);
+        let mut wanted = want(&[("HTTPS_PROXY", "http://127.0.0.1:1"), ("TOKEN", "authsome-proxy-managed")]);
+        wanted.insert("KEEP".into(), None);
+        let (changes, saved) = diff(&cur, &Changes::new(), &wanted);
+        assert_eq!(changes.len(), 3);
+        assert_eq!(changes["KEEP"], None);
+        assert_eq!(saved["KEEP"].as_deref(), Some("1"));
         assert_eq!(saved["HTTPS_PROXY"].as_deref(), Some("http://corp:3128"));
         assert_eq!(saved["TOKEN"], None);
 
         // Apply, then leave.
         let mut after = shell_env.clone();
         for (k, v) in &changes {
-            after.insert(k.clone(), v.clone().unwrap());
+            match v {
+                Some(v) => after.insert(k.clone(), v.clone()),
+                None => after.remove(k),
+            };
         }
         let cur2 = |k: &str| after.get(k).map(OsString::from);
         let (back, saved2) = diff(&cur2, &saved, &BTreeMap::new());
         assert!(saved2.is_empty());
         assert_eq!(back["HTTPS_PROXY"].as_deref(), Some("http://corp:3128"));
         assert_eq!(back["TOKEN"], None);
-        assert!(!back.contains_key("KEEP"));
+        assert_eq!(back["KEEP"].as_deref(), Some("1"));
     }
 
     #[test]
@@ -202,7 +227,7 @@ mod tests {
         let active = env(&[("A", "from-p1"), ("B", "from-p1")]);
         let cur = |k: &str| active.get(k).map(OsString::from);
         let old_saved: Changes = [("A".to_owned(), Some("orig".to_owned())), ("B".to_owned(), None)].into();
-        let (changes, saved) = diff(&cur, &old_saved, &env(&[("A", "from-p2")]));
+        let (changes, saved) = diff(&cur, &old_saved, &want(&[("A", "from-p2")]));
         assert_eq!(changes["A"].as_deref(), Some("from-p2"));
         assert_eq!(changes["B"], None);
         assert_eq!(saved["A"].as_deref(), Some("orig"));
@@ -213,7 +238,7 @@ mod tests {
     fn unchanged_values_emit_nothing() {
         let e = env(&[("A", "1")]);
         let cur = |k: &str| e.get(k).map(OsString::from);
-        let (changes, _) = diff(&cur, &[("A".to_owned(), None)].into(), &e);
+        let (changes, _) = diff(&cur, &[("A".to_owned(), None)].into(), &want(&[("A", "1")]));
         assert!(changes.is_empty());
         assert_eq!(render(Shell::Bash, &changes), "");
     }

@@ -26,8 +26,8 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// Build the sandbox; `proj` wants `wanted`, `untrusted` is not trusted,
-    /// `broken` has an error.
+    /// Build the sandbox; `proj` wants `wanted` (and `SSL_CERT_DIR` unset),
+    /// `proj/nested` wants other values, `untrusted` is not trusted, `broken` has an error.
     pub fn new(wanted: &BTreeMap<&str, &str>) -> Sandbox {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().canonicalize().unwrap();
@@ -46,7 +46,9 @@ impl Sandbox {
     pub fn set_wanted(&self, wanted: &BTreeMap<&str, &str>) {
         let key = |p: &str| self.root.join(p).join("authsome.toml").to_string_lossy().into_owned();
         let mut all = serde_json::Map::new();
-        all.insert(key("proj"), serde_json::json!({"env": wanted, "notices": ["missing login: run `authsome login discord`"]}));
+        let mut env = serde_json::to_value(wanted).unwrap();
+        env["SSL_CERT_DIR"] = serde_json::Value::Null; // the project unsets it
+        all.insert(key("proj"), serde_json::json!({"env": env, "notices": ["missing login: run `authsome login discord`"]}));
         all.insert(key("proj/nested"), serde_json::json!({"env": {"NESTED_ONLY": "n", "HTTPS_PROXY": "http://nested:1"}}));
         all.insert(key("untrusted"), serde_json::json!({"untrusted": true}));
         all.insert(key("broken"), serde_json::json!({"error": "authsome.toml:1:1: expected a table"}));
