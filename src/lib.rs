@@ -5,12 +5,14 @@
 //!
 //! - [`providers`]: provider definitions (bundled, custom, project) and validation;
 //! - [`vault`]: the encrypted per-profile credential store;
+//! - [`daemon`]: the per-project background proxy behind activated shells;
 //! - [`shell`]: shell auto-activation on `cd` (`hook`, `export`);
 //! - [`net`]: outbound connections (resolve overrides, upstream trust, HTTPS client);
 //! - [`cli`]: argument parsing and the commands users type;
 //! - [`paths`], [`fsutil`], [`error`], [`ui`]: shared plumbing.
 
 pub mod cli;
+pub mod daemon;
 pub mod error;
 pub mod fsutil;
 pub mod net;

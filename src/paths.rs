@@ -78,6 +78,10 @@ impl Home {
     pub fn run_dir(&self) -> PathBuf {
         self.root.join("run")
     }
+    /// One directory per project daemon (the shell hook's background proxies).
+    pub fn daemons_dir(&self) -> PathBuf {
+        self.run_dir().join("daemons")
+    }
 }
 
 /// Create `dir` (and parents) with mode 0700 if missing; tighten it if present.

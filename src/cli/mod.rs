@@ -3,6 +3,7 @@
 //! theirs (see [`crate::error::exit`]).
 
 mod connections;
+mod daemon;
 mod doctor;
 mod registry;
 
@@ -84,6 +85,11 @@ pub enum Command {
         #[arg(long, hide = true)]
         pid: Option<u32>,
     },
+    /// Show or stop the per-project background proxies of activated shells.
+    Daemon {
+        #[command(subcommand)]
+        command: daemon::DaemonCommand,
+    },
     /// Print shell completions.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -159,6 +165,7 @@ fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::Doctor => doctor::run(ctx),
         Command::Hook { shell } => Ok(crate::shell::hook_command(&shell)),
         Command::Export { shell, pid } => Ok(crate::shell::export_command(&shell, pid)),
+        Command::Daemon { command } => daemon::run(ctx, command),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "authsome", &mut std::io::stdout());
