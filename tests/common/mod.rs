@@ -1,0 +1,5 @@
+//! Helpers shared by the black-box tests. Each file is one concern; a test
+//! binary uses what it needs.
+#![allow(dead_code)]
+
+pub mod cli;
