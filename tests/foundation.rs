@@ -269,3 +269,60 @@ fn json_errors_are_machine_readable() {
     let v = json(r.stderr.trim());
     assert_eq!(v["error"]["code"], 3);
 }
+
+/// A stand-in `secret-tool` on PATH: stores secrets in a file, or hangs.
+fn fake_keyring(dir: &std::path::Path, hang: bool) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("fakebin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let store = dir.join("keyring.txt");
+    let script = if hang {
+        "#!/bin/sh\nexec sleep 30\n".to_owned()
+    } else {
+        format!(
+            "#!/bin/sh\ncase \"$1\" in\n  lookup) [ -s '{0}' ] && cat '{0}' || exit 1 ;;\n  store) cat > '{0}' ;;\n  *) exit 2 ;;\nesac\n",
+            store.display()
+        )
+    };
+    let tool = bin.join("secret-tool");
+    std::fs::write(&tool, script).unwrap();
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+#[test]
+fn the_os_keyring_is_used_when_it_answers() {
+    let h = Home::with_key_file();
+    let bin = fake_keyring(h.path(), false);
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let run = |args: &[&str], input: Option<&str>| {
+        use std::io::Write;
+        let mut c = h.cmd(args);
+        c.env_remove("AUTHSOME_NO_KEYRING").env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent").env("PATH", &path);
+        c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(input.unwrap_or("").as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert!(run(&["login", "openai"], Some(OPENAI_KEY)).status.success());
+    assert!(h.path().join("keyring.txt").exists(), "the key went to the keyring");
+    assert!(!h.path().join("vault.key").exists(), "no key file when the keyring works");
+    let doctor = String::from_utf8(run(&["doctor"], None).stdout).unwrap();
+    assert!(doctor.contains("OS keyring (via secret-tool)"), "{doctor}");
+    assert_eq!(String::from_utf8(run(&["get", "openai", "--field", "status"], None).stdout).unwrap(), "connected\n");
+}
+
+#[test]
+fn a_hung_keyring_falls_back_to_the_key_file() {
+    let h = Home::with_key_file();
+    let bin = fake_keyring(h.path(), true);
+    let mut c = h.cmd(&["doctor"]);
+    c.env_remove("AUTHSOME_NO_KEYRING")
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent")
+        .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()));
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("key file"), "{stdout}");
+    assert!(h.path().join("vault.key").exists());
+}
