@@ -70,6 +70,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
         run_id,
         audit: Arc::new(crate::audit::FileAudit::new(ctx.home.audit_log())),
         credentials,
+        upstream: proxy::UpstreamSettings::from_env().map_err(Error::bad_input)?,
     };
     let code = rt.block_on(async {
         let handle = proxy::start(options).await?;

@@ -30,6 +30,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
+pub use upstream::UpstreamSettings;
 pub use vault_source::VaultCredentials;
 
 /// A boxed, sendable future (what trait objects return).
@@ -75,6 +76,8 @@ pub struct ProxyOptions {
     /// Where to keep the combined CA bundle (system roots + run CAs), mode
     /// 0600, rewritten atomically when a CA is added and removed on shutdown.
     pub bundle_path: Option<PathBuf>,
+    /// Upstream name overrides and trust (usually [`UpstreamSettings::from_env`]).
+    pub upstream: UpstreamSettings,
 }
 
 /// A fresh random run identifier (16 hex digits).
@@ -192,8 +195,8 @@ pub struct ProxyHandle {
 
 /// Start a proxy on `127.0.0.1:0`. Must be called inside a tokio runtime.
 pub async fn start(options: ProxyOptions) -> Result<ProxyHandle> {
-    let resolver = crate::net::Resolver::from_env().map_err(Error::bad_input)?;
-    let upstream = upstream::Upstream::from_env(resolver.clone()).map_err(Error::bad_input)?;
+    let resolver = options.upstream.resolver.clone();
+    let upstream = upstream::Upstream::new(&options.upstream);
     let cas = ca::CaSet::default();
     cas.cover(&constraints_of(&options.routes)).map_err(Error::other)?;
     let bundle = match options.bundle_path {

@@ -20,6 +20,22 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+/// How upstream servers are reached: name overrides and trusted roots.
+#[derive(Clone)]
+pub struct UpstreamSettings {
+    /// `AUTHSOME_RESOLVE`-style overrides.
+    pub resolver: Resolver,
+    /// Roots trusted for upstream certificates (never a run CA).
+    pub roots: Arc<rustls::RootCertStore>,
+}
+
+impl UpstreamSettings {
+    /// `AUTHSOME_RESOLVE`, system roots and `AUTHSOME_UPSTREAM_CA`.
+    pub fn from_env() -> Result<UpstreamSettings, String> {
+        Ok(UpstreamSettings { resolver: Resolver::from_env()?, roots: crate::net::tls::upstream_roots()? })
+    }
+}
+
 /// The clients used to reach upstream servers.
 #[derive(Clone)]
 pub struct Upstream {
@@ -30,17 +46,17 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// Clients trusting the upstream roots of the environment.
-    pub fn from_env(resolver: Resolver) -> Result<Upstream, String> {
-        let roots = crate::net::tls::upstream_roots()?;
-        let both = crate::net::tls::client_config(roots.clone(), &[b"h2", b"http/1.1"]);
-        let h1 = crate::net::tls::client_config(roots, &[b"http/1.1"]);
+    /// Clients for `settings`.
+    pub fn new(settings: &UpstreamSettings) -> Upstream {
+        let resolver = &settings.resolver;
+        let both = crate::net::tls::client_config(settings.roots.clone(), &[b"h2", b"http/1.1"]);
+        let h1 = crate::net::tls::client_config(settings.roots.clone(), &[b"http/1.1"]);
         let build = |tls| {
             Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(90))
                 .build(Connector { resolver: Arc::new(resolver.clone()), tls })
         };
-        Ok(Upstream { pooled: build(both), h1: build(h1) })
+        Upstream { pooled: build(both), h1: build(h1) }
     }
 }
 
