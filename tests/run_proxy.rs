@@ -255,3 +255,37 @@ fn nothing_of_the_run_remains_afterwards() {
     assert!(w.run_dir_files().is_empty(), "{:?}", w.run_dir_files());
     assert_eq!(w.audit().len(), 1);
 }
+
+#[test]
+fn log_shows_the_audit_events() {
+    let w = World::new();
+    for path in ["/one", "/two?secret=1"] {
+        let out = w.run(&["run", "--", "curl", "-sS", "-f", "-o", "/dev/null", &format!("https://api.acme.test{path}")]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let out = w.run(&["log", "--json", "-n", "1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let events: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["path"], "/two");
+    assert_eq!(events[0]["action"], "inject");
+    let out = w.run(&["log"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("acme/default") && table.contains("api.acme.test/one") && table.contains("api.acme.test/two"), "{table}");
+    assert!(!table.contains("secret"), "{table}");
+    assert_no_secrets(&out);
+}
+
+#[test]
+fn run_without_any_connection_still_runs_the_command_and_creates_no_key() {
+    let home = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_authsome"))
+        .args(["run", "--", "sh", "-c", "test -n \"$HTTPS_PROXY\" && test -s \"$SSL_CERT_FILE\" && echo proxied"])
+        .env("AUTHSOME_HOME", home.path())
+        .env_remove("AUTHSOME_VAULT_KEY")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "proxied\n");
+    assert!(!home.path().join("vault.key").exists());
+}

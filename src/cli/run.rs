@@ -56,7 +56,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
     for note in proxy::uninterceptable(&routes) {
         ctx.ui.warn(note);
     }
-    let credentials = Arc::new(VaultCredentials::new(&ctx.home)?);
+    let credentials = Arc::new(VaultCredentials::new(&ctx.home));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

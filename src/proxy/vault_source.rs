@@ -5,23 +5,34 @@ use super::{BoxFuture, CredentialSource};
 use crate::paths::Home;
 use crate::providers::{AuthType, Provider};
 use crate::vault::{Connection, Secret, Status, Vault};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Credentials from the encrypted vault of one profile.
 pub struct VaultCredentials {
     home: Home,
-    vault: Arc<Vault>,
+    vault: Mutex<Option<Arc<Vault>>>,
 }
 
 impl VaultCredentials {
-    /// Open the profile's vault (resolving its key once).
-    pub fn new(home: &Home) -> crate::Result<VaultCredentials> {
-        Ok(VaultCredentials { home: home.clone(), vault: Arc::new(Vault::open(home)?) })
+    /// A source for the profile of `home`. The vault (and its key) is opened
+    /// at the first injection, so a run that injects nothing never creates a key.
+    pub fn new(home: &Home) -> VaultCredentials {
+        VaultCredentials { home: home.clone(), vault: Mutex::new(None) }
+    }
+
+    fn vault(&self) -> Result<Arc<Vault>, String> {
+        let mut guard = self.vault.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = guard.as_ref() {
+            return Ok(v.clone());
+        }
+        let v = Arc::new(Vault::open(&self.home).map_err(|e| e.message)?);
+        *guard = Some(v.clone());
+        Ok(v)
     }
 
     /// The stored connection, as the vault holds it now.
     async fn stored(&self, provider: &str, connection: &str) -> Result<Option<Connection>, String> {
-        let vault = self.vault.clone();
+        let vault = self.vault()?;
         let (provider, connection) = (provider.to_owned(), connection.to_owned());
         tokio::task::spawn_blocking(move || vault.load().map(|d| d.connection(&provider, Some(&connection)).cloned()))
             .await
@@ -36,7 +47,6 @@ impl VaultCredentials {
     /// (it refreshes within 300 s of expiry under the cross-process lock), keeping
     /// `Ok(None)` for "no such connection" if `ensure_fresh` reports exit code 3.
     async fn fresh_oauth(&self, provider: &Provider, connection: &str) -> Result<Option<Connection>, String> {
-        let _ = &self.home;
         self.stored(provider.name(), connection).await
     }
 }

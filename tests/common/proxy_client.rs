@@ -115,6 +115,7 @@ pub async fn get(
     for (n, v) in headers {
         b = b.header(*n, *v);
     }
+    sender.ready().await.unwrap();
     let resp = sender.send_request(b.body(Empty::new()).unwrap()).await.unwrap();
     let status = resp.status().as_u16();
     (status, resp.into_body().collect().await.unwrap().to_bytes())
