@@ -289,3 +289,23 @@ fn run_without_any_connection_still_runs_the_command_and_creates_no_key() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "proxied\n");
     assert!(!home.path().join("vault.key").exists());
 }
+
+#[test]
+fn ctrl_c_reaches_the_child_and_authsome_reports_its_exit() {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let w = World::new();
+    // Own process group, like a job in an interactive shell: the terminal's
+    // Ctrl-C is a SIGINT to the whole foreground group.
+    let mut child = w
+        .cmd(&["run", "--", "sh", "-c", "trap 'echo got-int; exit 3' INT; echo ready; while :; do sleep 0.05; done"])
+        .stdout(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    assert_eq!(lines.next().unwrap().unwrap(), "got-int");
+    assert_eq!(child.wait().unwrap().code(), Some(3), "authsome survives Ctrl-C and returns the child's code");
+}
