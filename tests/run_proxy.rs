@@ -218,6 +218,10 @@ fn exit_codes_follow_the_child() {
     assert_eq!(out.status.code(), Some(127));
     assert!(String::from_utf8_lossy(&out.stderr).contains("command not found: definitely-not-a-command-authsome"), "{}", text(&out));
     assert!(w.run_dir_files().is_empty());
+    // argv[0] stays what the user typed (multi-call binaries depend on it).
+    let out = w.run(&["run", "--", "ls", "/nonexistent-authsome-path"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("ls: "), "{}", text(&out));
 }
 
 #[test]

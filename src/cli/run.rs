@@ -74,7 +74,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
     };
     let code = rt.block_on(async {
         let handle = proxy::start(options).await?;
-        crate::runner::run_behind(handle, &program, &a.cmd[1..]).await
+        crate::runner::run_behind(handle, &program, &a.cmd).await
     });
     rt.shutdown_background();
     code

@@ -21,9 +21,10 @@ pub fn resolve_program(program: &OsString) -> Result<PathBuf> {
     which::which(program).map_err(|_| Error { code: NOT_FOUND, message: format!("command not found: {}", program.to_string_lossy()) })
 }
 
-/// Spawn `program args…` with exactly `envs`, wait for it while forwarding
-/// signals, and return its exit code. Must run inside a tokio runtime.
-pub async fn spawn_and_wait(program: &std::path::Path, args: &[OsString], envs: Vec<(OsString, OsString)>) -> Result<i32> {
+/// Spawn `program` (argv[0] kept as `arg0`, as the user typed it) with `args`
+/// and exactly `envs`, wait for it while forwarding signals, and return its
+/// exit code. Must run inside a tokio runtime.
+pub async fn spawn_and_wait(program: &std::path::Path, arg0: &OsString, args: &[OsString], envs: Vec<(OsString, OsString)>) -> Result<i32> {
     use tokio::signal::unix::{signal, SignalKind};
     // Handlers first: from here on these signals cannot kill authsome. They are
     // caught (not ignored), so the child starts with default dispositions.
@@ -32,6 +33,7 @@ pub async fn spawn_and_wait(program: &std::path::Path, args: &[OsString], envs: 
     let mut int = signal(SignalKind::interrupt())?;
     let mut quit = signal(SignalKind::quit())?;
     let mut child = tokio::process::Command::new(program)
+        .arg0(arg0)
         .args(args)
         .env_clear()
         .envs(envs)
@@ -62,12 +64,12 @@ pub fn exit_code(status: std::process::ExitStatus) -> i32 {
     status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(1)
 }
 
-/// Run `cmd` behind `proxy` (already started for `routes`) and stop the proxy
-/// afterwards, removing its bundle file whatever happened.
-pub async fn run_behind(proxy: ProxyHandle, program: &std::path::Path, args: &[OsString]) -> Result<i32> {
+/// Run `cmd` (whose program was resolved to `program`) behind `proxy` and stop
+/// the proxy afterwards, removing its bundle file whatever happened.
+pub async fn run_behind(proxy: ProxyHandle, program: &std::path::Path, cmd: &[OsString]) -> Result<i32> {
     let bundle = proxy.bundle_path().map(|p| p.to_owned()).ok_or_else(|| Error::other("the proxy has no CA bundle file"))?;
     let envs = env::child_env(std::env::vars_os(), &proxy.routes(), &proxy.url(), &bundle);
-    let result = spawn_and_wait(program, args, envs).await;
+    let result = spawn_and_wait(program, &cmd[0], &cmd[1..], envs).await;
     proxy.shutdown().await;
     result
 }
