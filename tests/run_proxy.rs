@@ -225,19 +225,18 @@ fn exit_codes_follow_the_child() {
 }
 
 #[test]
-fn sigterm_to_authsome_reaches_the_child() {
+fn sigterm_and_sighup_to_authsome_reach_the_child() {
     use std::io::BufRead;
     let w = World::new();
-    let mut child = w
-        .cmd(&["run", "--", "sh", "-c", "trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 0.05; done"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    assert_eq!(lines.next().unwrap().unwrap(), "ready");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
-    assert_eq!(lines.next().unwrap().unwrap(), "got-term");
-    assert_eq!(child.wait().unwrap().code(), Some(42));
+    for (sig, name) in [(nix::sys::signal::Signal::SIGTERM, "TERM"), (nix::sys::signal::Signal::SIGHUP, "HUP")] {
+        let script = format!("trap 'echo got-{name}; exit 42' {name}; echo ready; while :; do sleep 0.05; done");
+        let mut child = w.cmd(&["run", "--", "sh", "-c", &script]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        assert_eq!(lines.next().unwrap().unwrap(), "ready");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+        assert_eq!(lines.next().unwrap().unwrap(), format!("got-{name}"));
+        assert_eq!(child.wait().unwrap().code(), Some(42));
+    }
 }
 
 #[test]
