@@ -129,8 +129,10 @@ fn set_routes_adds_a_ca_for_new_hosts_and_rewrites_the_bundle() {
         assert_eq!(status, 200);
         let seen = s.echo.seen();
         assert_eq!(seen.last().unwrap().header("authorization"), vec!["Bearer octo-token".to_owned()]);
+        let addr = handle.addr();
         handle.shutdown().await;
         assert!(!bundle.exists(), "the bundle is removed on shutdown");
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the port is closed on shutdown");
     });
 }
 

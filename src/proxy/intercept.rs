@@ -165,9 +165,14 @@ async fn forward(shared: &Shared, mut parts: http::request::Parts, body: Incomin
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(client_side) = client_upgrade {
             let upstream_side = hyper::upgrade::on(&mut resp);
+            let mut stop = shared.stopped.clone();
             tokio::spawn(async move {
                 if let (Ok(a), Ok(b)) = (client_side.await, upstream_side.await) {
-                    let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(a), &mut TokioIo::new(b)).await;
+                    let (mut a, mut b) = (TokioIo::new(a), TokioIo::new(b));
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut a, &mut b) => {}
+                        _ = stop.changed() => {}
+                    }
                 }
             });
         }

@@ -165,6 +165,9 @@ pub(crate) struct Shared {
     auth: ProxyAuth,
     upstream: upstream::Upstream,
     resolver: crate::net::Resolver,
+    /// Turns true when the proxy stops; long-lived tasks (tunnels, WebSocket
+    /// splices) watch it so nothing outlives [`ProxyHandle::shutdown`].
+    stopped: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Shared {
@@ -210,6 +213,7 @@ pub async fn start(options: ProxyOptions) -> Result<ProxyHandle> {
     let listener =
         tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| Error::other(format!("cannot listen on loopback: {e}")))?;
     let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let shared = Arc::new(Shared {
         routes: RwLock::new(Arc::new(options.routes)),
         cas,
@@ -221,8 +225,8 @@ pub async fn start(options: ProxyOptions) -> Result<ProxyHandle> {
         auth: ProxyAuth::random(),
         upstream,
         resolver,
+        stopped: stopped.clone(),
     });
-    let (stop, stopped) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(server::serve(listener, shared.clone(), stopped));
     Ok(ProxyHandle { addr, shared, stop, task: Some(task) })
 }
