@@ -8,9 +8,11 @@
 //! - [`daemon`]: the per-project background proxy behind activated shells;
 //! - [`shell`]: shell auto-activation on `cd` (`hook`, `export`);
 //! - [`net`]: outbound connections (resolve overrides, upstream trust, HTTPS client);
+//! - [`proxy`], [`runner`], [`audit`]: the injecting proxy, `authsome run`, and its audit log;
 //! - [`cli`]: argument parsing and the commands users type;
 //! - [`paths`], [`fsutil`], [`error`], [`ui`]: shared plumbing.
 
+pub mod audit;
 pub mod cli;
 pub mod daemon;
 pub mod error;
@@ -18,6 +20,8 @@ pub mod fsutil;
 pub mod net;
 pub mod paths;
 pub mod providers;
+pub mod proxy;
+pub mod runner;
 pub mod shell;
 pub mod ui;
 pub mod vault;

@@ -6,6 +6,7 @@ mod connections;
 mod daemon;
 mod doctor;
 mod registry;
+mod run;
 
 use crate::error::{Error, Result};
 use crate::paths::Home;
@@ -70,6 +71,10 @@ pub enum Command {
         /// Provider name.
         provider: String,
     },
+    /// Run CMD behind the injecting proxy for every connected provider.
+    Run(run::RunArgs),
+    /// Show the audit log of injections and refusals.
+    Log(run::LogArgs),
     /// Check the home layout, permissions, key source and vault.
     Doctor,
     /// Print the rc-file snippet that activates projects on `cd` (bash, zsh, fish).
@@ -162,6 +167,8 @@ fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::Inspect { provider } => registry::inspect(ctx, &provider),
         Command::Register { file, force } => registry::register(ctx, &file, force),
         Command::Remove { provider } => registry::remove(ctx, &provider),
+        Command::Run(a) => run::run(ctx, a),
+        Command::Log(a) => run::log(ctx, a),
         Command::Doctor => doctor::run(ctx),
         Command::Hook { shell } => Ok(crate::shell::hook_command(&shell)),
         Command::Export { shell, pid } => Ok(crate::shell::export_command(&shell, pid)),

@@ -1,6 +1,9 @@
-//! Helpers shared by the black-box tests. Each file is one concern; a test
-//! binary uses what it needs.
+//! Helpers shared by the black-box tests, one file per area; a test binary
+//! uses what it needs.
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod echo;
+pub mod proxy;
+pub mod proxy_client;
 pub mod shell;
