@@ -12,8 +12,10 @@
 //! - `ca.pem`: the combined CA bundle its clients trust;
 //! - `daemon.log`: its stderr.
 //!
-//! [`spawn`] starts or reuses it (the hook's slow path).
+//! [`spawn`] starts or reuses it (the hook's slow path), [`serve`] is the
+//! daemon itself.
 
+pub mod serve;
 pub mod shells;
 pub mod spawn;
 
