@@ -36,7 +36,7 @@ fn drive(kind: Kind) {
     env.insert("HTTPS_PROXY".into(), PRE_PROXY.into());
     env.insert("SSL_CERT_FILE".into(), PRE_CERT.into());
     env.insert("SSL_CERT_DIR".into(), "/etc/ssl/certs".into());
-    let mut sh = Tmux::start(kind, &sb, &sb.root, &env);
+    let mut sh = Tmux::start(kind, &sb.root, &sb.root, &env);
     let status = kind.status_var();
 
     let before = sh.env();
@@ -131,7 +131,7 @@ fn bash_keeps_user_prompt_command() {
     for kind in [Kind::BashString, Kind::BashArray] {
         let sb = Sandbox::new(&wanted());
         let env = sb.base_env();
-        let mut sh = Tmux::start(kind, &sb, &sb.root, &env);
+        let mut sh = Tmux::start(kind, &sb.root, &sb.root, &env);
         sh.send("true");
         let pc = sh.capture("declare -p PROMPT_COMMAND");
         let pc = String::from_utf8_lossy(&pc);

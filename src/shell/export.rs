@@ -94,6 +94,8 @@ pub fn run(shell: Shell, shell_pid: Option<u32>) -> i32 {
         return 0;
     }
     let state = raw.as_ref().and_then(|r| r.to_str()).and_then(State::decode);
+    // Without --pid (another tool calling `export json`), the caller is the shell.
+    let shell_pid = shell_pid.or_else(|| u32::try_from(nix::unistd::getppid().as_raw()).ok());
     let activator = activation::current();
     let (changes, notices) = reconcile(&*activator, &home, shell_pid, raw.is_some(), state, project);
     for n in notices {

@@ -144,11 +144,11 @@ pub struct Tmux {
 
 impl Tmux {
     /// Start `kind` in `cwd` with exactly `env`, the authsome hook installed from its rc file.
-    pub fn start(kind: Kind, sb: &Sandbox, cwd: &Path, env: &BTreeMap<String, String>) -> Tmux {
+    pub fn start(kind: Kind, root: &Path, cwd: &Path, env: &BTreeMap<String, String>) -> Tmux {
         static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let socket = format!("authsome-test-{}-{n}", std::process::id());
-        let work = sb.path(&format!("tmux-{n}"));
+        let work = root.join(format!("tmux-{n}"));
         std::fs::create_dir_all(&work).unwrap();
         let ready = work.join("ready");
         let exe = bin();
