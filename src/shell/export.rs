@@ -119,6 +119,17 @@ fn base_env(saved: &Changes) -> BTreeMap<OsString, OsString> {
     env
 }
 
+/// Make this process's environment `base` (it was `current`). The export
+/// process is single-threaded, so changing its environment is sound.
+fn restore_process_env(current: &BTreeMap<OsString, OsString>, base: &BTreeMap<OsString, OsString>) {
+    for k in current.keys().filter(|k| !base.contains_key(*k)) {
+        std::env::remove_var(k);
+    }
+    for (k, v) in base.iter().filter(|(k, v)| current.get(*k) != Some(v)) {
+        std::env::set_var(k, v);
+    }
+}
+
 /// The slow path: ask the activator about `project`, restore what the previous
 /// state set, and return the changes plus the lines to show on stderr.
 fn reconcile(
@@ -132,12 +143,16 @@ fn reconcile(
     let mut notices = Vec::new();
     let old_saved = state.as_ref().map(|s| s.saved.clone()).unwrap_or_default();
     let was_active = state.as_ref().filter(|s| s.active).map(|s| s.project.clone());
+    let shell_env: BTreeMap<OsString, OsString> = std::env::vars_os().collect();
+    // From here on this process sees the shell as it was before any activation,
+    // so the vault key, proxy settings etc. are the user's, not the project's.
+    let base_env = base_env(&old_saved);
+    restore_process_env(&shell_env, &base_env);
     let mut desired = Env::new();
     let mut new_state = None;
     if let Some(project) = project {
         let mut watched = vec![Watched::now(project.clone())];
         watched.extend(activator.watch(home).into_iter().map(Watched::now));
-        let base_env = base_env(&old_saved);
         let outcome = activator.activate(&Request { home, project_file: &project, shell_pid, base_env: &base_env });
         watched.extend(outcome.watch.into_iter().map(Watched::now));
         let active = match outcome.activation {
@@ -169,7 +184,7 @@ fn reconcile(
             notices.push(format!("deactivated {}", old.display()));
         }
     }
-    let (mut changes, saved) = diff(&|k| std::env::var_os(k), &old_saved, &desired);
+    let (mut changes, saved) = diff(&|k| shell_env.get(std::ffi::OsStr::new(k)).cloned(), &old_saved, &desired);
     match new_state {
         Some(mut s) => {
             s.saved = saved;
