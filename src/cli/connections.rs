@@ -284,15 +284,22 @@ pub fn refresh(ctx: &Ctx, a: RefreshArgs) -> Result<i32> {
 /// Store an API key read from piped stdin, entered in the local form when a
 /// browser is available, or typed at a hidden prompt.
 fn login_api_key(ctx: &Ctx, provider: &Provider, a: &LoginArgs) -> Result<i32> {
-    let key = if !std::io::stdin().is_terminal() {
+    let piped = if std::io::stdin().is_terminal() {
+        None
+    } else {
         let mut s = String::new();
         std::io::stdin().read_to_string(&mut s).map_err(|e| Error::bad_input(format!("cannot read the key from standard input: {e}")))?;
-        validate_key(provider, s.trim().to_owned())?
-    } else {
-        let p = provider.clone();
-        let validate: crate::oauth::server::KeyValidator =
-            std::sync::Arc::new(move |k: &str| validate_key(&p, k.to_owned()).map_err(|e| e.message));
-        crate::oauth::login::api_key_interactive(&ctx.ui, provider, a.no_browser, validate)?
+        Some(s.trim().to_owned())
+    };
+    // A key on standard input wins; with nothing piped (e.g. </dev/null) the form or prompt asks.
+    let key = match piped {
+        Some(k) if !k.is_empty() || !crate::oauth::browser::Opener::detect(a.no_browser).available() => validate_key(provider, k)?,
+        _ => {
+            let p = provider.clone();
+            let validate: crate::oauth::server::KeyValidator =
+                std::sync::Arc::new(move |k: &str| validate_key(&p, k.to_owned()).map_err(|e| e.message));
+            crate::oauth::login::api_key_interactive(&ctx.ui, provider, a.no_browser, validate)?
+        }
     };
     store_connection(ctx, Connection::api_key(provider.name(), a.target.connection.as_deref().unwrap_or("default"), key))
 }
