@@ -44,7 +44,7 @@ fn discord_plain_code_flow_sends_no_code_challenge_and_stores_granted_scopes() {
     assert_eq!(tokens.len(), 1);
     assert!(!tokens[0].form.contains_key("code_verifier"));
 
-    let log = env.browser_log();
+    let log = env.wait_browser_log(2);
     assert_eq!(log[0]["kind"], "client_form", "{log:?}");
     assert_eq!(log[0]["shown"]["redirect_uri"], true);
     assert_eq!(log[1]["kind"], "authorize");
@@ -60,7 +60,7 @@ fn discord_plain_code_flow_sends_no_code_challenge_and_stores_granted_scopes() {
     assert_eq!(data.clients["discord"].client_id, fake.config().client_id);
     let again = env.run(&["login", "discord", "--connection", "work", "--scopes", "identify"], None);
     assert_eq!(again.code, 0, "{}", again.all());
-    let log = env.browser_log();
+    let log = env.wait_browser_log(3);
     assert_eq!(log.len(), 3, "no second client form: {log:?}");
     assert_eq!(fake.requests_to("authorize")[1].query["scope"], "identify");
     assert_eq!(status(&env, "discord"), "connected");
@@ -104,7 +104,7 @@ fn wrong_state_is_refused_before_any_token_request() {
     assert_eq!(out.code, 4, "{}", out.all());
     assert!(out.stderr.contains("state does not match"), "{}", out.all());
     assert!(fake.requests_to("token").is_empty(), "a code with a wrong state must never be exchanged");
-    assert_eq!(env.browser_log()[1]["heading"], "Discord login failed");
+    assert_eq!(env.wait_browser_log(2)[1]["heading"], "Discord login failed");
     // Nothing stored: neither a connection nor the unproven client credentials.
     assert!(env.vault().connections.is_empty() && env.vault().clients.is_empty());
     assert_no_secrets(&fake.secrets(), &[&out]);
@@ -293,8 +293,9 @@ fn api_key_form_stores_a_valid_key() {
     env.use_fake_browser(serde_json::json!({"api_key": key}));
     let out = env.run(&["login", "openai"], None);
     assert_eq!(out.code, 0, "{}", out.all());
-    assert_eq!(env.browser_log()[0]["kind"], "api_key_form");
-    assert_eq!(env.browser_log()[0]["heading"], "OpenAI API key saved");
+    let log = env.wait_browser_log(1);
+    assert_eq!(log[0]["kind"], "api_key_form");
+    assert_eq!(log[0]["heading"], "OpenAI API key saved");
     assert_eq!(env.vault().connection("openai", None).unwrap().api_key.as_ref().unwrap().expose(), key);
     assert!(!out.stdout.contains(&key) && !out.stderr.contains(&key));
 }

@@ -206,7 +206,8 @@ pub fn login(ctx: &Ctx, a: LoginArgs) -> Result<i32> {
                 let data = snapshot(ctx)?;
                 if let Some(c) = data.connection(provider.name(), Some(&name)) {
                     let wanted = a.scopes.clone().unwrap_or_default();
-                    if c.status == crate::vault::Status::Connected && wanted.iter().all(|s| c.scopes.contains(s)) {
+                    let usable = c.refresh_token.is_some() || c.expires_at.is_none_or(|e| e > crate::fsutil::now_unix());
+                    if c.status == crate::vault::Status::Connected && usable && wanted.iter().all(|s| c.scopes.contains(s)) {
                         ctx.ui.info(format_args!("{} ({name}) is already connected; pass --force to log in again", provider.def.title()));
                         if ctx.ui.json {
                             ctx.ui.print_json(&serde_json::json!({"provider": c.provider, "connection": c.name, "status": "connected"}));

@@ -82,7 +82,8 @@ pub async fn refresh_connection(
     // Inside the lock: the record may have changed while we waited.
     let conn = find(&vault.load()?)?;
     let now = now_unix();
-    if conn.access_token != before.access_token && !needs_refresh(&conn, now) {
+    // Someone refreshed while we waited: use their token rather than spending theirs again.
+    if conn.access_token != before.access_token && conn.status == Status::Connected && conn.expires_at.is_none_or(|e| e > now) {
         return Ok((conn, RefreshOutcome::RefreshedElsewhere));
     }
     if !force && !needs_refresh(&conn, now) {

@@ -87,6 +87,19 @@ impl LoginEnv {
             .collect()
     }
 
+    /// The browser log once it holds at least `n` visits: the BROWSER helper
+    /// writes its entry after the page arrived, possibly after authsome exited.
+    pub fn wait_browser_log(&self, n: usize) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let log = self.browser_log();
+            if log.len() >= n || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Set a variable for every later run.
     pub fn set(&mut self, k: &str, v: &str) {
         self.vars.retain(|(n, _)| n != k);
