@@ -138,6 +138,7 @@ fn busy_callback_port_explains_what_to_do() {
     let out = env.run(&["login", "discord"], None);
     assert_eq!(out.code, 4, "{}", out.all());
     assert!(out.stderr.contains("already in use") && out.stderr.contains("AUTHSOME_CALLBACK_ADDR"), "{}", out.all());
+    assert!(out.stderr.contains("by process"), "names what holds the port: {}", out.all());
     assert!(fake.requests().is_empty());
 }
 
@@ -287,15 +288,35 @@ fn logout_revokes_access_then_refresh_token_and_deletes_even_on_failure() {
 }
 
 #[test]
-fn api_key_form_stores_a_valid_key() {
+fn api_key_form_rejects_a_bad_key_with_the_hint_then_stores_a_valid_one() {
+    let mut env = LoginEnv::new();
+    let key = format!("sk-{}", common::fake_as::rand_token());
+    let bad = format!("pk-{}", common::fake_as::rand_token());
+    env.use_fake_browser(serde_json::json!({"api_key": key, "bad_api_key": bad}));
+    let out = env.run(&["login", "openai"], None);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let log = env.wait_browser_log(2);
+    assert_eq!(log[0]["kind"], "api_key_rejected");
+    assert!(log[0]["error"].as_str().unwrap().contains("start with"), "{log:?}");
+    assert_eq!(log[0]["hint"], true);
+    assert_eq!(log[0]["echoed"], false, "a rejected key is never echoed back");
+    assert_eq!(log[1]["kind"], "api_key_form");
+    assert_eq!(log[1]["shown"]["masked"], true);
+    assert_eq!(log[1]["heading"], "OpenAI API key saved");
+    assert_eq!(env.vault().connection("openai", None).unwrap().api_key.as_ref().unwrap().expose(), key);
+    let secrets = vec![key, bad];
+    assert_no_secrets(&secrets, &[&out]);
+}
+
+#[test]
+fn the_browser_never_inherits_the_vault_key() {
     let mut env = LoginEnv::new();
     let key = format!("sk-{}", common::fake_as::rand_token());
     env.use_fake_browser(serde_json::json!({"api_key": key}));
+    env.set("AUTHSOME_VAULT_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
     let out = env.run(&["login", "openai"], None);
     assert_eq!(out.code, 0, "{}", out.all());
-    let log = env.wait_browser_log(1);
-    assert_eq!(log[0]["kind"], "api_key_form");
-    assert_eq!(log[0]["heading"], "OpenAI API key saved");
-    assert_eq!(env.vault().connection("openai", None).unwrap().api_key.as_ref().unwrap().expose(), key);
-    assert!(!out.stdout.contains(&key) && !out.stderr.contains(&key));
+    assert_eq!(env.wait_browser_log(1)[0]["shown"]["vault_key_in_env"], false);
+    let status = env.run(&["get", "openai", "--field", "status"], None);
+    assert_eq!(status.stdout.trim(), "connected", "{}", status.all());
 }

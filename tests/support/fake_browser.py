@@ -57,9 +57,17 @@ def main():
             kind = "client_form"
         else:
             action = "/apikey"
+            if "bad_api_key" in answers:
+                # A key that fails the pattern: the form comes back with the hint and an error.
+                st, _, again = fetch(urllib.parse.urljoin(url, action),
+                                     urllib.parse.urlencode({"nonce": nonce, "api_key": answers["bad_api_key"]}).encode())
+                err = re.search(r'id="error">(.*?)</p>', again, re.S)
+                log({"kind": "api_key_rejected", "status": st, "error": err.group(1) if err else None,
+                     "hint": 'id="hint"' in again, "echoed": answers["bad_api_key"] in again})
             fields = {"nonce": nonce, "api_key": answers["api_key"]}
             kind = "api_key_form"
-        shown = {"redirect_uri": "/auth/callback/oauth" in html, "docs": "developers" in html or "href=" in html}
+        shown = {"redirect_uri": "/auth/callback/oauth" in html, "docs": "developers" in html or "href=" in html,
+                 "masked": 'type="password"' in html, "vault_key_in_env": "AUTHSOME_VAULT_KEY" in os.environ}
         status, _, html = fetch(urllib.parse.urljoin(url, action), urllib.parse.urlencode(fields).encode())
         log({"kind": kind, "status": status, "heading": heading(html), "shown": shown})
         return
