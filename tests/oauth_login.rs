@@ -320,3 +320,38 @@ fn the_browser_never_inherits_the_vault_key() {
     let status = env.run(&["get", "openai", "--field", "status"], None);
     assert_eq!(status.stdout.trim(), "connected", "{}", status.all());
 }
+
+#[test]
+fn bundled_discord_definition_works_through_resolve_and_upstream_ca() {
+    let fake = FakeAs::start_tls(Config::default(), &["discord.com"]);
+    let mut env = LoginEnv::new();
+    let ca = env.dir.path().join("upstream-ca.pem");
+    std::fs::write(&ca, fake.ca_pem().unwrap()).unwrap();
+    env.use_fake_browser(answers(&fake));
+    let resolve = format!("discord.com:443:127.0.0.1:{}", fake.addr().port());
+    env.set("AUTHSOME_RESOLVE", &resolve);
+    env.set("FAKE_BROWSER_RESOLVE", &resolve);
+    env.set("FAKE_BROWSER_CA", &ca.display().to_string());
+
+    // Without trusting the test CA the token exchange is refused (and reported, exit 4).
+    let untrusted = env.run(&["login", "discord"], None);
+    assert_eq!(untrusted.code, 4, "{}", untrusted.all());
+    assert!(untrusted.stderr.contains("discord.com") && untrusted.stderr.contains("TLS"), "{}", untrusted.all());
+    assert!(fake.requests_to("token").is_empty());
+
+    env.set("AUTHSOME_UPSTREAM_CA", &ca.display().to_string());
+    let login = env.run(&["login", "discord"], None);
+    assert_eq!(login.code, 0, "{}", login.all());
+    let auth = fake.requests_to("authorize");
+    assert_eq!(auth.last().unwrap().path, "/oauth2/authorize");
+    assert!(!auth.last().unwrap().query.contains_key("code_challenge"), "bundled Discord sends no PKCE");
+    let token = &fake.requests_to("token")[0];
+    assert_eq!(token.path, "/api/oauth2/token");
+    assert_eq!(token.headers["host"], "discord.com");
+    assert_eq!(status(&env, "discord"), "connected");
+
+    let logout = env.run(&["logout", "discord"], None);
+    assert_eq!(logout.code, 0, "{}", logout.all());
+    assert_eq!(fake.requests_to("revoke").len(), 2);
+    assert_no_secrets(&fake.secrets(), &[&untrusted, &login, &logout]);
+}

@@ -121,6 +121,7 @@ struct State {
 /// A running fake authorization server; stops when dropped.
 pub struct FakeAs {
     addr: SocketAddr,
+    ca_pem: Option<String>,
     config: Arc<Mutex<Config>>,
     state: Arc<Mutex<State>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -155,6 +156,42 @@ fn endpoint_of(path: &str) -> &'static str {
 impl FakeAs {
     /// Start on 127.0.0.1 with an ephemeral port, on its own thread and runtime.
     pub fn start(config: Config) -> FakeAs {
+        Self::spawn(config, None)
+    }
+
+    /// Start speaking HTTPS with a certificate for `names` (and 127.0.0.1)
+    /// issued by a fresh test CA ([`FakeAs::ca_pem`]), so real provider
+    /// definitions can be pointed here with `AUTHSOME_RESOLVE` and `AUTHSOME_UPSTREAM_CA`.
+    pub fn start_tls(config: Config, names: &[&str]) -> FakeAs {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "authsome fake AS test CA");
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let mut sans: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        sans.push("127.0.0.1".into());
+        let leaf = rcgen::CertificateParams::new(sans).unwrap().signed_by(&leaf_key, &ca).unwrap();
+        let key = rustls_pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
+        let cfg = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![leaf.der().clone()], key)
+            .unwrap();
+        Self::spawn(config, Some((tokio_rustls::TlsAcceptor::from(Arc::new(cfg)), ca.pem())))
+    }
+
+    /// PEM of the test CA when started with [`FakeAs::start_tls`].
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    fn spawn(config: Config, tls: Option<(tokio_rustls::TlsAcceptor, String)>) -> FakeAs {
+        let (acceptor, ca_pem) = match tls {
+            Some((a, p)) => (Some(a), Some(p)),
+            None => (None, None),
+        };
         let config = Arc::new(Mutex::new(config));
         let state = Arc::new(Mutex::new(State::default()));
         if let Some(s) = &config.lock().unwrap().client_secret {
@@ -174,19 +211,27 @@ impl FakeAs {
                         _ = &mut stop_rx => break,
                         acc = listener.accept() => {
                             let Ok((tcp, _)) = acc else { continue };
-                            let (c, s) = (c.clone(), s.clone());
+                            let (c, s, acceptor) = (c.clone(), s.clone(), acceptor.clone());
                             tokio::spawn(async move {
                                 let svc = hyper::service::service_fn(move |req| handle(c.clone(), s.clone(), addr, req));
-                                let _ = hyper::server::conn::http1::Builder::new()
-                                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
-                                    .await;
+                                let http = hyper::server::conn::http1::Builder::new();
+                                match acceptor {
+                                    Some(a) => {
+                                        if let Ok(tls) = a.accept(tcp).await {
+                                            let _ = http.serve_connection(hyper_util::rt::TokioIo::new(tls), svc).await;
+                                        }
+                                    }
+                                    None => {
+                                        let _ = http.serve_connection(hyper_util::rt::TokioIo::new(tcp), svc).await;
+                                    }
+                                }
                             });
                         }
                     }
                 }
             });
         });
-        FakeAs { addr, config, state, stop: Some(stop) }
+        FakeAs { addr, ca_pem, config, state, stop: Some(stop) }
     }
 
     /// `http://127.0.0.1:PORT`.

@@ -10,6 +10,7 @@ Each visit appends one JSON line to $FAKE_BROWSER_LOG (no secret values).
 import json
 import os
 import re
+import ssl
 import sys
 import urllib.error
 import urllib.parse
@@ -21,11 +22,26 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), NoRedirect())
+CONTEXT = ssl.create_default_context(cafile=os.environ.get("FAKE_BROWSER_CA") or None)
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), NoRedirect(), urllib.request.HTTPSHandler(context=CONTEXT))
+
+
+def resolve(url):
+    """Apply $FAKE_BROWSER_RESOLVE (host:port:addr:port2, like AUTHSOME_RESOLVE) to a URL."""
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    for entry in filter(None, os.environ.get("FAKE_BROWSER_RESOLVE", "").split(",")):
+        host, p, addr, p2 = entry.split(":")
+        if parts.hostname == host and port == int(p):
+            return urllib.parse.urlunsplit(parts._replace(netloc=f"{addr}:{p2}")), parts.netloc
+    return url, None
 
 
 def fetch(url, data=None):
+    url, host = resolve(url)
     req = urllib.request.Request(url, data=data)
+    if host:
+        req.add_header("Host", host)
     try:
         with OPENER.open(req, timeout=30) as r:
             return r.status, dict(r.headers), r.read().decode()
