@@ -36,8 +36,25 @@ pub enum RefreshOutcome {
 /// within 300 s. The fast path (fresh token) takes no lock. This is what the
 /// proxy calls before each injection.
 pub async fn ensure_fresh(home: &Home, provider: &Provider, connection: &str) -> Result<Connection> {
+    ensure_fresh_with(&Vault::open(home)?, home, provider, connection).await
+}
+
+/// [`ensure_fresh`] with a vault the caller keeps open (the proxy opens one per
+/// run, so no key lookup happens per request). The fast path only decrypts the
+/// vault; the HTTP client and the lock exist only when a refresh is due.
+pub async fn ensure_fresh_with(vault: &Vault, home: &Home, provider: &Provider, connection: &str) -> Result<Connection> {
+    let conn = find(&vault.load()?, provider, connection)?;
+    if !needs_refresh(&conn, now_unix()) {
+        return Ok(conn);
+    }
     let http = OAuthHttp::from_env()?;
-    refresh_connection(home, provider, connection, false, &http).await.map(|(c, _)| c)
+    refresh_in(vault, home, provider, connection, false, &http).await.map(|(c, _)| c)
+}
+
+fn find(data: &crate::vault::VaultData, provider: &Provider, connection: &str) -> Result<Connection> {
+    data.connection(provider.name(), Some(connection)).cloned().ok_or_else(|| {
+        Error::unknown(format!("no connection {connection:?} for {}; run `authsome login {}`", provider.name(), provider.name()))
+    })
 }
 
 fn needs_refresh(c: &Connection, now: u64) -> bool {
@@ -59,13 +76,18 @@ pub async fn refresh_connection(
     force: bool,
     http: &OAuthHttp,
 ) -> Result<(Connection, RefreshOutcome)> {
-    let vault = Vault::open(home)?;
-    let find = |data: &crate::vault::VaultData| {
-        data.connection(provider.name(), Some(connection)).cloned().ok_or_else(|| {
-            Error::unknown(format!("no connection {connection:?} for {}; run `authsome login {}`", provider.name(), provider.name()))
-        })
-    };
-    let before = find(&vault.load()?)?;
+    refresh_in(&Vault::open(home)?, home, provider, connection, force, http).await
+}
+
+async fn refresh_in(
+    vault: &Vault,
+    home: &Home,
+    provider: &Provider,
+    connection: &str,
+    force: bool,
+    http: &OAuthHttp,
+) -> Result<(Connection, RefreshOutcome)> {
+    let before = find(&vault.load()?, provider, connection)?;
     if !force && !needs_refresh(&before, now_unix()) {
         return Ok((before, RefreshOutcome::StillFresh));
     }
@@ -80,7 +102,7 @@ pub async fn refresh_connection(
     .map_err(|e| Error::other(format!("cannot take the refresh lock: {e}")))?;
 
     // Inside the lock: the record may have changed while we waited.
-    let conn = find(&vault.load()?)?;
+    let conn = find(&vault.load()?, provider, connection)?;
     let now = now_unix();
     // Someone refreshed while we waited: use their token rather than spending theirs again.
     if conn.access_token != before.access_token && conn.status == Status::Connected && conn.expires_at.is_none_or(|e| e > now) {
@@ -98,7 +120,7 @@ pub async fn refresh_connection(
             return Ok((conn, RefreshOutcome::NotRefreshable));
         }
         let reason = "the access token expired and the provider issued no refresh token".to_owned();
-        mark_expired(&vault, &conn, &reason, false)?;
+        mark_expired(vault, &conn, &reason, false)?;
         return Err(Error::login(format!("{title} connection {connection:?} has expired: {reason}; {relogin}")));
     };
 
@@ -149,11 +171,11 @@ pub async fn refresh_connection(
             if still_valid {
                 if dead {
                     // The refresh token is dead but the access token works until it expires.
-                    mark_dead_refresh(&vault, &conn)?;
+                    mark_dead_refresh(vault, &conn)?;
                 }
                 return Ok((conn, RefreshOutcome::FailedStillValid(why)));
             }
-            mark_expired(&vault, &conn, &why, dead)?;
+            mark_expired(vault, &conn, &why, dead)?;
             Err(Error::login(format!("{title} connection {connection:?} has expired ({why}); {relogin}")))
         }
         Err(Failure::Other(e)) => Err(e),
@@ -197,4 +219,29 @@ fn mark_dead_refresh(vault: &Vault, conn: &Connection) -> Result<()> {
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ensure_fresh_can_run_on_any_tokio_worker() {
+        fn is_send<T: Send>(_: &T) {}
+        let home = Home::at("/nonexistent-authsome-home", "default");
+        let reg = crate::providers::Registry::load(&home).unwrap();
+        let fut = ensure_fresh(&home, reg.get("discord").unwrap(), "default");
+        is_send(&fut);
+    }
+
+    #[test]
+    fn near_expiry_means_within_300_seconds() {
+        let mut c = Connection::api_key("x", "default", Secret::new("k"));
+        assert!(!needs_refresh(&c, 1000), "API keys never refresh");
+        c.access_token = Some(Secret::new("t"));
+        c.expires_at = Some(1000 + REFRESH_MARGIN_SECS + 1);
+        assert!(!needs_refresh(&c, 1000));
+        c.expires_at = Some(1000 + REFRESH_MARGIN_SECS);
+        assert!(needs_refresh(&c, 1000));
+    }
 }
