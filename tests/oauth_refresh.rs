@@ -157,6 +157,9 @@ fn slow_token_endpoint_times_out_and_the_fast_path_takes_no_lock() {
     assert_eq!(fixed.code, 0, "{}", fixed.all());
     let lock = authsome::oauth::refresh::lock_file(&home, "discord", "default");
     let _held = authsome::fsutil::FileLock::acquire(&lock).unwrap();
-    let conn = rt.block_on(authsome::oauth::ensure_fresh(&home, provider, "default")).unwrap();
+    let conn = rt
+        .block_on(async { tokio::time::timeout(Duration::from_secs(30), authsome::oauth::ensure_fresh(&home, provider, "default")).await })
+        .expect("the fast path must not wait for the refresh lock")
+        .unwrap();
     assert_eq!(conn.status, authsome::vault::Status::Connected);
 }
