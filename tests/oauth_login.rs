@@ -355,3 +355,46 @@ fn bundled_discord_definition_works_through_resolve_and_upstream_ca() {
     assert_eq!(fake.requests_to("revoke").len(), 2);
     assert_no_secrets(&fake.secrets(), &[&untrusted, &login, &logout]);
 }
+
+#[test]
+fn over_ssh_the_url_is_printed_and_the_callback_still_completes() {
+    use std::io::{BufRead, Write};
+    let fake = FakeAs::start(Config::default());
+    let mut env = LoginEnv::new();
+    env.install_provider(&fake.discord_provider());
+    env.set("SSH_CONNECTION", "192.0.2.1 50000 192.0.2.2 22");
+    let c = fake.config();
+    let mut child = env
+        .cmd(&["login", "discord"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{}\n{}", c.client_id, c.client_secret.clone().unwrap()).unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let authorize = loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "no authorization URL printed:\n{seen}");
+        seen.push_str(&line);
+        if let Some(u) = line.split_whitespace().find(|w| w.contains("/oauth2/authorize")) {
+            break u.to_owned();
+        }
+    };
+    assert!(seen.contains("SSH session"), "{seen}");
+    // The user's browser (e.g. through a forwarded port) reaches the login server.
+    let (code, headers, _) = common::fake_as::http_get(&authorize);
+    assert_eq!(code, 302);
+    let (status, _, page) = common::fake_as::http_get(&headers["location"]);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Connected to Discord"));
+    drop(stdin);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let out = Out { code: child.wait().unwrap().code().unwrap_or(-1), stdout: String::new(), stderr: seen + &rest };
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(status_of(&env), "connected");
+    assert_no_secrets(&fake.secrets(), &[&out]);
+}

@@ -10,6 +10,7 @@ appends one JSON line to $FAKE_BROWSER_LOG. $WEBDRIVER_URL names chromedriver.
 """
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -88,6 +89,7 @@ def main():
         log(entry)
     finally:
         wd("DELETE", f"/session/{sid}")
+        shutil.rmtree(profile, ignore_errors=True)
 
 
 if __name__ == "__main__":
