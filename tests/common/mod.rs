@@ -4,5 +4,7 @@
 
 pub mod cli;
 pub mod echo;
+pub mod fake_as;
+pub mod login_env;
 pub mod proxy;
 pub mod proxy_client;
