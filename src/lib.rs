@@ -8,6 +8,7 @@
 //! - [`daemon`]: the per-project background proxy behind activated shells;
 //! - [`shell`]: shell auto-activation on `cd` (`hook`, `export`);
 //! - [`net`]: outbound connections (resolve overrides, upstream trust, HTTPS client);
+//! - [`oauth`]: login flows, token refresh and revocation;
 //! - [`proxy`], [`runner`], [`audit`]: the injecting proxy, `authsome run`, and its audit log;
 //! - [`cli`]: argument parsing and the commands users type;
 //! - [`paths`], [`fsutil`], [`error`], [`ui`]: shared plumbing.
@@ -18,6 +19,7 @@ pub mod daemon;
 pub mod error;
 pub mod fsutil;
 pub mod net;
+pub mod oauth;
 pub mod paths;
 pub mod providers;
 pub mod proxy;

@@ -4,6 +4,8 @@
 
 pub mod cli;
 pub mod echo;
+pub mod fake_as;
+pub mod login_env;
 pub mod proxy;
 pub mod proxy_client;
 pub mod shell;
