@@ -14,6 +14,7 @@ pub mod error;
 pub mod fsutil;
 pub mod net;
 pub mod paths;
+pub mod project;
 pub mod providers;
 pub mod ui;
 pub mod vault;
