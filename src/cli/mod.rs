@@ -4,6 +4,7 @@
 
 mod connections;
 mod doctor;
+pub mod project;
 mod registry;
 
 use crate::error::{Error, Result};
@@ -68,6 +69,20 @@ pub enum Command {
     Remove {
         /// Provider name.
         provider: String,
+    },
+    /// Project view: each requirement of authsome.toml, satisfied or not, and the fix.
+    Status,
+    /// Write a commented starter authsome.toml in the current directory.
+    Init,
+    /// Trust a project's authsome.toml as it is now (default: the current directory's).
+    Allow {
+        /// Directory (or the file itself); the nearest authsome.toml at or above it.
+        dir: Option<std::path::PathBuf>,
+    },
+    /// Revoke trust in a project's authsome.toml.
+    Deny {
+        /// Directory (or the file itself); the nearest authsome.toml at or above it.
+        dir: Option<std::path::PathBuf>,
     },
     /// Check the home layout, permissions, key source and vault.
     Doctor,
@@ -138,6 +153,10 @@ fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::Inspect { provider } => registry::inspect(ctx, &provider),
         Command::Register { file, force } => registry::register(ctx, &file, force),
         Command::Remove { provider } => registry::remove(ctx, &provider),
+        Command::Status => project::status(ctx),
+        Command::Init => project::init(ctx),
+        Command::Allow { dir } => project::allow(ctx, dir),
+        Command::Deny { dir } => project::deny(ctx, dir),
         Command::Doctor => doctor::run(ctx),
         Command::Completions { shell } => {
             use clap::CommandFactory;
