@@ -18,6 +18,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderDef {
+    /// Editor hint (`"$schema": ".../provider.schema.json"`); ignored.
+    #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
+    pub json_schema: Option<String>,
     /// Version of this file format; `1` today.
     #[serde(default = "one")]
     pub schema_version: u32,

@@ -1,4 +1,6 @@
-//! Shared test helpers, one file per area.
+//! Helpers shared by the black-box tests. Each file is one concern; a test
+//! binary uses what it needs.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod project;
