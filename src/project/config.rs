@@ -491,7 +491,11 @@ pub fn parse(text: &str, file: &Path, registry: &mut Registry) -> Result<Project
             // The provider's own variables go to its primary requirement; the
             // others get them suffixed with the connection name.
             let mut vars: Vec<(String, std::ops::Range<usize>)> = Vec::new();
-            for v in provider.def.exported_vars() {
+            let key_var = provider.def.api_key.as_ref().and_then(|k| k.env_var.as_deref());
+            let mut own: Vec<&str> = provider.def.exported_vars().chain(key_var).collect();
+            own.sort_unstable();
+            own.dedup();
+            for v in own {
                 let var = match (&connection, is_primary) {
                     (Some(c), false) => format!("{v}_{}", c.to_ascii_uppercase().replace('-', "_")),
                     _ => v.to_owned(),

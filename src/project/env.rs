@@ -84,6 +84,7 @@ pub fn child_env(
         env.set.insert((*k).to_owned(), bundle.clone());
     }
     env.unset.insert("SSL_CERT_DIR".to_owned());
+    env.unset.insert("AUTHSOME_VAULT_KEY".to_owned());
     env.unset.insert("ALL_PROXY".to_owned());
     env.unset.insert("all_proxy".to_owned());
     let hosts: Vec<HostPattern> =
@@ -159,7 +160,12 @@ mod tests {
         assert_eq!(env.set["NODE_EXTRA_CA_CERTS"], "/run/ca.pem");
         assert_eq!(env.set["NO_PROXY"], "localhost,127.0.0.1,example.org");
         assert_eq!(env.set[ACTIVE_VAR], "/proj");
-        assert!(env.unset.contains("CI_OPENAI") && env.unset.contains("SSL_CERT_DIR") && env.unset.contains("no_proxy"));
+        assert!(
+            env.unset.contains("CI_OPENAI")
+                && env.unset.contains("SSL_CERT_DIR")
+                && env.unset.contains("AUTHSOME_VAULT_KEY")
+                && env.unset.contains("no_proxy")
+        );
     }
 
     #[test]
