@@ -6,9 +6,11 @@
 //! - [`providers`]: provider definitions (bundled, custom, project) and validation;
 //! - [`vault`]: the encrypted per-profile credential store;
 //! - [`net`]: outbound connections (resolve overrides, upstream trust, HTTPS client);
+//! - [`proxy`], [`runner`], [`audit`]: the injecting proxy, `authsome run`, and its audit log;
 //! - [`cli`]: argument parsing and the commands users type;
 //! - [`paths`], [`fsutil`], [`error`], [`ui`]: shared plumbing.
 
+pub mod audit;
 pub mod cli;
 pub mod error;
 pub mod fsutil;
@@ -16,6 +18,8 @@ pub mod net;
 pub mod paths;
 pub mod project;
 pub mod providers;
+pub mod proxy;
+pub mod runner;
 pub mod ui;
 pub mod vault;
 

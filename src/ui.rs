@@ -35,8 +35,11 @@ impl Ui {
         }
     }
 
-    /// A warning line on stderr (always shown: it may matter).
+    /// A warning line on stderr, unless `--quiet` (which keeps only results and errors).
     pub fn warn(&self, msg: impl std::fmt::Display) {
+        if self.quiet {
+            return;
+        }
         eprintln!("{} {msg}", self.paint("!", "33"));
     }
 

@@ -4,8 +4,11 @@
 
 mod connections;
 mod doctor;
+mod exec;
 pub mod project;
 mod registry;
+mod run;
+mod up;
 
 use crate::error::{Error, Result};
 use crate::paths::Home;
@@ -70,6 +73,10 @@ pub enum Command {
         /// Provider name.
         provider: String,
     },
+    /// Project mode: reconcile authsome.toml (log in what is missing), then run CMD, [run] command or $SHELL.
+    Up(exec::ProjectRunArgs),
+    /// Project mode for CI: never prompts; runs CMD (default: [run] command) behind the proxy.
+    Exec(exec::ProjectRunArgs),
     /// Project view: each requirement of authsome.toml, satisfied or not, and the fix.
     Status,
     /// Write a commented starter authsome.toml in the current directory.
@@ -84,6 +91,10 @@ pub enum Command {
         /// Directory (or the file itself); the nearest authsome.toml at or above it.
         dir: Option<std::path::PathBuf>,
     },
+    /// Run CMD behind the injecting proxy for every connected provider.
+    Run(run::RunArgs),
+    /// Show the audit log of injections and refusals.
+    Log(run::LogArgs),
     /// Check the home layout, permissions, key source and vault.
     Doctor,
     /// Print shell completions.
@@ -153,10 +164,14 @@ fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::Inspect { provider } => registry::inspect(ctx, &provider),
         Command::Register { file, force } => registry::register(ctx, &file, force),
         Command::Remove { provider } => registry::remove(ctx, &provider),
+        Command::Up(a) => up::up(ctx, a),
+        Command::Exec(a) => exec::exec(ctx, a),
         Command::Status => project::status(ctx),
         Command::Init => project::init(ctx),
         Command::Allow { dir } => project::allow(ctx, dir),
         Command::Deny { dir } => project::deny(ctx, dir),
+        Command::Run(a) => run::run(ctx, a),
+        Command::Log(a) => run::log(ctx, a),
         Command::Doctor => doctor::run(ctx),
         Command::Completions { shell } => {
             use clap::CommandFactory;

@@ -39,6 +39,19 @@ pub struct ChildEnv {
 }
 
 impl ChildEnv {
+    /// The full environment of a child: `inherited` with these changes applied.
+    pub fn applied_to(
+        &self,
+        inherited: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+    ) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+        let mut out: BTreeMap<std::ffi::OsString, std::ffi::OsString> =
+            inherited.into_iter().filter(|(k, _)| k.to_str().is_none_or(|k| !self.unset.contains(k))).collect();
+        for (k, v) in &self.set {
+            out.insert(k.into(), v.into());
+        }
+        out.into_iter().collect()
+    }
+
     /// Apply to a `std::process::Command`.
     pub fn apply(&self, cmd: &mut std::process::Command) {
         for k in &self.unset {
@@ -61,6 +74,20 @@ pub fn child_env(
     ca_bundle: &Path,
     current: &dyn Fn(&str) -> Option<String>,
 ) -> ChildEnv {
+    child_env_active(project, registry, &vec![true; project.requirements.len()], proxy_url, ca_bundle, current)
+}
+
+/// [`child_env`] with placeholders only for the requirements marked in
+/// `active` (by index): an optional provider that is not logged in gets no
+/// variable. CI secret variables are removed whatever their requirement's state.
+pub fn child_env_active(
+    project: &Project,
+    registry: &Registry,
+    active: &[bool],
+    proxy_url: &str,
+    ca_bundle: &Path,
+    current: &dyn Fn(&str) -> Option<String>,
+) -> ChildEnv {
     let mut env = ChildEnv::default();
     for (k, v) in &project.run.env {
         env.set.insert(k.clone(), v.clone());
@@ -70,7 +97,10 @@ pub fn child_env(
             env.unset.insert(s.clone());
         }
     }
-    for r in &project.requirements {
+    for (i, r) in project.requirements.iter().enumerate() {
+        if !active.get(i).copied().unwrap_or(false) {
+            continue;
+        }
         for var in &r.vars {
             env.unset.remove(var);
             env.set.insert(var.clone(), r.placeholder.clone());

@@ -3,4 +3,8 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod echo;
 pub mod project;
+pub mod project_run;
+pub mod proxy;
+pub mod proxy_client;

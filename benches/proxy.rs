@@ -1,0 +1,89 @@
+//! Proxy benchmarks: leaf minting and an in-process client→proxy→upstream
+//! round trip (kept short: small samples, short measurement). Results are
+//! recorded in BENCHMARKS.md.
+
+#[path = "../tests/common/echo.rs"]
+mod echo;
+#[path = "../tests/common/proxy_client.rs"]
+mod proxy_client;
+
+use authsome::providers::{Registry, PLACEHOLDER};
+use authsome::proxy::{self, ca::RunCa, ProxyOptions, Route, UpstreamSettings};
+use criterion::{criterion_group, criterion_main, Criterion};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn minting(c: &mut Criterion) {
+    let ca = RunCa::new(&["api.acme.test".to_owned()]).unwrap();
+    let mut g = c.benchmark_group("ca");
+    g.sample_size(20).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(300));
+    g.bench_function("new_run_ca", |b| b.iter(|| RunCa::new(&["api.acme.test".to_owned()]).unwrap()));
+    g.bench_function("mint_leaf", |b| b.iter(|| ca.issue("api.acme.test").unwrap()));
+    g.finish();
+}
+
+fn round_trip(c: &mut Criterion) {
+    let echo = echo::Echo::start(&["api.acme.test"]);
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join("providers")).unwrap();
+    std::fs::write(
+        home.path().join("providers/acme.json"),
+        r#"{"name":"acme","auth_type":"api_key","flow":"api_key","api_url":"api.acme.test","api_key":{"header_name":"x-api-key"}}"#,
+    )
+    .unwrap();
+    let reg = Registry::load(&authsome::paths::Home::at(home.path(), "default")).unwrap();
+    let route = Route {
+        provider: Arc::new(reg.get("acme").unwrap().clone()),
+        connection: "default".into(),
+        placeholder: PLACEHOLDER.into(),
+        is_default: true,
+    };
+    let mut creds = proxy_client::StaticCredentials::default();
+    creds.0.insert(("acme".into(), "default".into()), "bench-key".into());
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject;
+    roots.add(rustls::pki_types::CertificateDer::from_pem_slice(echo.ca_pem.as_bytes()).unwrap()).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let handle = rt
+        .block_on(proxy::start(ProxyOptions {
+            routes: vec![route],
+            deny_undeclared: false,
+            run_id: "bench".into(),
+            audit: Arc::new(proxy_client::MemoryAudit::default()),
+            credentials: Arc::new(creds),
+            bundle_path: None,
+            upstream: UpstreamSettings {
+                resolver: authsome::net::Resolver::parse(&echo.resolve("api.acme.test")).unwrap(),
+                roots: Arc::new(roots),
+            },
+        }))
+        .unwrap();
+    let url = handle.url();
+    let cas: Vec<_> = handle.cas().iter().map(|c| c.der().clone()).collect();
+    let cfg = proxy_client::client_config(&cas, &[b"http/1.1"]);
+
+    let mut g = c.benchmark_group("proxy");
+    g.sample_size(20).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_millis(500));
+    let mut sender = rt.block_on(proxy_client::h1_sender(&url, "api.acme.test", cfg.clone()));
+    g.bench_function("round_trip_keepalive", |b| {
+        b.iter(|| {
+            let (status, _) = rt.block_on(proxy_client::get(&mut sender, "api.acme.test", "/bench", &[]));
+            assert_eq!(status, 200);
+        })
+    });
+    g.bench_function("round_trip_new_connection", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let mut s = proxy_client::h1_sender(&url, "api.acme.test", cfg.clone()).await;
+                let (status, _) = proxy_client::get(&mut s, "api.acme.test", "/bench", &[]).await;
+                assert_eq!(status, 200);
+            })
+        })
+    });
+    g.finish();
+    drop(sender);
+    rt.block_on(handle.shutdown());
+}
+
+criterion_group!(benches, minting, round_trip);
+criterion_main!(benches);

@@ -1,0 +1,120 @@
+//! `run` (a command behind the injecting proxy) and `log` (the audit log view).
+
+use super::Ctx;
+use crate::error::{Error, Result};
+use crate::providers::PLACEHOLDER;
+use crate::proxy::{self, ProxyOptions, Route, VaultCredentials};
+use crate::vault::Status;
+use clap::Args;
+use std::ffi::OsString;
+use std::sync::Arc;
+
+/// `authsome run [--] CMD...`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    pub cmd: Vec<OsString>,
+}
+
+/// `authsome log [-n N]`.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// How many of the most recent events to show.
+    #[arg(short = 'n', long = "lines", default_value_t = 20, value_name = "N")]
+    pub lines: usize,
+}
+
+/// Routes for every provider's default connection that holds a credential.
+fn default_routes(ctx: &Ctx) -> Result<Vec<Route>> {
+    if !ctx.home.vault_file().exists() {
+        return Ok(Vec::new());
+    }
+    let reg = ctx.registry()?;
+    let data = ctx.vault()?.load()?;
+    Ok(reg
+        .iter()
+        .filter_map(|p| {
+            let conn = data.connection(p.name(), None)?;
+            (conn.status != Status::Revoked && conn.credential().is_some()).then(|| Route {
+                provider: Arc::new(p.clone()),
+                connection: conn.name.clone(),
+                placeholder: PLACEHOLDER.to_owned(),
+                is_default: true,
+            })
+        })
+        .collect())
+}
+
+/// `authsome run`: proxy for every connected provider, then CMD.
+pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
+    let program = crate::runner::resolve_program(&a.cmd[0])?;
+    let routes = default_routes(ctx)?;
+    if routes.is_empty() {
+        ctx.ui.warn("no provider is connected; running without injection (`authsome login PROVIDER` connects one)");
+    }
+    for note in proxy::uninterceptable(&routes) {
+        ctx.ui.warn(note);
+    }
+    let credentials = Arc::new(VaultCredentials::new(&ctx.home));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::other(format!("cannot start the async runtime: {e}")))?;
+    let run_id = proxy::new_run_id();
+    let options = ProxyOptions {
+        routes,
+        deny_undeclared: false,
+        bundle_path: Some(ctx.home.run_dir().join(format!("{run_id}.ca.pem"))),
+        run_id,
+        audit: Arc::new(crate::audit::FileAudit::new(ctx.home.audit_log())),
+        credentials,
+        upstream: proxy::UpstreamSettings::from_env().map_err(Error::bad_input)?,
+    };
+    let code = rt.block_on(async {
+        let handle = proxy::start(options).await?;
+        crate::runner::run_behind(handle, &program, &a.cmd).await
+    });
+    rt.shutdown_background();
+    code
+}
+
+/// `authsome log`: the last N audit events.
+pub fn log(ctx: &Ctx, a: LogArgs) -> Result<i32> {
+    let path = ctx.home.audit_log();
+    let events = crate::audit::read(&path).map_err(|e| Error::other(format!("cannot read {}: {e}", path.display())))?;
+    let recent = &events[events.len().saturating_sub(a.lines)..];
+    if ctx.ui.json {
+        ctx.ui.print_json(&serde_json::to_value(recent).expect("events serialize"));
+        return Ok(0);
+    }
+    if recent.is_empty() {
+        ctx.ui.info("the audit log is empty");
+        return Ok(0);
+    }
+    let rows: Vec<Vec<String>> = recent
+        .iter()
+        .map(|e| {
+            let who = match (&e.provider, &e.connection) {
+                (Some(p), Some(c)) => format!("{p}/{c}"),
+                _ => "-".into(),
+            };
+            let action = match e.action {
+                crate::audit::Action::Inject => "inject",
+                crate::audit::Action::Refuse => "refuse",
+            };
+            vec![
+                e.time.clone(),
+                action.into(),
+                who,
+                e.method.clone(),
+                format!("{}{}", e.host, e.path),
+                e.status.to_string(),
+                e.reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print!("{}", crate::ui::table(&["TIME", "ACTION", "CONNECTION", "METHOD", "URL", "STATUS", "REASON"], &rows));
+    Ok(0)
+}

@@ -1,0 +1,292 @@
+//! The injection rule (SPEC §5.3–5.4) as pure functions over request parts,
+//! so every branch is unit-testable without sockets.
+//!
+//! The caller has already checked that CONNECT authority, SNI and Host agree;
+//! here we decide *which* route a request belongs to, whether it may carry a
+//! credential at all (never on the provider's own OAuth endpoints), and how
+//! the credential is written (Bearer, API-key header, Basic, query parameter).
+
+use super::Route;
+use crate::providers::{AuthType, KeyLocation, Provider};
+use crate::vault::Secret;
+use base64::Engine as _;
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// What to do with one request on an intercepted connection.
+#[derive(Debug)]
+pub enum Decision<'a> {
+    /// No declared route covers this host and path: forward untouched.
+    NoRoute,
+    /// A route covers it, but no credential may be added (`reason` says why).
+    Skip {
+        /// The route concerned.
+        route: &'a Route,
+        /// Why nothing is injected.
+        reason: &'static str,
+    },
+    /// Add the credential of this route.
+    Inject {
+        /// The route whose credential is used.
+        route: &'a Route,
+    },
+}
+
+/// Pick the route for a request to `host:port` + `path` (no query).
+/// Among the matching provider's connections, the one whose placeholder the
+/// request carries in the credential position wins, else the default one.
+pub fn decide<'a>(routes: &'a [Route], host: &str, port: u16, path: &str, parts: &http::request::Parts) -> Decision<'a> {
+    let matching: Vec<&Route> = routes.iter().filter(|r| r.provider.hosts.iter().any(|h| h.matches_request(host, port, path))).collect();
+    let Some(first) = matching.first() else {
+        return Decision::NoRoute;
+    };
+    let presented = presented_values(&first.provider, parts);
+    let route = matching
+        .iter()
+        .find(|r| presented.contains(&r.placeholder))
+        .or_else(|| matching.iter().find(|r| r.provider.name() == first.provider.name() && r.is_default))
+        .unwrap_or(first);
+    if is_oauth_endpoint(&route.provider, host, port, path) {
+        return Decision::Skip { route, reason: "the provider's own OAuth endpoint never receives an injected credential" };
+    }
+    Decision::Inject { route }
+}
+
+/// Whether `host:port` + `path` is one of the provider's token, authorization,
+/// revocation, device or registration endpoints.
+pub fn is_oauth_endpoint(provider: &Provider, host: &str, port: u16, path: &str) -> bool {
+    let def = &provider.def;
+    let mut urls: Vec<&String> = Vec::new();
+    if let Some(o) = &def.oauth {
+        urls.extend([&o.authorization_url, &o.token_url, &o.revocation_url, &o.device_authorization_url].into_iter().flatten());
+    }
+    if let Some(r) = def.registration.as_ref().and_then(|r| r.registration_endpoint.as_ref()) {
+        urls.push(r);
+    }
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    urls.iter().filter_map(|u| url::Url::parse(&def.template(u, None)).ok()).any(|u| {
+        u.host_str().is_some_and(|h| h.eq_ignore_ascii_case(&host))
+            && u.port_or_known_default() == Some(port)
+            && u.path().trim_end_matches('/') == path.trim_end_matches('/')
+    })
+}
+
+/// Values the client put where the credential goes (to recognise which
+/// connection's placeholder it used).
+fn presented_values(provider: &Provider, parts: &http::request::Parts) -> Vec<String> {
+    let mut out = Vec::new();
+    let header_values = |name: &str| -> Vec<String> {
+        parts.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).map(|v| v.trim().to_owned()).collect()
+    };
+    let last_word = |v: &str| v.rsplit(' ').next().unwrap_or("").to_owned();
+    match (provider.def.auth_type, provider.def.api_key.as_ref()) {
+        (AuthType::ApiKey, Some(k)) => match k.location {
+            KeyLocation::Header => out.extend(header_values(&k.header_name).iter().map(|v| last_word(v))),
+            KeyLocation::Basic => {
+                for (u, p) in header_values("authorization").iter().filter_map(|v| parse_basic(v)) {
+                    out.push(u);
+                    out.push(p);
+                }
+            }
+            KeyLocation::Query => {
+                if let (Some(q), Some(name)) = (parts.uri.query(), k.query_param.as_deref()) {
+                    out.extend(url::form_urlencoded::parse(q.as_bytes()).filter(|(n, _)| n == name).map(|(_, v)| v.into_owned()));
+                }
+            }
+        },
+        _ => out.extend(header_values("authorization").iter().map(|v| last_word(v))),
+    }
+    out
+}
+
+fn parse_basic(value: &str) -> Option<(String, String)> {
+    let (scheme, rest) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(B64.decode(rest.trim()).ok()?).ok()?;
+    let (u, p) = decoded.split_once(':').unwrap_or((&decoded, ""));
+    Some((u.to_owned(), p.to_owned()))
+}
+
+/// Write `secret` into the request the way `provider` expects, replacing
+/// whatever the client sent there, and drop every other header that still
+/// carries one of `placeholders` (never forwarded). The error never contains
+/// the secret.
+pub fn apply(provider: &Provider, parts: &mut http::request::Parts, secret: &Secret, placeholders: &[&str]) -> Result<(), String> {
+    let invalid = || format!("the stored {} credential is not a valid HTTP header value", provider.name());
+    let injected: HeaderName = match (provider.def.auth_type, provider.def.api_key.as_ref()) {
+        (AuthType::ApiKey, Some(k)) => match k.location {
+            KeyLocation::Header => {
+                let name =
+                    HeaderName::from_bytes(k.header_name.as_bytes()).map_err(|_| format!("invalid header name {:?}", k.header_name))?;
+                let value = match k.header_prefix.as_deref().filter(|p| !p.is_empty()) {
+                    Some(prefix) => format!("{prefix} {}", secret.expose()),
+                    None => secret.expose().to_owned(),
+                };
+                let mut value = HeaderValue::from_str(&value).map_err(|_| invalid())?;
+                value.set_sensitive(true);
+                parts.headers.remove(&name);
+                parts.headers.insert(name.clone(), value);
+                name
+            }
+            KeyLocation::Basic => {
+                let sent = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(parse_basic);
+                let other = |s: String| if placeholders.contains(&s.as_str()) { String::new() } else { s };
+                let pair = match k.basic_position {
+                    crate::providers::def::BasicPosition::Username => {
+                        format!("{}:{}", secret.expose(), sent.map(|(_, p)| other(p)).unwrap_or_default())
+                    }
+                    crate::providers::def::BasicPosition::Password => {
+                        format!("{}:{}", sent.map(|(u, _)| other(u)).unwrap_or_default(), secret.expose())
+                    }
+                };
+                let mut value = HeaderValue::from_str(&format!("Basic {}", B64.encode(pair))).map_err(|_| invalid())?;
+                value.set_sensitive(true);
+                parts.headers.remove(AUTHORIZATION);
+                parts.headers.insert(AUTHORIZATION, value);
+                AUTHORIZATION
+            }
+            KeyLocation::Query => {
+                let name = k.query_param.as_deref().unwrap_or("key");
+                set_query_param(&mut parts.uri, name, secret.expose())?;
+                strip_placeholder_headers(&mut parts.headers, None, placeholders);
+                return Ok(());
+            }
+        },
+        _ => {
+            let mut value = HeaderValue::from_str(&format!("Bearer {}", secret.expose())).map_err(|_| invalid())?;
+            value.set_sensitive(true);
+            parts.headers.remove(AUTHORIZATION);
+            parts.headers.insert(AUTHORIZATION, value);
+            AUTHORIZATION
+        }
+    };
+    strip_placeholder_headers(&mut parts.headers, Some(&injected), placeholders);
+    Ok(())
+}
+
+/// Remove every header (other than `keep`) whose value contains a placeholder.
+pub fn strip_placeholder_headers(headers: &mut http::HeaderMap, keep: Option<&HeaderName>, placeholders: &[&str]) {
+    let doomed: Vec<HeaderName> = headers
+        .iter()
+        .filter(|(n, v)| Some(*n) != keep && placeholders.iter().any(|p| v.as_bytes().windows(p.len()).any(|w| w == p.as_bytes())))
+        .map(|(n, _)| n.clone())
+        .collect();
+    for n in doomed {
+        headers.remove(n);
+    }
+}
+
+/// Replace (or add) query parameter `name` with `value` in `uri`.
+fn set_query_param(uri: &mut http::Uri, name: &str, value: &str) -> Result<(), String> {
+    let path = uri.path().to_owned();
+    let mut ser = url::form_urlencoded::Serializer::new(String::new());
+    if let Some(q) = uri.query() {
+        for (n, v) in url::form_urlencoded::parse(q.as_bytes()) {
+            if n != name {
+                ser.append_pair(&n, &v);
+            }
+        }
+    }
+    ser.append_pair(name, value);
+    let pq = format!("{path}?{}", ser.finish());
+    let mut p = std::mem::take(uri).into_parts();
+    p.path_and_query = Some(pq.parse().map_err(|_| "cannot rewrite the query string".to_owned())?);
+    *uri = http::Uri::from_parts(p).map_err(|_| "cannot rewrite the query string".to_owned())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::PLACEHOLDER;
+    use std::sync::Arc;
+
+    fn provider(json: &str) -> Arc<Provider> {
+        let def = crate::providers::parse(json, "t.json").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("providers")).unwrap();
+        std::fs::write(dir.path().join("providers").join(format!("{}.json", def.name)), json).unwrap();
+        let reg = crate::providers::Registry::load(&crate::paths::Home::at(dir.path(), "default")).unwrap();
+        Arc::new(reg.get(&def.name).unwrap().clone())
+    }
+
+    fn oauth() -> Arc<Provider> {
+        provider(
+            r#"{"name":"acme","auth_type":"oauth2","flow":"pkce","api_url":["api.acme.test","https://files.acme.test/v1"],
+            "oauth":{"authorization_url":"https://api.acme.test/oauth/authorize","token_url":"https://api.acme.test/oauth/token"}}"#,
+        )
+    }
+
+    fn req(uri: &str, headers: &[(&str, &str)]) -> http::request::Parts {
+        let mut b = http::Request::builder().uri(uri);
+        for (n, v) in headers {
+            b = b.header(*n, *v);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    fn route(p: &Arc<Provider>, conn: &str, placeholder: &str, default: bool) -> Route {
+        Route { provider: p.clone(), connection: conn.into(), placeholder: placeholder.into(), is_default: default }
+    }
+
+    #[test]
+    fn oauth_endpoints_and_foreign_paths_are_never_injected() {
+        let p = oauth();
+        let routes = vec![route(&p, "default", PLACEHOLDER, true)];
+        let r = req("/oauth/token", &[]);
+        assert!(matches!(decide(&routes, "api.acme.test", 443, "/oauth/token", &r), Decision::Skip { .. }));
+        assert!(matches!(decide(&routes, "api.acme.test", 443, "/user", &r), Decision::Inject { .. }));
+        assert!(matches!(decide(&routes, "files.acme.test", 443, "/v2/x", &r), Decision::NoRoute));
+        assert!(matches!(decide(&routes, "files.acme.test", 443, "/v1/x", &r), Decision::Inject { .. }));
+        assert!(matches!(decide(&routes, "api.acme.test", 8443, "/user", &r), Decision::Inject { .. }));
+    }
+
+    #[test]
+    fn the_placeholder_selects_the_connection_else_the_default() {
+        let p = oauth();
+        let routes = vec![route(&p, "work", "authsome-proxy-managed-work", false), route(&p, "default", PLACEHOLDER, true)];
+        let r = req("/x", &[("authorization", "Bearer authsome-proxy-managed-work")]);
+        let Decision::Inject { route } = decide(&routes, "api.acme.test", 443, "/x", &r) else { panic!() };
+        assert_eq!(route.connection, "work");
+        let r = req("/x", &[("authorization", "token something-else")]);
+        let Decision::Inject { route } = decide(&routes, "api.acme.test", 443, "/x", &r) else { panic!() };
+        assert_eq!(route.connection, "default");
+    }
+
+    #[test]
+    fn bearer_replaces_the_placeholder_and_strays_are_dropped() {
+        let p = oauth();
+        let mut r =
+            req("/x", &[("authorization", "Bearer authsome-proxy-managed"), ("x-token", "authsome-proxy-managed"), ("accept", "*/*")]);
+        apply(&p, &mut r, &Secret::new("tok-1"), &[PLACEHOLDER]).unwrap();
+        assert_eq!(r.headers["authorization"], "Bearer tok-1");
+        assert!(r.headers.get("x-token").is_none());
+        assert_eq!(r.headers["accept"], "*/*");
+    }
+
+    #[test]
+    fn api_key_header_basic_and_query_rules() {
+        let hdr = provider(
+            r#"{"name":"k1","auth_type":"api_key","flow":"api_key","api_url":"api.k1.test","api_key":{"header_name":"x-api-key"}}"#,
+        );
+        let mut r = req("/x", &[("x-api-key", PLACEHOLDER)]);
+        apply(&hdr, &mut r, &Secret::new("key1"), &[PLACEHOLDER]).unwrap();
+        assert_eq!(r.headers["x-api-key"], "key1");
+
+        let basic =
+            provider(r#"{"name":"k2","auth_type":"api_key","flow":"api_key","api_url":"api.k2.test","api_key":{"location":"basic"}}"#);
+        let mut r = req("/x", &[("authorization", &format!("Basic {}", B64.encode(format!("{PLACEHOLDER}:"))))]);
+        apply(&basic, &mut r, &Secret::new("key2"), &[PLACEHOLDER]).unwrap();
+        assert_eq!(r.headers["authorization"], format!("Basic {}", B64.encode("key2:")));
+
+        let q = provider(
+            r#"{"name":"k3","auth_type":"api_key","flow":"api_key","api_url":"api.k3.test","api_key":{"location":"query","query_param":"api_key"}}"#,
+        );
+        let mut r = req("/x?a=1&api_key=authsome-proxy-managed", &[]);
+        apply(&q, &mut r, &Secret::new("k&3"), &[PLACEHOLDER]).unwrap();
+        assert_eq!(r.uri.to_string(), "/x?a=1&api_key=k%263");
+    }
+}

@@ -1,0 +1,232 @@
+//! TLS interception of a CONNECT to a declared host: terminate TLS with a leaf
+//! from the covering run CA (ALPN h2 and http/1.1), check that CONNECT
+//! authority, SNI and Host agree (else 421), apply the injection rule, and
+//! forward to the real upstream over a pooled connection. Bodies are streamed;
+//! WebSocket upgrades are spliced through; redirects are passed back to the
+//! client, never followed.
+
+use super::inject::{self, Decision};
+use super::server::{label, local, stream, Body};
+use super::{Route, Shared};
+use crate::audit::{Action, Event};
+use http::header::{HeaderName, CONNECTION, HOST, TE, UPGRADE};
+use http::{HeaderMap, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::convert::Infallible;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// What the connection agreed on before any request.
+struct ConnCtx {
+    connect_host: String,
+    port: u16,
+    sni: Option<String>,
+}
+
+/// Serve one intercepted CONNECT tunnel until it closes or the proxy stops.
+pub(crate) async fn run(shared: Arc<Shared>, upgraded: Upgraded, connect_host: String, port: u16, mut stop: watch::Receiver<bool>) {
+    let acceptor = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), TokioIo::new(upgraded));
+    let Ok(start) = acceptor.await else { return };
+    let sni = start.client_hello().server_name().map(|s| s.trim_end_matches('.').to_ascii_lowercase());
+    // Present a certificate for the name the client asked for when that name is
+    // itself interceptable (so a mismatch reaches the 421 check instead of a
+    // handshake failure); otherwise for the CONNECT host.
+    let cert_host = match &sni {
+        Some(s) if shared.cas.covers(s) && shared.routes().iter().any(|r| r.provider.matches_host(s, port)) => s.clone(),
+        _ => connect_host.clone(),
+    };
+    let Ok(config) = shared.cas.server_config(&cert_host) else { return };
+    let Ok(tls) = start.into_stream(config).await else { return };
+    let ctx = Arc::new(ConnCtx { connect_host, port, sni });
+    let svc = service_fn(move |req| handle(shared.clone(), ctx.clone(), req));
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
+    tokio::select! {
+        _ = conn => {}
+        _ = stop.changed() => {}
+    }
+}
+
+/// Host and port the request itself names (`:authority` / absolute URI and
+/// `Host`); `None` when they disagree with each other or are missing.
+fn request_target(req: &Request<Incoming>) -> Option<(String, u16)> {
+    let parse = |s: &str| -> Option<(String, u16)> {
+        let a: http::uri::Authority = s.parse().ok()?;
+        Some((
+            a.host().trim_start_matches('[').trim_end_matches(']').trim_end_matches('.').to_ascii_lowercase(),
+            a.port_u16().unwrap_or(443),
+        ))
+    };
+    let from_uri = req.uri().authority().and_then(|a| parse(a.as_str()));
+    let hosts: Vec<_> = req.headers().get_all(HOST).iter().collect();
+    if hosts.len() > 1 {
+        return None;
+    }
+    let from_host = match hosts.first() {
+        Some(v) => Some(parse(v.to_str().ok()?)?),
+        None => None,
+    };
+    match (from_uri, from_host) {
+        (Some(a), Some(b)) if a != b => None,
+        (Some(a), _) | (None, Some(a)) => Some(a),
+        (None, None) => None,
+    }
+}
+
+async fn handle(shared: Arc<Shared>, ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let target = request_target(&req);
+    let agrees = target.as_ref().is_some_and(|(h, p)| *h == ctx.connect_host && *p == ctx.port && ctx.sni.as_deref() == Some(h.as_str()));
+    let Some((host, port)) = target.filter(|_| agrees) else {
+        let shown = label(&ctx.connect_host, ctx.port, 443);
+        shared.record(
+            Event::new(&shared.run_id, Action::Refuse, &method, &shown, &path, 421)
+                .reason("CONNECT authority, SNI and Host do not name the same host"),
+        );
+        return Ok(local(StatusCode::MISDIRECTED_REQUEST, "CONNECT authority, TLS server name and Host header must name the same host"));
+    };
+    let shown = label(&host, port, 443);
+    let routes = shared.routes();
+    let (mut parts, body) = req.into_parts();
+    let event = Event::new(&shared.run_id, Action::Refuse, &method, &shown, &path, 0);
+    let event = match inject::decide(&routes, &host, port, &path, &parts) {
+        Decision::NoRoute => event.reason("path outside every declared api_url; forwarded without a credential"),
+        Decision::Skip { route, reason } => event.route(route.provider.name(), &route.connection).reason(reason),
+        Decision::Inject { route } => match inject_into(&shared, &routes, route, &mut parts).await {
+            Ok(()) => Event { action: Action::Inject, ..event.route(route.provider.name(), &route.connection) },
+            Err((status, reason)) => {
+                shared.record(Event { status: status.as_u16(), ..event.route(route.provider.name(), &route.connection).reason(&reason) });
+                return Ok(local(status, &reason));
+            }
+        },
+    };
+    if event.action == Action::Refuse {
+        let placeholders = Shared::placeholders(&routes);
+        inject::strip_placeholder_headers(&mut parts.headers, None, &placeholders);
+    }
+    let resp = forward(&shared, parts, body, &host, port).await;
+    shared.record(Event { status: resp.status().as_u16(), ..event });
+    Ok(resp)
+}
+
+/// Fetch the credential and write it into the request.
+async fn inject_into(
+    shared: &Shared,
+    routes: &[Route],
+    route: &Route,
+    parts: &mut http::request::Parts,
+) -> Result<(), (StatusCode, String)> {
+    let secret = match shared.credentials.credential(&route.provider, &route.connection).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return Err((
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "no credential for {} ({}); run `authsome login {}{}`",
+                    route.provider.name(),
+                    route.connection,
+                    route.provider.name(),
+                    if route.connection == crate::vault::DEFAULT_CONNECTION {
+                        String::new()
+                    } else {
+                        format!(" --connection {}", route.connection)
+                    }
+                ),
+            ))
+        }
+        Err(e) => return Err((StatusCode::BAD_GATEWAY, e)),
+    };
+    let placeholders = Shared::placeholders(routes);
+    inject::apply(&route.provider, parts, &secret, &placeholders).map_err(|e| (StatusCode::BAD_GATEWAY, e))
+}
+
+/// Send the request to `https://host:port` and stream the response back.
+async fn forward(shared: &Shared, mut parts: http::request::Parts, body: Incoming, host: &str, port: u16) -> Response<Body> {
+    let upgrade = parts.version != http::Version::HTTP_2 && is_upgrade(&parts.headers);
+    let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let authority = label(host, port, 443);
+    parts.uri = match format!("https://{authority}{pq}").parse() {
+        Ok(u) => u,
+        Err(_) => return local(StatusCode::BAD_REQUEST, "invalid request target"),
+    };
+    parts.version = http::Version::HTTP_11;
+    parts.headers.remove(HOST);
+    strip_hop_by_hop(&mut parts.headers, upgrade);
+    let client_upgrade = if upgrade { parts.extensions.remove::<OnUpgrade>() } else { None };
+    let client = if upgrade { &shared.upstream.h1 } else { &shared.upstream.pooled };
+    let mut resp = match client.request(Request::from_parts(parts, body)).await {
+        Ok(r) => r,
+        Err(e) => return local(StatusCode::BAD_GATEWAY, &format!("cannot reach {authority}: {}", error_chain(&e))),
+    };
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(client_side) = client_upgrade {
+            let upstream_side = hyper::upgrade::on(&mut resp);
+            let mut stop = shared.stopped.clone();
+            tokio::spawn(async move {
+                if let (Ok(a), Ok(b)) = (client_side.await, upstream_side.await) {
+                    let (mut a, mut b) = (TokioIo::new(a), TokioIo::new(b));
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut a, &mut b) => {}
+                        _ = stop.changed() => {}
+                    }
+                }
+            });
+        }
+    } else {
+        strip_hop_by_hop(resp.headers_mut(), false);
+    }
+    resp.map(stream)
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(UPGRADE)
+        && headers
+            .get_all(CONNECTION)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"))))
+}
+
+/// Remove hop-by-hop headers (RFC 9110 §7.6.1), including those the
+/// `Connection` header names. `keep_upgrade` keeps `Connection: upgrade` and
+/// `Upgrade` for a WebSocket handshake; `TE: trailers` survives (gRPC needs it).
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|t| t.trim().to_ascii_lowercase()).collect::<Vec<_>>())
+        .filter(|t| !(keep_upgrade && t == "upgrade"))
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for n in ["proxy-connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "trailer", "transfer-encoding"] {
+        headers.remove(n);
+    }
+    if keep_upgrade {
+        headers.insert(CONNECTION, http::HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(CONNECTION);
+        headers.remove(UPGRADE);
+    }
+    let te_trailers = headers.get(TE).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    if !te_trailers {
+        headers.remove(TE);
+    }
+}

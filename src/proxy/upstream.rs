@@ -1,0 +1,161 @@
+//! Pooled upstream connections for intercepted traffic.
+//!
+//! A hyper-util client over our own connector: TCP via [`crate::net::connect`]
+//! (so `AUTHSOME_RESOLVE` applies and `TCP_NODELAY` is set), TLS trusting only
+//! the upstream roots (system + `AUTHSOME_UPSTREAM_CA`, never a run CA), ALPN
+//! h2 and http/1.1. The pool keeps connections per host, h2 ones multiplexed.
+
+use crate::net::{connect, Resolver};
+use http::Uri;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::ServerName;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+/// How upstream servers are reached: name overrides and trusted roots.
+#[derive(Clone)]
+pub struct UpstreamSettings {
+    /// `AUTHSOME_RESOLVE`-style overrides.
+    pub resolver: Resolver,
+    /// Roots trusted for upstream certificates (never a run CA).
+    pub roots: Arc<rustls::RootCertStore>,
+}
+
+impl UpstreamSettings {
+    /// `AUTHSOME_RESOLVE`, system roots and `AUTHSOME_UPSTREAM_CA`.
+    pub fn from_env() -> Result<UpstreamSettings, String> {
+        Ok(UpstreamSettings { resolver: Resolver::from_env()?, roots: crate::net::tls::upstream_roots()? })
+    }
+}
+
+/// The clients used to reach upstream servers.
+#[derive(Clone)]
+pub struct Upstream {
+    /// General client: ALPN h2 + http/1.1, pooled.
+    pub pooled: Client<Connector, Incoming>,
+    /// HTTP/1.1-only client for upgrade requests (WebSocket), which need h1.
+    pub h1: Client<Connector, Incoming>,
+}
+
+impl Upstream {
+    /// Clients for `settings`.
+    pub fn new(settings: &UpstreamSettings) -> Upstream {
+        let resolver = &settings.resolver;
+        let both = crate::net::tls::client_config(settings.roots.clone(), &[b"h2", b"http/1.1"]);
+        let h1 = crate::net::tls::client_config(settings.roots.clone(), &[b"http/1.1"]);
+        let build = |tls| {
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .build(Connector { resolver: Arc::new(resolver.clone()), tls })
+        };
+        Upstream { pooled: build(both), h1: build(h1) }
+    }
+}
+
+/// Connects to `https://` (TLS) and `http://` (plain) URIs.
+#[derive(Clone)]
+pub struct Connector {
+    resolver: Arc<Resolver>,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+/// A connection made by [`Connector`].
+pub enum Conn {
+    /// Plain TCP (http:// through the proxy).
+    Plain(TokioIo<TcpStream>),
+    /// TLS to an upstream server.
+    Tls(Box<TokioIo<TlsStream<TcpStream>>>),
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = Conn;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Conn, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let host = uri.host().ok_or("URI without host")?.trim_start_matches('[').trim_end_matches(']').to_owned();
+            let https = uri.scheme_str() == Some("https");
+            let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+            let tcp = connect(&this.resolver, &host, port).await?;
+            if !https {
+                return Ok(Conn::Plain(TokioIo::new(tcp)));
+            }
+            let name = ServerName::try_from(host.clone()).map_err(|_| format!("invalid server name {host}"))?;
+            let tls = tokio_rustls::TlsConnector::from(this.tls.clone()).connect(name, tcp).await?;
+            Ok(Conn::Tls(Box::new(TokioIo::new(tls))))
+        })
+    }
+}
+
+impl Connection for Conn {
+    fn connected(&self) -> Connected {
+        match self {
+            Conn::Plain(_) => Connected::new(),
+            Conn::Tls(s) => {
+                if s.inner().get_ref().1.alpn_protocol() == Some(b"h2") {
+                    Connected::new().negotiated_h2()
+                } else {
+                    Connected::new()
+                }
+            }
+        }
+    }
+}
+
+impl hyper::rt::Read for Conn {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: hyper::rt::ReadBufCursor<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl hyper::rt::Write for Conn {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+    fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Conn::Plain(s) => s.is_write_vectored(),
+            Conn::Tls(s) => s.is_write_vectored(),
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! The vault-backed [`CredentialSource`]: reads the vault at every injection,
+//! so a login made while a proxy runs is picked up live.
+
+use super::{BoxFuture, CredentialSource};
+use crate::paths::Home;
+use crate::providers::{AuthType, Provider};
+use crate::vault::{Connection, Secret, Status, Vault};
+use std::sync::{Arc, Mutex};
+
+/// Credentials from the encrypted vault of one profile.
+pub struct VaultCredentials {
+    home: Home,
+    vault: Mutex<Option<Arc<Vault>>>,
+}
+
+impl VaultCredentials {
+    /// A source for the profile of `home`. The vault (and its key) is opened
+    /// at the first injection, so a run that injects nothing never creates a key.
+    pub fn new(home: &Home) -> VaultCredentials {
+        VaultCredentials { home: home.clone(), vault: Mutex::new(None) }
+    }
+
+    fn vault(&self) -> Result<Arc<Vault>, String> {
+        let mut guard = self.vault.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = guard.as_ref() {
+            return Ok(v.clone());
+        }
+        let v = Arc::new(Vault::open(&self.home).map_err(|e| e.message)?);
+        *guard = Some(v.clone());
+        Ok(v)
+    }
+
+    /// The stored connection, as the vault holds it now.
+    async fn stored(&self, provider: &str, connection: &str) -> Result<Option<Connection>, String> {
+        let vault = self.vault()?;
+        let (provider, connection) = (provider.to_owned(), connection.to_owned());
+        tokio::task::spawn_blocking(move || vault.load().map(|d| d.connection(&provider, Some(&connection)).cloned()))
+            .await
+            .map_err(|e| format!("vault read failed: {e}"))?
+            .map_err(|e| e.message)
+    }
+
+    /// The connection with a usable access token.
+    ///
+    /// LEAD: OAuth refresh hook. Replace the body with
+    /// `crate::oauth::ensure_fresh(&self.home, provider, connection).await.map(Some).map_err(|e| e.message)`
+    /// (it refreshes within 300 s of expiry under the cross-process lock), keeping
+    /// `Ok(None)` for "no such connection" if `ensure_fresh` reports exit code 3.
+    async fn fresh_oauth(&self, provider: &Provider, connection: &str) -> Result<Option<Connection>, String> {
+        self.stored(provider.name(), connection).await
+    }
+}
+
+impl CredentialSource for VaultCredentials {
+    fn credential<'a>(&'a self, provider: &'a Provider, connection: &'a str) -> BoxFuture<'a, Result<Option<Secret>, String>> {
+        Box::pin(async move {
+            let conn = match provider.def.auth_type {
+                AuthType::Oauth2 => self.fresh_oauth(provider, connection).await?,
+                AuthType::ApiKey => self.stored(provider.name(), connection).await?,
+            };
+            match conn {
+                None => Ok(None),
+                Some(c) if c.status == Status::Revoked => {
+                    Err(format!("{} ({}) was revoked; run `authsome login {} --force`", provider.name(), connection, provider.name()))
+                }
+                Some(c) => Ok(c.credential().cloned()),
+            }
+        })
+    }
+}

@@ -1,0 +1,78 @@
+//! `authsome up` end to end: trust on a real pseudo-terminal, and applying an
+//! edit of `authsome.toml` to the running proxy without restarting the command.
+
+mod common;
+
+use common::project_run::{curl_with, wait_for_file, ProjectWorld, Pty};
+use common::proxy::{text, GH_TOKEN};
+
+#[test]
+fn a_provider_added_while_up_runs_is_injected_into_the_same_process() {
+    let w = ProjectWorld::new();
+    let (ready, go) = (w.dir.join("ready"), w.dir.join("go"));
+    let script = format!(
+        "echo $$ > pid-before; {} && touch ready; while [ ! -f go ]; do sleep 0.05; done; \
+         curl -sS -f -o /dev/null -H 'Authorization: Bearer authsome-proxy-managed' https://api.github.com/after-reload && echo $$ > pid-after",
+        curl_with("ACME_API_KEY", "https://api.acme.test/before")
+    );
+    w.write_toml(&format!("[providers.acme]\n[run]\ncommand = '''{script}'''\n"));
+    w.allow();
+    let mut child = w.cmd(&["up"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    wait_for_file(&ready);
+
+    // Declare GitHub: the edit changes the file's meaning, so it waits for `allow`.
+    w.write_toml(&format!("[providers.acme]\n[providers.github]\n[run]\ncommand = '''{script}'''\n"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !log.lock().unwrap().contains("changed since it was allowed") {
+        assert!(std::time::Instant::now() < deadline, "no trust notice:\n{}", log.lock().unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!log.lock().unwrap().contains("now injecting"), "an unallowed change must not apply");
+    w.allow();
+    while !log.lock().unwrap().contains("now injecting github/default") {
+        assert!(std::time::Instant::now() < deadline, "never applied:\n{}", log.lock().unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::fs::write(&go, "").unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", log.lock().unwrap());
+    let before = std::fs::read_to_string(w.dir.join("pid-before")).unwrap();
+    let after = std::fs::read_to_string(w.dir.join("pid-after")).unwrap();
+    assert_eq!(before, after, "the same process made both requests");
+    let seen = w.world.echo.seen();
+    let after_reload: Vec<_> = seen.iter().filter(|s| s.target == "/after-reload").collect();
+    assert_eq!(after_reload.len(), 1, "{seen:?}");
+    assert_eq!(after_reload[0].header("authorization"), vec![format!("Bearer {GH_TOKEN}")]);
+    let _ = text;
+}
+
+#[test]
+fn up_on_a_terminal_offers_to_allow_an_untrusted_file() {
+    let w = ProjectWorld::new();
+    w.write_toml("[providers.acme]\n[run]\ncommand = \"echo RAN\"\n");
+    let mut pty = Pty::spawn(w.cmd(&["up"]));
+    pty.expect("Allow it? [y/N]");
+    assert!(pty.output().contains("provider  acme"), "{}", pty.output());
+    pty.send("y\n");
+    assert_eq!(pty.wait(), 0, "{}", pty.output());
+    assert!(pty.output().contains("RAN"), "{}", pty.output());
+    let out = w.run(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["trust"], "allowed");
+
+    w.write_toml("[providers.acme]\n[run]\ncommand = \"echo CHANGED-$((40 + 2))\"\n");
+    let mut pty = Pty::spawn(w.cmd(&["up"]));
+    pty.expect("Allow it? [y/N]");
+    pty.send("n\n");
+    assert_eq!(pty.wait(), 2, "{}", pty.output());
+    assert!(!pty.output().contains("CHANGED-42"), "a refused file runs nothing: {}", pty.output());
+}
