@@ -196,3 +196,20 @@ fn a_vault_restored_from_ci_storage_works_with_the_key_in_the_environment() {
     assert_no_secrets(&out);
     assert_eq!(bearer_of(&w, "/restored"), vec![format!("Bearer {ACME_KEY}")]);
 }
+
+#[test]
+fn the_projects_policy_decides_what_happens_to_undeclared_hosts() {
+    let w = ProjectWorld::new();
+    // -k: the tunnel is end to end with the echo server, whose CA the run does not trust.
+    let probe = "curl -sS -k -f -o /dev/null https://other.test/undeclared";
+    w.write_toml("[providers.acme]\n");
+    w.allow();
+    let out = w.run(&["exec", "--", "sh", "-c", probe]);
+    assert!(out.status.success(), "tunnel is the default: {}", text(&out));
+    w.write_toml("[providers.acme]\n[proxy]\nundeclared_hosts = \"deny\"\n");
+    w.allow();
+    let out = w.run(&["exec", "--", "sh", "-c", probe]);
+    assert!(!out.status.success(), "deny refuses the CONNECT: {}", text(&out));
+    let tunnelled = w.world.echo.seen().iter().filter(|s| s.target == "/undeclared").count();
+    assert_eq!(tunnelled, 1, "only the tunnel run reached the host");
+}
