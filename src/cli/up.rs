@@ -55,8 +55,7 @@ pub fn up(ctx: &Ctx, a: ProjectRunArgs) -> Result<i32> {
             ctx.ui.info(format_args!("entering {} with the project's connections; `exit` leaves it", program.display()));
         }
         let session = Session { ctx, digest: trust::digest(&project), project, handle, pending: false };
-        let result = session.run(&program, &argv[1..], env).await;
-        result
+        session.run(&program, &argv[1..], env).await
     });
     rt.shutdown_background();
     code
