@@ -6,6 +6,7 @@
 //! - [`providers`]: provider definitions (bundled, custom, project) and validation;
 //! - [`vault`]: the encrypted per-profile credential store;
 //! - [`net`]: outbound connections (resolve overrides, upstream trust, HTTPS client);
+//! - [`oauth`]: login flows, token refresh and revocation;
 //! - [`proxy`], [`runner`], [`audit`]: the injecting proxy, `authsome run`, and its audit log;
 //! - [`cli`]: argument parsing and the commands users type;
 //! - [`paths`], [`fsutil`], [`error`], [`ui`]: shared plumbing.
@@ -15,6 +16,7 @@ pub mod cli;
 pub mod error;
 pub mod fsutil;
 pub mod net;
+pub mod oauth;
 pub mod paths;
 pub mod project;
 pub mod providers;

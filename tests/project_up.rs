@@ -1,10 +1,64 @@
-//! `authsome up` end to end: trust on a real pseudo-terminal, and applying an
-//! edit of `authsome.toml` to the running proxy without restarting the command.
+//! `authsome up` end to end: logging in a missing provider through a real
+//! pseudo-terminal with the BROWSER stand-in and the fake authorization
+//! server, then running the command behind the proxy; and applying an edit of
+//! `authsome.toml` to the running proxy without restarting the command.
 
 mod common;
 
+use common::echo::Echo;
+use common::fake_as::{Config, FakeAs};
+use common::login_env::LoginEnv;
 use common::project_run::{curl_with, wait_for_file, ProjectWorld, Pty};
 use common::proxy::{text, GH_TOKEN};
+
+#[test]
+fn up_logs_in_the_missing_provider_via_browser_then_runs_the_command() {
+    let fake = FakeAs::start(Config { granted_scope: Some("identify guilds".into()), ..Config::default() });
+    let echo = Echo::start(&["discord.com"]);
+    let mut env = LoginEnv::new();
+    env.install_provider(&fake.discord_provider());
+    let c = fake.config();
+    env.use_fake_browser(serde_json::json!({"client_id": c.client_id, "client_secret": c.client_secret.unwrap_or_default()}));
+    env.set("AUTHSOME_RESOLVE", &echo.resolve("discord.com"));
+    env.set("AUTHSOME_UPSTREAM_CA", &echo.ca_path.display().to_string());
+    let dir = env.dir.path().join("bot");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("authsome.toml"),
+        format!(
+            "[providers.discord]\nscopes = [\"identify\", \"guilds\"]\n[run]\ncommand = '{} && echo BOT-RAN-WITH-$DISCORD_ACCESS_TOKEN'\n",
+            curl_with("DISCORD_ACCESS_TOKEN", "https://discord.com/api/users/@me")
+        ),
+    )
+    .unwrap();
+    let out = env.run(&["allow", dir.to_str().unwrap()], None);
+    assert_eq!(out.code, 0, "{}", out.all());
+
+    let mut cmd = env.cmd(&["up"]);
+    cmd.current_dir(&dir).env("TERM", "dumb");
+    let mut pty = Pty::spawn(cmd);
+    let code = pty.wait();
+    let screen = pty.output();
+    assert_eq!(code, 0, "{screen}");
+    assert!(screen.contains("authsome login discord"), "the checklist names the login it runs: {screen}");
+    assert!(screen.contains("BOT-RAN-WITH-authsome-proxy-managed"), "{screen}");
+    assert_eq!(fake.requests_to("authorize").len(), 1, "logged in through the browser once");
+    let tokens = fake.access_tokens();
+    assert_eq!(tokens.len(), 1);
+    let seen = echo.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].header("authorization"), vec![format!("Bearer {}", tokens[0])]);
+    for s in fake.secrets() {
+        assert!(!screen.contains(&s), "a secret reached the terminal: {screen}");
+    }
+
+    // Satisfied now: a second `up` logs nothing in.
+    let mut cmd = env.cmd(&["up", "--", "true"]);
+    cmd.current_dir(&dir);
+    let mut pty = Pty::spawn(cmd);
+    assert_eq!(pty.wait(), 0, "{}", pty.output());
+    assert_eq!(fake.requests_to("authorize").len(), 1);
+}
 
 #[test]
 fn a_provider_added_while_up_runs_is_injected_into_the_same_process() {
@@ -53,6 +107,38 @@ fn a_provider_added_while_up_runs_is_injected_into_the_same_process() {
     assert_eq!(after_reload.len(), 1, "{seen:?}");
     assert_eq!(after_reload[0].header("authorization"), vec![format!("Bearer {GH_TOKEN}")]);
     let _ = text;
+}
+
+#[test]
+fn a_provider_declared_while_up_runs_is_logged_in_then_injected() {
+    let fake = FakeAs::start(Config::default());
+    let echo = Echo::start(&["discord.com"]);
+    let mut env = LoginEnv::new();
+    env.install_provider(&fake.discord_provider());
+    let c = fake.config();
+    env.use_fake_browser(serde_json::json!({"client_id": c.client_id, "client_secret": c.client_secret.unwrap_or_default()}));
+    env.set("AUTHSOME_RESOLVE", &echo.resolve("discord.com"));
+    env.set("AUTHSOME_UPSTREAM_CA", &echo.ca_path.display().to_string());
+    let dir = env.dir.path().join("bot");
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = "touch ready; while [ ! -f go ]; do sleep 0.05; done; \
+        curl -sS -f -o /dev/null -H 'Authorization: Bearer authsome-proxy-managed' https://discord.com/api/users/@me";
+    std::fs::write(dir.join("authsome.toml"), format!("[run]\ncommand = '''{script}'''\n")).unwrap();
+    assert_eq!(env.run(&["allow", dir.to_str().unwrap()], None).code, 0);
+    let mut cmd = env.cmd(&["up"]);
+    cmd.current_dir(&dir).env("TERM", "dumb");
+    let mut pty = Pty::spawn(cmd);
+    wait_for_file(&dir.join("ready"));
+    std::fs::write(dir.join("authsome.toml"), format!("[providers.discord]\n[run]\ncommand = '''{script}'''\n")).unwrap();
+    pty.expect("changed since it was allowed");
+    assert_eq!(env.run(&["allow", dir.to_str().unwrap()], None).code, 0);
+    pty.expect("now injecting discord/default");
+    std::fs::write(dir.join("go"), "").unwrap();
+    assert_eq!(pty.wait(), 0, "{}", pty.output());
+    assert_eq!(fake.requests_to("authorize").len(), 1, "logged in while the command ran");
+    let tokens = fake.access_tokens();
+    assert_eq!(echo.seen().len(), 1);
+    assert_eq!(echo.seen()[0].header("authorization"), vec![format!("Bearer {}", tokens[0])]);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use super::Ctx;
 use crate::error::{Error, Result};
 use crate::providers::{AuthType, Flow, Provider};
-use crate::vault::{Connection, Secret, VaultData};
+use crate::vault::{ClientCredentials, Connection, Secret, VaultData};
 use clap::Args;
 use std::io::{IsTerminal, Read};
 
@@ -142,7 +142,7 @@ pub fn logout(ctx: &Ctx, a: ConnectionArgs) -> Result<i32> {
     let vault = ctx.vault()?;
     let data = vault.load()?;
     let conn = find(&data, &a)?.clone();
-    revoke(ctx, provider, &conn);
+    revoke(ctx, provider, &conn, data.clients.get(provider.name()));
     vault.update(|d| {
         d.connections.remove(&(conn.provider.clone(), conn.name.clone()));
         if d.defaults.get(&conn.provider) == Some(&conn.name) {
@@ -159,7 +159,29 @@ pub fn logout(ctx: &Ctx, a: ConnectionArgs) -> Result<i32> {
 }
 
 /// Revocation at the provider; failures are reported, never fatal to logout.
-fn revoke(_ctx: &Ctx, _provider: &Provider, _conn: &Connection) {}
+fn revoke(ctx: &Ctx, provider: &Provider, conn: &Connection, creds: Option<&ClientCredentials>) {
+    let has_endpoint = provider.def.oauth.as_ref().is_some_and(|o| o.revocation_url.is_some());
+    if !has_endpoint || (conn.access_token.is_none() && conn.refresh_token.is_none()) {
+        return;
+    }
+    let outcome = crate::oauth::login::runtime().and_then(|rt| {
+        let http = crate::oauth::client::OAuthHttp::from_env()?;
+        Ok(rt.block_on(crate::oauth::revoke::revoke(&http, provider, creds, conn)))
+    });
+    match outcome {
+        Ok(r) => {
+            for p in &r.problems {
+                ctx.ui.warn(format_args!("{p}; the local connection is deleted anyway"));
+            }
+            if !r.revoked.is_empty() {
+                ctx.ui.info(format_args!("revoked the {} at {}", r.revoked.join(" and "), provider.def.title()));
+            }
+        }
+        Err(e) => {
+            ctx.ui.warn(format_args!("could not revoke at {}: {}; the local connection is deleted anyway", provider.def.title(), e.message))
+        }
+    }
+}
 
 /// `authsome login`.
 pub fn login(ctx: &Ctx, a: LoginArgs) -> Result<i32> {
@@ -179,24 +201,107 @@ pub fn login(ctx: &Ctx, a: LoginArgs) -> Result<i32> {
     match provider.def.auth_type {
         AuthType::ApiKey => login_api_key(ctx, provider, &a),
         AuthType::Oauth2 => {
-            Err(Error::login(format!("{} login via flow {} is not available in this build", provider.def.title(), flow.as_str())))
+            let name = a.target.connection.clone().unwrap_or_else(|| crate::vault::DEFAULT_CONNECTION.to_owned());
+            if !a.force {
+                let data = snapshot(ctx)?;
+                if let Some(c) = data.connection(provider.name(), Some(&name)) {
+                    let wanted = a.scopes.clone().unwrap_or_default();
+                    let usable = c.refresh_token.is_some() || c.expires_at.is_none_or(|e| e > crate::fsutil::now_unix());
+                    if c.status == crate::vault::Status::Connected && usable && wanted.iter().all(|s| c.scopes.contains(s)) {
+                        ctx.ui.info(format_args!("{} ({name}) is already connected; pass --force to log in again", provider.def.title()));
+                        if ctx.ui.json {
+                            ctx.ui.print_json(&serde_json::json!({"provider": c.provider, "connection": c.name, "status": "connected"}));
+                        }
+                        return Ok(0);
+                    }
+                }
+            }
+            let opts = crate::oauth::login::LoginOptions {
+                connection: name,
+                scopes: a.scopes.clone(),
+                flow,
+                force: a.force,
+                no_browser: a.no_browser,
+                base_url: a.base_url.clone(),
+            };
+            let conn = crate::oauth::login::run_oauth(&ctx.home, &ctx.ui, provider, &opts)?;
+            store_connection(ctx, conn)
         }
     }
 }
 
-/// Store an API key read from piped stdin, or typed at a hidden prompt.
+/// `authsome refresh`.
+#[derive(Debug, Args)]
+pub struct RefreshArgs {
+    #[command(flatten)]
+    pub target: ConnectionArgs,
+    /// Refresh even if the token is not near expiry.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `authsome refresh PROVIDER [--connection NAME] [--force]`: refresh under the
+/// shared lock; prints the outcome, never the token.
+pub fn refresh(ctx: &Ctx, a: RefreshArgs) -> Result<i32> {
+    use crate::oauth::RefreshOutcome;
+    let reg = ctx.registry()?;
+    let provider = reg.get(&a.target.provider)?;
+    let data = snapshot(ctx)?;
+    let conn = find(&data, &a.target)?.clone();
+    if conn.access_token.is_none() {
+        ctx.ui.info(format_args!("{} ({}) uses an API key; there is nothing to refresh", provider.def.title(), conn.name));
+        return Ok(0);
+    }
+    let rt = crate::oauth::login::runtime()?;
+    let http = crate::oauth::client::OAuthHttp::from_env()?;
+    let (conn, outcome) = rt.block_on(crate::oauth::refresh_connection(&ctx.home, provider, &conn.name, a.force, &http))?;
+    let expires = conn.expires_at.map(crate::fmt_time);
+    let (word, failed) = match &outcome {
+        RefreshOutcome::StillFresh => ("fresh", None),
+        RefreshOutcome::Refreshed => ("refreshed", None),
+        RefreshOutcome::RefreshedElsewhere => ("refreshed", None),
+        RefreshOutcome::NotRefreshable => ("not_refreshable", None),
+        RefreshOutcome::FailedStillValid(why) => ("refresh_failed", Some(why.clone())),
+    };
+    if ctx.ui.json {
+        ctx.ui.print_json(&serde_json::json!({
+            "provider": conn.provider, "connection": conn.name, "status": conn.status.as_str(),
+            "result": word, "expires_at": expires, "error": failed,
+        }));
+    } else {
+        let until = expires.as_deref().map(|e| format!(", valid until {e}")).unwrap_or_default();
+        let label = format!("{} ({})", provider.def.title(), conn.name);
+        match &outcome {
+            RefreshOutcome::StillFresh => ctx.ui.success(format_args!("{label}: token is fresh{until}")),
+            RefreshOutcome::Refreshed => ctx.ui.success(format_args!("{label}: refreshed{until}")),
+            RefreshOutcome::RefreshedElsewhere => ctx.ui.success(format_args!("{label}: refreshed by another authsome process{until}")),
+            RefreshOutcome::NotRefreshable => ctx.ui.warn(format_args!("{label}: no refresh token; the token stays valid{until}")),
+            RefreshOutcome::FailedStillValid(why) => ctx.ui.warn(format_args!("{label}: {why}; the current token stays valid{until}")),
+        }
+    }
+    Ok(if failed.is_some() { crate::error::exit::LOGIN } else { 0 })
+}
+
+/// Store an API key read from piped stdin, entered in the local form when a
+/// browser is available, or typed at a hidden prompt.
 fn login_api_key(ctx: &Ctx, provider: &Provider, a: &LoginArgs) -> Result<i32> {
-    let key = if !std::io::stdin().is_terminal() {
+    let piped = if std::io::stdin().is_terminal() {
+        None
+    } else {
         let mut s = String::new();
         std::io::stdin().read_to_string(&mut s).map_err(|e| Error::bad_input(format!("cannot read the key from standard input: {e}")))?;
-        s.trim().to_owned()
-    } else {
-        crate::ui::prompt_secret(&format!("Paste your {} API key (input hidden): ", provider.def.title()))
-            .map_err(|e| Error::login(format!("cannot read the key from the terminal: {e}")))?
-            .trim()
-            .to_owned()
+        Some(s.trim().to_owned())
     };
-    let key = validate_key(provider, key)?;
+    // A key on standard input wins; with nothing piped (e.g. </dev/null) the form or prompt asks.
+    let key = match piped {
+        Some(k) if !k.is_empty() || !crate::oauth::browser::Opener::detect(a.no_browser).available() => validate_key(provider, k)?,
+        _ => {
+            let p = provider.clone();
+            let validate: crate::oauth::server::KeyValidator =
+                std::sync::Arc::new(move |k: &str| validate_key(&p, k.to_owned()).map_err(|e| e.message));
+            crate::oauth::login::api_key_interactive(&ctx.ui, provider, a.no_browser, validate)?
+        }
+    };
     store_connection(ctx, Connection::api_key(provider.name(), a.target.connection.as_deref().unwrap_or("default"), key))
 }
 

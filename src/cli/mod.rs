@@ -53,6 +53,8 @@ pub enum Command {
     Logout(connections::ConnectionArgs),
     /// Show a connection, secrets redacted.
     Get(connections::GetArgs),
+    /// Refresh an OAuth token now if it is near expiry (always with --force).
+    Refresh(connections::RefreshArgs),
     /// Every provider with its source and connections.
     List,
     /// The effective definition of a provider, as a valid provider file.
@@ -160,6 +162,7 @@ fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::Login(a) => connections::login(ctx, a),
         Command::Logout(a) => connections::logout(ctx, a),
         Command::Get(a) => connections::get(ctx, a),
+        Command::Refresh(a) => connections::refresh(ctx, a),
         Command::List => registry::list(ctx),
         Command::Inspect { provider } => registry::inspect(ctx, &provider),
         Command::Register { file, force } => registry::register(ctx, &file, force),

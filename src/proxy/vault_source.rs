@@ -40,14 +40,16 @@ impl VaultCredentials {
             .map_err(|e| e.message)
     }
 
-    /// The connection with a usable access token.
-    ///
-    /// LEAD: OAuth refresh hook. Replace the body with
-    /// `crate::oauth::ensure_fresh(&self.home, provider, connection).await.map(Some).map_err(|e| e.message)`
-    /// (it refreshes within 300 s of expiry under the cross-process lock), keeping
-    /// `Ok(None)` for "no such connection" if `ensure_fresh` reports exit code 3.
+    /// The connection with a usable access token: refreshed first when it
+    /// expires within 300 s, under the lock every authsome process shares
+    /// ([`crate::oauth::ensure_fresh_with`]), so a run of several hours keeps working.
     async fn fresh_oauth(&self, provider: &Provider, connection: &str) -> Result<Option<Connection>, String> {
-        self.stored(provider.name(), connection).await
+        let vault = self.vault()?;
+        match crate::oauth::ensure_fresh_with(&vault, &self.home, provider, connection).await {
+            Ok(c) => Ok(Some(c)),
+            Err(e) if e.code == crate::error::exit::UNKNOWN => Ok(None),
+            Err(e) => Err(e.message),
+        }
     }
 }
 

@@ -1,0 +1,94 @@
+//! The HTTP client the `oauth2` crate talks through: authsome's own
+//! redirect-free [`HttpClient`] (timeouts, `AUTHSOME_RESOLVE`,
+//! `AUTHSOME_UPSTREAM_CA`, no proxy variables), plus small JSON helpers for
+//! the endpoints the crate does not cover (RFC 7591 registration, RFC 8414
+//! metadata). Errors name hosts and statuses, never request or response bodies.
+
+use crate::error::{Error, Result};
+use crate::net::http::HttpClient;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A transport failure (connect, TLS, timeout), secret-free by construction.
+#[derive(Debug, Clone)]
+pub struct HttpError(pub String);
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+/// The OAuth client's transport. Cheap to clone; remembers the status of the
+/// last response so error messages can say "HTTP 500" when the body was junk.
+#[derive(Clone)]
+pub struct OAuthHttp {
+    inner: HttpClient,
+    last_status: Arc<Mutex<Option<u16>>>,
+}
+
+impl OAuthHttp {
+    /// Client configured from the environment, 30 s per exchange.
+    pub fn from_env() -> Result<OAuthHttp> {
+        let inner = HttpClient::from_env().map_err(Error::bad_input)?;
+        Ok(OAuthHttp { inner, last_status: Arc::default() })
+    }
+
+    /// Change the per-exchange timeout (tests use short ones to exercise slow servers).
+    pub fn with_timeout(mut self, timeout: Duration) -> OAuthHttp {
+        self.inner = self.inner.with_timeout(timeout);
+        self
+    }
+
+    /// HTTP status of the most recent response, if any arrived.
+    pub fn last_status(&self) -> Option<u16> {
+        *self.last_status.lock().expect("status lock")
+    }
+
+    /// Send one request, recording the response status.
+    pub async fn send(&self, req: http::Request<Vec<u8>>) -> std::result::Result<http::Response<Vec<u8>>, HttpError> {
+        *self.last_status.lock().expect("status lock") = None;
+        let resp = self.inner.send(req).await.map_err(HttpError)?;
+        *self.last_status.lock().expect("status lock") = Some(resp.status().as_u16());
+        Ok(resp)
+    }
+
+    /// GET `url` asking for JSON; returns the status and the parsed body (`Null` when not JSON).
+    pub async fn get_json(&self, url: &str) -> Result<(u16, serde_json::Value)> {
+        let req = http::Request::get(url)
+            .header(http::header::ACCEPT, "application/json")
+            .body(Vec::new())
+            .map_err(|e| Error::bad_input(format!("invalid URL {url}: {e}")))?;
+        self.json_exchange(req).await
+    }
+
+    /// POST a JSON document to `url`; returns the status and the parsed body.
+    pub async fn post_json(&self, url: &str, body: &serde_json::Value) -> Result<(u16, serde_json::Value)> {
+        let req = http::Request::post(url)
+            .header(http::header::ACCEPT, "application/json")
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(body).expect("JSON serializes"))
+            .map_err(|e| Error::bad_input(format!("invalid URL {url}: {e}")))?;
+        self.json_exchange(req).await
+    }
+
+    async fn json_exchange(&self, req: http::Request<Vec<u8>>) -> Result<(u16, serde_json::Value)> {
+        let resp = self.send(req).await.map_err(|e| Error::login(e.0))?;
+        let status = resp.status().as_u16();
+        let body = serde_json::from_slice(resp.body()).unwrap_or(serde_json::Value::Null);
+        Ok((status, body))
+    }
+}
+
+impl<'c> oauth2::AsyncHttpClient<'c> for OAuthHttp {
+    type Error = HttpError;
+    type Future = Pin<Box<dyn Future<Output = std::result::Result<oauth2::HttpResponse, HttpError>> + Send + 'c>>;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(self.send(request))
+    }
+}

@@ -1,0 +1,66 @@
+//! A provider's OAuth client credentials: reused from the vault, or collected
+//! once — in the browser form when a browser is available, at the terminal
+//! (secret hidden) otherwise. They are stored only after a login succeeds, so
+//! a mistyped secret is never kept.
+
+use super::browser::Opener;
+use super::server::{Event, LoginServer, Page};
+use crate::error::{Error, Result};
+use crate::providers::Provider;
+use crate::ui::Ui;
+use crate::vault::{ClientCredentials, Secret};
+
+/// Client credentials and whether they are new (to be stored after success).
+pub struct Obtained {
+    /// The credentials.
+    pub creds: ClientCredentials,
+    /// True when the user just entered them.
+    pub fresh: bool,
+}
+
+/// Collect credentials in the browser form served by `server`.
+pub async fn from_form(ui: &Ui, provider: &Provider, opener: &Opener, server: &mut LoginServer) -> Result<ClientCredentials> {
+    server.set_page(Page::ClientForm { provider: provider.def.title().to_owned(), docs_url: provider.def.docs_url.clone() });
+    let url = server.url();
+    ui.info(format_args!(
+        "{} needs your OAuth app's client ID and secret; opening the form at {url}\n  (register the redirect URI {} at the provider)",
+        provider.def.title(),
+        server.redirect_uri()
+    ));
+    if let Err(e) = opener.open(&url) {
+        eprintln!("Could not open a browser ({e}); open {url} yourself.");
+    }
+    loop {
+        match server.next_event().await {
+            Some(Event::Client(c)) => return Ok(c),
+            Some(Event::Callback { reply, .. }) => {
+                let _ = reply.send(Err("authsome is still waiting for the client credentials form".into()));
+            }
+            Some(Event::ApiKey(_)) => {}
+            None => return Err(Error::login("the login server stopped before the form was submitted")),
+        }
+    }
+}
+
+/// Ask at the terminal (or read two lines from piped input): client ID, then the hidden secret.
+pub async fn from_terminal(provider: &Provider, redirect_uri: &str) -> Result<ClientCredentials> {
+    let title = provider.def.title().to_owned();
+    let docs = provider.def.docs_url.clone().map(|d| format!(" (create one at {d})")).unwrap_or_default();
+    eprintln!("{title} needs your OAuth app's client ID and secret{docs}.\nRegister this redirect URI there: {redirect_uri}");
+    let answers = tokio::task::spawn_blocking(move || -> std::io::Result<(Option<String>, Option<String>)> {
+        let id = super::input::ask(&format!("{title} client ID: "), false)?;
+        if id.is_none() {
+            return Ok((None, None));
+        }
+        let secret = super::input::ask(&format!("{title} client secret (input hidden, empty for a public client): "), true)?;
+        Ok((id, secret))
+    })
+    .await
+    .map_err(|e| Error::other(e.to_string()))?
+    .map_err(|e| Error::login(format!("cannot ask for client credentials at the terminal: {e}")))?;
+    let client_id = answers.0.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).ok_or_else(|| {
+        Error::login(format!("no client ID given for {}; run `authsome login {}` in a terminal", provider.def.title(), provider.name()))
+    })?;
+    let secret = answers.1.map(|s| s.trim().to_owned()).unwrap_or_default();
+    Ok(ClientCredentials { client_id, client_secret: (!secret.is_empty()).then(|| Secret::new(secret)), registered_at: None })
+}

@@ -1,0 +1,167 @@
+//! `authsome login` for OAuth providers and the interactive API-key entry:
+//! picks the flow, gets client credentials (stored, form, terminal or
+//! dynamic registration), runs the grant and returns the new connection.
+//! New client credentials are stored only once the login has succeeded.
+
+use super::browser::Opener;
+use super::client::OAuthHttp;
+use super::creds;
+use super::server::{Event, KeyValidator, LoginServer, Page};
+use super::tokens::{new_connection, Endpoints};
+use crate::error::{Error, Result};
+use crate::paths::Home;
+use crate::providers::{Flow, Provider};
+use crate::ui::Ui;
+use crate::vault::{ClientCredentials, Connection, Secret, Vault};
+
+/// What the user asked for on the command line.
+#[derive(Debug, Clone)]
+pub struct LoginOptions {
+    /// Connection name to create or replace.
+    pub connection: String,
+    /// Scopes instead of the provider's defaults.
+    pub scopes: Option<Vec<String>>,
+    /// Flow to run.
+    pub flow: Flow,
+    /// Ask for client credentials again (or register a new client).
+    pub force: bool,
+    /// Print URLs instead of opening a browser.
+    pub no_browser: bool,
+    /// Value for `{base_url}`.
+    pub base_url: Option<String>,
+}
+
+/// A runtime for one command: login servers and HTTP need a few threads, and
+/// `main` stays synchronous for the fast paths.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::other(format!("cannot start the async runtime: {e}")))
+}
+
+/// Log in to an OAuth provider; returns the connected record (not yet stored).
+pub fn run_oauth(home: &Home, ui: &Ui, provider: &Provider, opts: &LoginOptions) -> Result<Connection> {
+    runtime()?.block_on(oauth_login(home, ui, provider, opts, &OAuthHttp::from_env()?))
+}
+
+/// The async body of [`run_oauth`], with the HTTP client supplied (tests pass short timeouts).
+pub async fn oauth_login(home: &Home, ui: &Ui, provider: &Provider, opts: &LoginOptions, http: &OAuthHttp) -> Result<Connection> {
+    let title = provider.def.title().to_owned();
+    let oauth = provider.def.oauth.clone().ok_or_else(|| Error::bad_input(format!("{title} is not an OAuth provider")))?;
+    let ep = Endpoints::of(provider, opts.base_url.as_deref())?;
+    let scopes = opts.scopes.clone().unwrap_or_else(|| oauth.scopes.clone());
+    let opener = Opener::detect(opts.no_browser);
+    if let Opener::Print(why) = &opener {
+        ui.info(format_args!("Not opening a browser ({why}); URLs are printed instead."));
+    }
+    let vault = Vault::open(home)?;
+    let stored = if opts.force { None } else { vault.load()?.clients.get(provider.name()).cloned() };
+
+    let (resp, creds, fresh) = match opts.flow {
+        Flow::Pkce | Flow::DcrPkce => {
+            if ep.authorization.is_none() {
+                return Err(Error::bad_input(format!("{title} has no authorization_url, so flow {} is not possible", opts.flow.as_str())));
+            }
+            let mut server = LoginServer::bind(super::callback_addr()?).await?;
+            let outcome = async {
+                let (creds, fresh) = match stored {
+                    Some(c) => (c, false),
+                    None if opts.flow == Flow::DcrPkce => {
+                        ui.info(format_args!("Registering authsome as a client at {title}…"));
+                        (super::dcr::register(http, provider, &ep, opts.base_url.as_deref(), &server.redirect_uri()).await?, true)
+                    }
+                    None if opener.available() => (creds::from_form(ui, provider, &opener, &mut server).await?, true),
+                    None => (creds::from_terminal(provider, &server.redirect_uri()).await?, true),
+                };
+                let pkce = opts.flow == Flow::DcrPkce || oauth.pkce;
+                let req = super::authcode::AuthCodeRequest { provider, endpoints: &ep, creds: &creds, scopes: &scopes, pkce };
+                let resp = super::authcode::run(http, &mut server, &opener, ui, req).await?;
+                Ok::<_, Error>((resp, creds, fresh))
+            }
+            .await;
+            server.shutdown().await;
+            outcome?
+        }
+        Flow::DeviceCode => {
+            if ep.device.is_none() {
+                return Err(Error::bad_input(format!("{title} has no device_authorization_url, so flow device_code is not possible")));
+            }
+            let (creds, fresh) = match stored {
+                Some(c) => (c, false),
+                None if opener.available() => {
+                    let mut server = LoginServer::bind(super::callback_addr()?).await?;
+                    let c = creds::from_form(ui, provider, &opener, &mut server).await;
+                    server.shutdown().await;
+                    (c?, true)
+                }
+                None => (creds::from_terminal(provider, &super::redirect_uri(super::callback_addr()?)).await?, true),
+            };
+            let resp = super::device::run(http, &opener, ui, provider, &ep, &creds, &scopes).await?;
+            (resp, creds, fresh)
+        }
+        Flow::ApiKey => return Err(Error::bad_input(format!("{title} is an OAuth provider; use --flow pkce, device_code or dcr_pkce"))),
+    };
+    if fresh {
+        store_client(&vault, provider.name(), creds)?;
+    }
+    Ok(new_connection(provider.name(), &opts.connection, &resp, &scopes, opts.base_url.as_deref()))
+}
+
+fn store_client(vault: &Vault, provider: &str, creds: ClientCredentials) -> Result<()> {
+    vault.update(|d| {
+        d.clients.insert(provider.to_owned(), creds);
+        Ok(())
+    })
+}
+
+/// Ask for an API key interactively: the local form when a browser is
+/// available, else a hidden terminal prompt. `validate` checks the pattern.
+pub fn api_key_interactive(ui: &Ui, provider: &Provider, no_browser: bool, validate: KeyValidator) -> Result<Secret> {
+    let opener = Opener::detect(no_browser);
+    if opener.available() {
+        let rt = runtime()?;
+        let got = rt.block_on(async {
+            let mut server = match LoginServer::bind(super::callback_addr()?).await {
+                Ok(s) => s,
+                Err(e) => {
+                    ui.warn(format_args!("{}; asking at the terminal instead", e.message));
+                    return Ok(None);
+                }
+            };
+            let spec = provider.def.api_key.as_ref();
+            server.set_page(Page::ApiKeyForm {
+                provider: provider.def.title().to_owned(),
+                docs_url: provider.def.docs_url.clone(),
+                hint: spec.and_then(|k| k.key_pattern_hint.clone()),
+                validate: validate.clone(),
+            });
+            let url = server.url();
+            ui.info(format_args!("Enter your {} API key in the form at {url}", provider.def.title()));
+            if let Err(e) = opener.open(&url) {
+                eprintln!("Could not open a browser ({e}); open {url} yourself.");
+            }
+            let key = loop {
+                match server.next_event().await {
+                    Some(Event::ApiKey(k)) => break Ok(Some(k)),
+                    Some(Event::Callback { reply, .. }) => {
+                        let _ = reply.send(Err("authsome is waiting for an API key, not an OAuth redirect".into()));
+                    }
+                    Some(Event::Client(_)) => {}
+                    None => break Err(Error::login("the login server stopped before the key was entered")),
+                }
+            };
+            server.shutdown().await;
+            key
+        })?;
+        if let Some(k) = got {
+            return Ok(k);
+        }
+    }
+    let title = provider.def.title();
+    let key = super::input::ask(&format!("Paste your {title} API key (input hidden): "), true)
+        .map_err(|e| Error::login(format!("cannot read the key from the terminal: {e}")))?
+        .ok_or_else(|| Error::login(format!("no {title} API key given")))?;
+    validate(key.trim()).map_err(Error::bad_input)
+}
