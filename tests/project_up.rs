@@ -162,3 +162,38 @@ fn up_on_a_terminal_offers_to_allow_an_untrusted_file() {
     assert_eq!(pty.wait(), 2, "{}", pty.output());
     assert!(!pty.output().contains("CHANGED-42"), "a refused file runs nothing: {}", pty.output());
 }
+
+#[test]
+fn too_few_scopes_are_fixed_by_a_re_consent_asking_for_the_union() {
+    let fake = FakeAs::start(Config { granted_scope: Some("identify email".into()), ..Config::default() });
+    let mut env = LoginEnv::new();
+    env.install_provider(&fake.discord_provider());
+    let c = fake.config();
+    env.use_fake_browser(serde_json::json!({"client_id": c.client_id, "client_secret": c.client_secret.unwrap_or_default()}));
+    let login = env.run(&["login", "discord", "--scopes", "identify,email"], None);
+    assert_eq!(login.code, 0, "{}", login.all());
+    let dir = env.dir.path().join("bot");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("authsome.toml"), "[providers.discord]\nscopes = [\"guilds\"]\n").unwrap();
+    assert_eq!(env.run(&["allow", dir.to_str().unwrap()], None).code, 0);
+
+    let mut status = env.cmd(&["status"]);
+    let out = status.current_dir(&dir).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        stdout.contains("missing scopes: guilds") && stdout.contains("authsome login discord --scopes identify,email,guilds"),
+        "{stdout}"
+    );
+
+    fake.configure(|c| c.granted_scope = Some("identify email guilds".into()));
+    let mut cmd = env.cmd(&["up", "--", "true"]);
+    cmd.current_dir(&dir);
+    let mut pty = Pty::spawn(cmd);
+    assert_eq!(pty.wait(), 0, "{}", pty.output());
+    let auth = fake.requests_to("authorize");
+    assert_eq!(auth.len(), 2);
+    let asked: std::collections::BTreeSet<&str> = auth[1].query["scope"].split(' ').collect();
+    assert_eq!(asked, ["email", "guilds", "identify"].into_iter().collect(), "keeps what was granted, adds what is required");
+    assert_eq!(env.vault().connection("discord", None).unwrap().scopes.len(), 3);
+}
