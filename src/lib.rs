@@ -21,6 +21,7 @@ pub mod fsutil;
 pub mod net;
 pub mod oauth;
 pub mod paths;
+pub mod project;
 pub mod providers;
 pub mod proxy;
 pub mod runner;

@@ -144,13 +144,37 @@ fn busy_callback_port_explains_what_to_do() {
 
 #[test]
 fn pasted_redirect_url_completes_a_no_browser_login() {
-    use std::io::{BufRead, Write};
+    use std::io::Write;
     let fake = FakeAs::start(Config::default());
     let env = LoginEnv::new();
     env.install_provider(&fake.discord_provider());
+    let (mut child, mut stdin, mut stderr, seen, authorize) = start_printed_login(&fake, &env, &["login", "discord", "--no-browser"]);
+    let (code, headers, _) = common::fake_as::http_get(&authorize);
+    assert_eq!(code, 302);
+    writeln!(stdin, "{}", headers["location"]).unwrap();
+    drop(stdin);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let out = Out { code: status.code().unwrap_or(-1), stdout: String::new(), stderr: seen + &rest };
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(status_of(&env), "connected");
+    assert!(env.vault().clients.contains_key("discord"));
+    assert_no_secrets(&fake.secrets(), &[&out]);
+}
+
+/// Start a login that prints its authorization URL (no browser): type the
+/// client credentials at the prompt, then read stderr up to the URL. Returns
+/// the child, its stdin and stderr, what was read so far, and the URL.
+fn start_printed_login(
+    fake: &FakeAs,
+    env: &LoginEnv,
+    args: &[&str],
+) -> (std::process::Child, std::process::ChildStdin, std::io::BufReader<std::process::ChildStderr>, String, String) {
+    use std::io::{BufRead, Write};
     let c = fake.config();
     let mut child = env
-        .cmd(&["login", "discord", "--no-browser"])
+        .cmd(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -168,18 +192,7 @@ fn pasted_redirect_url_completes_a_no_browser_login() {
             break u.to_owned();
         }
     };
-    let (code, headers, _) = common::fake_as::http_get(&authorize);
-    assert_eq!(code, 302);
-    writeln!(stdin, "{}", headers["location"]).unwrap();
-    drop(stdin);
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
-    let status = child.wait().unwrap();
-    let out = Out { code: status.code().unwrap_or(-1), stdout: String::new(), stderr: seen + &rest };
-    assert_eq!(out.code, 0, "{}", out.all());
-    assert_eq!(status_of(&env), "connected");
-    assert!(env.vault().clients.contains_key("discord"));
-    assert_no_secrets(&fake.secrets(), &[&out]);
+    (child, stdin, stderr, seen, authorize)
 }
 
 fn status_of(env: &LoginEnv) -> String {
@@ -358,31 +371,11 @@ fn bundled_discord_definition_works_through_resolve_and_upstream_ca() {
 
 #[test]
 fn over_ssh_the_url_is_printed_and_the_callback_still_completes() {
-    use std::io::{BufRead, Write};
     let fake = FakeAs::start(Config::default());
     let mut env = LoginEnv::new();
     env.install_provider(&fake.discord_provider());
     env.set("SSH_CONNECTION", "192.0.2.1 50000 192.0.2.2 22");
-    let c = fake.config();
-    let mut child = env
-        .cmd(&["login", "discord"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    writeln!(stdin, "{}\n{}", c.client_id, c.client_secret.clone().unwrap()).unwrap();
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    let authorize = loop {
-        let mut line = String::new();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "no authorization URL printed:\n{seen}");
-        seen.push_str(&line);
-        if let Some(u) = line.split_whitespace().find(|w| w.contains("/oauth2/authorize")) {
-            break u.to_owned();
-        }
-    };
+    let (mut child, stdin, mut stderr, seen, authorize) = start_printed_login(&fake, &env, &["login", "discord"]);
     assert!(seen.contains("SSH session"), "{seen}");
     // The user's browser (e.g. through a forwarded port) reaches the login server.
     let (code, headers, _) = common::fake_as::http_get(&authorize);

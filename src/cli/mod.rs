@@ -5,8 +5,11 @@
 mod connections;
 mod daemon;
 mod doctor;
+mod exec;
+pub mod project;
 mod registry;
 mod run;
+mod up;
 
 use crate::error::{Error, Result};
 use crate::paths::Home;
@@ -72,6 +75,24 @@ pub enum Command {
     Remove {
         /// Provider name.
         provider: String,
+    },
+    /// Project mode: reconcile authsome.toml (log in what is missing), then run CMD, [run] command or $SHELL.
+    Up(exec::ProjectRunArgs),
+    /// Project mode for CI: never prompts; runs CMD (default: [run] command) behind the proxy.
+    Exec(exec::ProjectRunArgs),
+    /// Project view: each requirement of authsome.toml, satisfied or not, and the fix.
+    Status,
+    /// Write a commented starter authsome.toml in the current directory.
+    Init,
+    /// Trust a project's authsome.toml as it is now (default: the current directory's).
+    Allow {
+        /// Directory (or the file itself); the nearest authsome.toml at or above it.
+        dir: Option<std::path::PathBuf>,
+    },
+    /// Revoke trust in a project's authsome.toml.
+    Deny {
+        /// Directory (or the file itself); the nearest authsome.toml at or above it.
+        dir: Option<std::path::PathBuf>,
     },
     /// Run CMD behind the injecting proxy for every connected provider.
     Run(run::RunArgs),
@@ -170,6 +191,12 @@ fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::Inspect { provider } => registry::inspect(ctx, &provider),
         Command::Register { file, force } => registry::register(ctx, &file, force),
         Command::Remove { provider } => registry::remove(ctx, &provider),
+        Command::Up(a) => up::up(ctx, a),
+        Command::Exec(a) => exec::exec(ctx, a),
+        Command::Status => project::status(ctx),
+        Command::Init => project::init(ctx),
+        Command::Allow { dir } => project::allow(ctx, dir),
+        Command::Deny { dir } => project::deny(ctx, dir),
         Command::Run(a) => run::run(ctx, a),
         Command::Log(a) => run::log(ctx, a),
         Command::Doctor => doctor::run(ctx),

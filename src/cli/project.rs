@@ -1,0 +1,225 @@
+//! `status`, `init`, `allow`, `deny`: the project-mode commands that need no proxy.
+
+use super::Ctx;
+use crate::error::{Error, Result};
+use crate::project::requirements::{self, Check};
+use crate::project::trust::{self, Trust};
+use crate::project::{config, Project, FILE_NAME};
+use crate::providers::Registry;
+use crate::vault::VaultData;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// The schema reference written at the top of new project files.
+pub const SCHEMA_URL: &str = "https://authsome.agentr.dev/schema/authsome.schema.json";
+
+/// The project at or above the current directory, with the registry it extends.
+pub fn current_project(ctx: &Ctx, dir: Option<&Path>) -> Result<(Project, Registry)> {
+    let file = config::locate(dir.unwrap_or(Path::new(".")))?;
+    let mut registry = ctx.registry()?;
+    let project = Project::load(&file, &mut registry)?;
+    Ok((project, registry))
+}
+
+/// The vault's content without creating a key or a vault when none exists.
+pub fn vault_snapshot(ctx: &Ctx) -> Result<VaultData> {
+    if ctx.home.vault_file().exists() {
+        ctx.vault()?.load()
+    } else {
+        Ok(VaultData::default())
+    }
+}
+
+/// Evaluate every requirement of `project` against the vault and the process environment.
+pub fn evaluate(ctx: &Ctx, project: &Project, registry: &Registry) -> Result<Vec<Check>> {
+    let data = vault_snapshot(ctx)?;
+    let env = |k: &str| std::env::var(k).ok();
+    Ok(requirements::evaluate(project, registry, &data, &env, ctx.home.profile(), crate::fsutil::now_unix()))
+}
+
+/// `authsome status`: each requirement, its state and its fix; exit 4 when a
+/// required one is unmet.
+pub fn status(ctx: &Ctx) -> Result<i32> {
+    let (project, registry) = current_project(ctx, None)?;
+    let trust = trust::check(&ctx.home, &project);
+    let checks = evaluate(ctx, &project, &registry)?;
+    let unmet = checks.iter().any(Check::blocks);
+    if ctx.ui.json {
+        ctx.ui.print_json(&serde_json::json!({
+            "file": project.file.display().to_string(),
+            "trusted": trust == Trust::Allowed,
+            "trust": trust.as_str(),
+            "allow_command": (trust != Trust::Allowed).then(|| trust::allow_command(&project)),
+            "satisfied": !unmet,
+            "requirements": checks.iter().map(Check::to_json).collect::<Vec<_>>(),
+        }));
+    } else {
+        println!("{} ({})", project.file.display(), trust.as_str());
+        if checks.is_empty() {
+            println!("no providers declared; add a [providers.NAME] table");
+        } else {
+            let rows: Vec<Vec<String>> = checks.iter().map(row).collect();
+            print!("{}", crate::ui::table(&["REQUIREMENT", "STATE", "ACCOUNT", "GRANTED", "REQUIRED", "EXPIRES", "FIX"], &rows));
+        }
+        if trust != Trust::Allowed {
+            ctx.ui.warn(trust::refusal(&project, &trust));
+        }
+    }
+    Ok(if unmet { crate::error::exit::LOGIN } else { 0 })
+}
+
+fn row(c: &Check) -> Vec<String> {
+    let dash = |s: String| if s.is_empty() { "-".to_owned() } else { s };
+    let mut label = c.requirement.provider.clone();
+    if c.connection_flag().is_some() {
+        label.push_str(&format!(" ({})", c.connection));
+    }
+    if c.requirement.optional {
+        label.push_str(" [optional]");
+    }
+    vec![
+        label,
+        c.state.describe(),
+        dash(c.account.clone().unwrap_or_default()),
+        dash(c.granted.join(",")),
+        dash(c.requirement.scopes.join(",")),
+        dash(c.expires_at.map(crate::fmt_time).unwrap_or_default()),
+        dash(c.fix.clone().unwrap_or_default()),
+    ]
+}
+
+/// `authsome allow [DIR]`: trust the project file as it is now.
+pub fn allow(ctx: &Ctx, dir: Option<PathBuf>) -> Result<i32> {
+    let (project, _) = current_project(ctx, dir.as_deref())?;
+    let before = trust::check(&ctx.home, &project);
+    trust::allow(&ctx.home, &project)?;
+    if ctx.ui.json {
+        ctx.ui.print_json(&serde_json::json!({
+            "file": project.file.display().to_string(),
+            "allowed": true,
+            "digest": trust::digest(&project),
+        }));
+    } else {
+        if before != Trust::Allowed {
+            ctx.ui.info(trust::summary(&project).trim_end());
+        }
+        ctx.ui.success(format_args!("allowed {}", project.file.display()));
+    }
+    Ok(0)
+}
+
+/// `authsome deny [DIR]`: revoke trust (the file need not parse).
+pub fn deny(ctx: &Ctx, dir: Option<PathBuf>) -> Result<i32> {
+    let file = config::locate(dir.as_deref().unwrap_or(Path::new(".")))?;
+    let was = trust::deny(&ctx.home, &file)?;
+    if ctx.ui.json {
+        ctx.ui.print_json(&serde_json::json!({"file": file.display().to_string(), "denied": true, "was_allowed": was}));
+    } else if was {
+        ctx.ui.success(format_args!("denied {}", file.display()));
+    } else {
+        ctx.ui.info(format_args!("{} was not allowed", file.display()));
+    }
+    Ok(0)
+}
+
+/// Variable names (never values) defined in a dotenv file.
+pub fn dotenv_names(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix("export ").unwrap_or(l).split_once('='))
+        .map(|(k, _)| k.trim().to_owned())
+        .filter(|k| config::valid_env_name(k))
+        .collect()
+}
+
+/// Providers whose API-key or exported variables appear in `names`, with the variable found.
+pub fn suggest_providers(registry: &Registry, names: &BTreeSet<String>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for p in registry.iter() {
+        let mut vars: Vec<&str> = p.def.export.keys().map(String::as_str).collect();
+        if let Some(v) = p.def.api_key.as_ref().and_then(|k| k.env_var.as_deref()) {
+            vars.push(v);
+        }
+        if let Some(v) = vars.into_iter().find(|v| names.contains(*v)) {
+            out.push((p.name().to_owned(), v.to_owned()));
+        }
+    }
+    out
+}
+
+/// The starter file: commented, valid, with the schema reference.
+pub fn starter(found: &[(String, String)]) -> String {
+    let mut providers = String::new();
+    for (name, var) in found {
+        providers.push_str(&format!("[providers.{name}]  # {var} is in .env\n\n"));
+    }
+    if found.is_empty() {
+        providers.push_str("[providers]\n# openai = true               # shorthand: default connection, no scopes\n\n");
+    }
+    format!(
+        r#"#:schema {SCHEMA_URL}
+# authsome.toml: the credentials this project needs. It holds no secret;
+# commit it. `authsome allow` trusts it, `authsome up` starts working.
+
+# One table per provider (`authsome list` shows them all). The program sees a
+# placeholder in the provider's variables (OPENAI_API_KEY=authsome-proxy-managed);
+# the proxy adds the real credential to requests to that provider's hosts.
+{providers}# [providers.github]
+# scopes = ["repo"]              # scopes the token must carry (OAuth providers)
+# connection = "work"            # a named connection (default: the provider's default)
+# optional = true                # use it when logged in, never block on it
+# export = ["MY_GITHUB_TOKEN"]   # extra variables holding the placeholder
+# secret_env = "GH_CI_TOKEN"     # CI (`authsome exec`): take the token from this variable
+
+# Two accounts of one provider: an array of tables. The second gets its own
+# placeholder and variables (DISCORD_ACCESS_TOKEN_WORK=authsome-proxy-managed-work).
+# [[providers.discord]]
+# connection = "personal"
+# [[providers.discord]]
+# connection = "work"
+
+# In-house APIs: a provider definition next to this file.
+# [definitions]
+# acme = "authsome/acme.json"
+
+[run]
+# command = "python main.py"     # run by your $SHELL; or an argv array ["python", "main.py"]
+# env = {{ LOG_LEVEL = "info" }}   # plain, non-secret variables
+
+[proxy]
+undeclared_hosts = "tunnel"      # or "deny": refuse every host not declared above
+"#
+    )
+}
+
+/// `authsome init`: write a starter `authsome.toml` in the current directory.
+pub fn init(ctx: &Ctx) -> Result<i32> {
+    let dir = config::absolute(Path::new("."));
+    let file = dir.join(FILE_NAME);
+    let registry = ctx.registry()?;
+    let names = std::fs::read_to_string(dir.join(".env")).map(|t| dotenv_names(&t)).unwrap_or_default();
+    let found = suggest_providers(&registry, &names);
+    let text = starter(&found);
+    let created = crate::fsutil::create_exclusive(&file, text.as_bytes(), 0o644)
+        .map_err(|e| Error::other(format!("cannot write {}: {e}", file.display())))?;
+    if !created {
+        return Err(Error::bad_input(format!("{} already exists; edit it, or delete it to start over", file.display())));
+    }
+    let mut registry = registry;
+    let project = Project::load(&file, &mut registry)?;
+    trust::allow(&ctx.home, &project)?;
+    if ctx.ui.json {
+        let suggested: Vec<_> = found.iter().map(|(p, v)| serde_json::json!({"provider": p, "found": v})).collect();
+        ctx.ui.print_json(&serde_json::json!({"file": file.display().to_string(), "allowed": true, "providers": suggested}));
+        return Ok(0);
+    }
+    ctx.ui.success(format_args!("wrote {}", file.display()));
+    for (p, v) in &found {
+        ctx.ui.info(format_args!(
+            "  {p}: {v} is in .env; run `authsome login {p}`, then delete {v} from .env so programs never hold the secret"
+        ));
+    }
+    ctx.ui.info("next: edit it, then `authsome up` (or `authsome status` to see what is missing)");
+    Ok(0)
+}

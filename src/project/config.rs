@@ -1,0 +1,776 @@
+//! `authsome.toml`: finding it, parsing it, and turning it into a checked
+//! [`Project`] model.
+//!
+//! The file reads like a lockfile-free `devbox.json` or a `mise.toml`: one table
+//! per provider under `[providers]`, a `[run]` table for the command, and a
+//! `[proxy]` table for the policy. Every mistake is reported as
+//! `authsome.toml:line:column: message` (exit 2), several at once when there
+//! are several, and an unknown provider name comes with the closest known one.
+//!
+//! ```toml
+//! #:schema https://authsome.agentr.dev/schema/authsome.schema.json
+//! [providers.github]
+//! scopes = ["repo"]
+//!
+//! [[providers.discord]]          # two accounts of one provider
+//! connection = "personal"
+//! [[providers.discord]]
+//! connection = "work"            # DISCORD_ACCESS_TOKEN_WORK
+//!
+//! [run]
+//! command = "python bot.py"
+//! env = { LOG_LEVEL = "debug" }
+//! ```
+
+use crate::error::{Error, Result};
+use crate::providers::{AuthType, ProviderDef, Registry, PLACEHOLDER};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// Name of the project file.
+pub const FILE_NAME: &str = "authsome.toml";
+
+/// Variables authsome itself sets in a child; `[run.env]` may not override them.
+pub const RESERVED_VARS: &[&str] = &[
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "CURL_CA_BUNDLE",
+    "REQUESTS_CA_BUNDLE",
+    "GIT_SSL_CAINFO",
+    "NODE_EXTRA_CA_CERTS",
+    "AWS_CA_BUNDLE",
+    "PIP_CERT",
+    "DENO_CERT",
+    "AUTHSOME_ACTIVE",
+    "AUTHSOME_VAULT_KEY",
+];
+
+/// The nearest `authsome.toml` at or above `start`, without reading it.
+///
+/// Only `stat` calls: the shell hook runs this on every prompt, so it must stay
+/// cheap (no TOML parsing, no registry, no vault).
+pub fn find(start: &Path) -> Option<PathBuf> {
+    let mut dir = Some(start);
+    while let Some(d) = dir {
+        let candidate = d.join(FILE_NAME);
+        if candidate.is_file() {
+            return Some(candidate);
+        }
+        dir = d.parent();
+    }
+    None
+}
+
+/// The project file for `dir_or_file`: the file itself when it names one, else
+/// the nearest one at or above the directory. Exit 2 when there is none.
+pub fn locate(dir_or_file: &Path) -> Result<PathBuf> {
+    let abs = absolute(dir_or_file);
+    if abs.is_file() {
+        return Ok(abs);
+    }
+    find(&abs).ok_or_else(|| {
+        Error::bad_input(format!("no {FILE_NAME} in {} or any parent directory; `authsome init` creates one", abs.display()))
+    })
+}
+
+/// `p` made absolute against the current directory, symlinks resolved when it exists.
+pub fn absolute(p: &Path) -> PathBuf {
+    if let Ok(c) = std::fs::canonicalize(p) {
+        return c;
+    }
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
+/// A line and column (1-based, columns in characters) in the project file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Location {
+    /// Line number.
+    pub line: usize,
+    /// Column number.
+    pub column: usize,
+}
+
+impl Location {
+    /// The position of byte `offset` in `text`.
+    pub fn of(text: &str, offset: usize) -> Location {
+        let offset = offset.min(text.len());
+        let before = &text[..floor_char_boundary(text, offset)];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        Location { line, column }
+    }
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// What the proxy does with a CONNECT to a host no declared provider owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UndeclaredHosts {
+    /// Pass it through untouched (end-to-end TLS, no credential): the default.
+    #[default]
+    Tunnel,
+    /// Refuse it, so the program can only reach declared APIs.
+    Deny,
+}
+
+impl UndeclaredHosts {
+    /// The word used in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UndeclaredHosts::Tunnel => "tunnel",
+            UndeclaredHosts::Deny => "deny",
+        }
+    }
+}
+
+/// The command `[run]` declares.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunCommand {
+    /// A string, run by the user's `$SHELL -c` (so pipes and `&&` work).
+    Shell(String),
+    /// An argv array, executed directly without a shell.
+    Argv(Vec<String>),
+}
+
+impl RunCommand {
+    /// The argv to execute; `shell` is the user's `$SHELL` (or `/bin/sh`).
+    pub fn argv(&self, shell: &str) -> Vec<String> {
+        match self {
+            RunCommand::Shell(s) => vec![shell.to_owned(), "-c".to_owned(), s.clone()],
+            RunCommand::Argv(v) => v.clone(),
+        }
+    }
+    /// A one-line rendering for summaries.
+    pub fn display(&self) -> String {
+        match self {
+            RunCommand::Shell(s) => s.clone(),
+            RunCommand::Argv(v) => v.join(" "),
+        }
+    }
+}
+
+/// One declared need: a connection of a provider, with the scopes it must carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirement {
+    /// Provider name (a bundled, custom or project provider).
+    pub provider: String,
+    /// Connection name; `None` means the provider's default connection.
+    pub connection: Option<String>,
+    /// Scopes the connection must have been granted (sorted, deduplicated).
+    pub scopes: Vec<String>,
+    /// Missing is fine: used when connected, otherwise skipped.
+    pub optional: bool,
+    /// Every variable that holds this requirement's placeholder in the child.
+    pub vars: Vec<String>,
+    /// The placeholder value: [`PLACEHOLDER`] for a provider's primary
+    /// requirement, `authsome-proxy-managed-<connection>` for the others.
+    pub placeholder: String,
+    /// CI: environment variable holding this requirement's secret (`authsome exec`).
+    pub secret_env: Option<String>,
+    /// Whether this is the provider's primary requirement (first declared
+    /// without a connection name, else first declared).
+    pub primary: bool,
+    /// Where it was declared, for messages.
+    pub location: Location,
+}
+
+impl Requirement {
+    /// `github` or `github (work)`, for messages.
+    pub fn label(&self) -> String {
+        match &self.connection {
+            Some(c) => format!("{} ({c})", self.provider),
+            None => self.provider.clone(),
+        }
+    }
+}
+
+/// A project-local provider definition (`[definitions]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Definition {
+    /// The provider name (the key, equal to the file's `name`).
+    pub name: String,
+    /// The JSON file, absolute.
+    pub path: PathBuf,
+    /// Its validated content.
+    pub def: ProviderDef,
+}
+
+/// `[run]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Run {
+    /// The command `up`/`exec` run when none is given on the command line.
+    pub command: Option<RunCommand>,
+    /// Extra plain (non-secret) variables for the child.
+    pub env: BTreeMap<String, String>,
+}
+
+/// A parsed and checked `authsome.toml`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Project {
+    /// The file, absolute and canonical.
+    pub file: PathBuf,
+    /// Its directory (the project root, `AUTHSOME_ACTIVE`).
+    pub dir: PathBuf,
+    /// Declared needs, providers sorted by name, each provider's in file order.
+    pub requirements: Vec<Requirement>,
+    /// Project-local provider definitions, sorted by name.
+    pub definitions: Vec<Definition>,
+    /// `[run]`.
+    pub run: Run,
+    /// `[proxy] undeclared_hosts`.
+    pub undeclared_hosts: UndeclaredHosts,
+}
+
+impl Project {
+    /// Read, parse and check `file`; project definitions are added to `registry`.
+    pub fn load(file: &Path, registry: &mut Registry) -> Result<Project> {
+        let file = absolute(file);
+        let text = std::fs::read_to_string(&file).map_err(|e| Error::bad_input(format!("{}: {e}", file.display())))?;
+        parse(&text, &file, registry)
+    }
+
+    /// The nearest project at or above `start`, if any.
+    pub fn discover(start: &Path, registry: &mut Registry) -> Result<Option<Project>> {
+        find(start).map(|f| Project::load(&f, registry)).transpose()
+    }
+
+    /// The requirements of one provider, in file order.
+    pub fn requirements_of<'a>(&'a self, provider: &'a str) -> impl Iterator<Item = &'a Requirement> + 'a {
+        self.requirements.iter().filter(move |r| r.provider == provider)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Raw file shape (serde), with spans for messages.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    providers: BTreeMap<Spanned<String>, Spanned<OneOrMany>>,
+    #[serde(default)]
+    definitions: BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    run: Option<RawRun>,
+    #[serde(default)]
+    proxy: Option<RawProxy>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRequirement {
+    #[serde(default)]
+    connection: Option<Spanned<String>>,
+    #[serde(default)]
+    scopes: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    optional: bool,
+    #[serde(default)]
+    export: Vec<Spanned<String>>,
+    #[serde(default)]
+    secret_env: Option<Spanned<String>>,
+}
+
+/// A provider entry: a table, an array of tables (several connections), or `true`.
+enum OneOrMany {
+    One(RawRequirement),
+    Many(Vec<Spanned<RawRequirement>>),
+}
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a table (`[providers.NAME]`), an array of tables (`[[providers.NAME]]`) or `true`")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> std::result::Result<OneOrMany, E> {
+                if v {
+                    Ok(OneOrMany::One(RawRequirement::default()))
+                } else {
+                    Err(E::custom("`false` declares nothing; remove the line instead"))
+                }
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<OneOrMany, A::Error> {
+                RawRequirement::deserialize(de::value::MapAccessDeserializer::new(map)).map(OneOrMany::One)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> std::result::Result<OneOrMany, A::Error> {
+                let v = Vec::<Spanned<RawRequirement>>::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+                if v.is_empty() {
+                    return Err(de::Error::custom("an empty list declares nothing; remove the line instead"));
+                }
+                Ok(OneOrMany::Many(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRun {
+    #[serde(default)]
+    command: Option<Spanned<RawCommand>>,
+    #[serde(default)]
+    env: BTreeMap<Spanned<String>, Spanned<String>>,
+}
+
+struct RawCommand(RunCommand);
+
+impl<'de> Deserialize<'de> for RawCommand {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawCommand;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string (run by your $SHELL) or an array of strings (argv)")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<RawCommand, E> {
+                Ok(RawCommand(RunCommand::Shell(v.to_owned())))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> std::result::Result<RawCommand, A::Error> {
+                Vec::<String>::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(|v| RawCommand(RunCommand::Argv(v)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProxy {
+    #[serde(default)]
+    undeclared_hosts: Option<UndeclaredHosts>,
+}
+
+// ---------------------------------------------------------------------------
+// Checking.
+
+/// Collects located problems so one run reports all of them.
+struct Problems<'a> {
+    text: &'a str,
+    origin: String,
+    lines: Vec<String>,
+}
+
+impl Problems<'_> {
+    fn at(&mut self, span: std::ops::Range<usize>, msg: impl fmt::Display) {
+        let loc = Location::of(self.text, span.start);
+        self.lines.push(format!("{}:{}:{}: {msg}", self.origin, loc.line, loc.column));
+    }
+}
+
+/// How the file is named in messages: relative to the current directory when
+/// below it (`authsome.toml:3:1`), absolute otherwise.
+fn origin_name(file: &Path) -> String {
+    let cwd = std::env::current_dir().ok().map(|c| absolute(&c));
+    match cwd.as_deref().and_then(|c| file.strip_prefix(c).ok()) {
+        Some(rel) if !rel.as_os_str().is_empty() => rel.display().to_string(),
+        _ => file.display().to_string(),
+    }
+}
+
+/// Parse and check the text of `file` (absolute). Project definitions are
+/// loaded relative to the file's directory and added to `registry`.
+pub fn parse(text: &str, file: &Path, registry: &mut Registry) -> Result<Project> {
+    let origin = origin_name(file);
+    let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let raw: RawFile = toml::from_str(text).map_err(|e| {
+        let loc = e.span().map(|s| Location::of(text, s.start)).unwrap_or(Location { line: 1, column: 1 });
+        Error::bad_input(format!("{origin}:{}:{}: {}", loc.line, loc.column, e.message().trim_end()))
+    })?;
+    let mut p = Problems { text, origin, lines: Vec::new() };
+
+    // Project definitions first: requirements may name them.
+    let mut definitions = Vec::new();
+    for (name, path) in &raw.definitions {
+        if !crate::providers::def::valid_name(name.get_ref()) {
+            p.at(name.span(), format_args!("provider name {:?} must be lower-case letters, digits, '-' or '_'", name.get_ref()));
+            continue;
+        }
+        let full = dir.join(path.get_ref());
+        let def = match std::fs::read_to_string(&full) {
+            Err(e) => {
+                p.at(path.span(), format_args!("cannot read provider definition {}: {e}", full.display()));
+                continue;
+            }
+            Ok(json) => match crate::providers::parse(&json, &full.display().to_string()) {
+                Ok(d) => d,
+                Err(e) => {
+                    p.lines.push(e.message);
+                    continue;
+                }
+            },
+        };
+        if &def.name != name.get_ref() {
+            p.at(path.span(), format_args!("{} defines provider {:?}, not {:?}", full.display(), def.name, name.get_ref()));
+            continue;
+        }
+        registry.add_project(def.clone(), full.clone());
+        definitions.push(Definition { name: def.name.clone(), path: full, def });
+    }
+
+    let mut requirements = Vec::new();
+    let mut assigned_vars: BTreeMap<String, String> = BTreeMap::new();
+    let mut secret_envs = BTreeSet::new();
+    for (name, entry) in &raw.providers {
+        let provider = match registry.get(name.get_ref()) {
+            Ok(pr) => pr.clone(),
+            Err(_) => {
+                let mut msg = format!("unknown provider {:?}", name.get_ref());
+                if let Some(s) = registry.suggest(name.get_ref()) {
+                    msg.push_str(&format!(" (did you mean {s:?}?)"));
+                }
+                msg.push_str("; `authsome list` shows every provider, `[definitions]` adds your own");
+                p.at(name.span(), msg);
+                continue;
+            }
+        };
+        let entries: Vec<(&RawRequirement, std::ops::Range<usize>)> = match entry.get_ref() {
+            OneOrMany::One(r) => vec![(r, name.span())],
+            OneOrMany::Many(v) => v.iter().map(|r| (r.get_ref(), r.span())).collect(),
+        };
+        let primary = entries.iter().position(|(r, _)| r.connection.is_none()).unwrap_or(0);
+        let mut seen_connections: BTreeSet<Option<String>> = BTreeSet::new();
+        for (i, (r, span)) in entries.into_iter().enumerate() {
+            let connection = r.connection.as_ref().map(|c| c.get_ref().clone());
+            if let Some(c) = &r.connection {
+                if !crate::providers::def::valid_name(c.get_ref()) {
+                    p.at(c.span(), format_args!("connection name {:?} must be lower-case letters, digits, '-' or '_'", c.get_ref()));
+                }
+            }
+            if !seen_connections.insert(connection.clone()) {
+                let what = connection.as_deref().map_or("the default connection".to_owned(), |c| format!("connection {c:?}"));
+                let at = r.connection.as_ref().map_or(span.clone(), |c| c.span());
+                p.at(at, format_args!("{} declares {what} twice", name.get_ref()));
+                continue;
+            }
+            let mut scopes: Vec<String> = Vec::new();
+            if let Some(s) = &r.scopes {
+                if provider.def.auth_type == AuthType::ApiKey && !s.get_ref().is_empty() {
+                    p.at(s.span(), format_args!("{} uses an API key, which has no scopes; remove `scopes`", name.get_ref()));
+                }
+                for scope in s.get_ref() {
+                    if scope.get_ref().is_empty() || scope.get_ref().chars().any(|c| c.is_whitespace() || c == ',') {
+                        p.at(scope.span(), format_args!("scope {:?} must be non-empty without spaces or commas", scope.get_ref()));
+                    }
+                    scopes.push(scope.get_ref().clone());
+                }
+            }
+            scopes.sort();
+            scopes.dedup();
+            let is_primary = i == primary;
+            let placeholder = match (&connection, is_primary) {
+                (Some(c), false) => format!("{PLACEHOLDER}-{c}"),
+                _ => PLACEHOLDER.to_owned(),
+            };
+            // The provider's own variables go to its primary requirement; the
+            // others get them suffixed with the connection name.
+            let mut vars: Vec<(String, std::ops::Range<usize>)> = Vec::new();
+            let key_var = provider.def.api_key.as_ref().and_then(|k| k.env_var.as_deref());
+            let mut own: Vec<&str> = provider.def.exported_vars().chain(key_var).collect();
+            own.sort_unstable();
+            own.dedup();
+            for v in own {
+                let var = match (&connection, is_primary) {
+                    (Some(c), false) => format!("{v}_{}", c.to_ascii_uppercase().replace('-', "_")),
+                    _ => v.to_owned(),
+                };
+                vars.push((var, span.clone()));
+            }
+            for v in &r.export {
+                if !valid_env_name(v.get_ref()) {
+                    p.at(v.span(), format_args!("{:?} is not a valid environment variable name", v.get_ref()));
+                    continue;
+                }
+                vars.push((v.get_ref().clone(), v.span()));
+            }
+            let label = connection.as_deref().map_or(name.get_ref().clone(), |c| format!("{} ({c})", name.get_ref()));
+            let mut kept = Vec::new();
+            for (var, at) in vars {
+                if RESERVED_VARS.contains(&var.as_str()) {
+                    p.at(at, format_args!("{var} is set by authsome itself and cannot hold a placeholder"));
+                    continue;
+                }
+                match assigned_vars.get(&var) {
+                    Some(other) if *other == label => {}
+                    Some(other) => p.at(at, format_args!("{var} would hold the placeholders of both {other} and {label}")),
+                    None => {
+                        assigned_vars.insert(var.clone(), label.clone());
+                        kept.push(var);
+                    }
+                }
+            }
+            kept.sort();
+            kept.dedup();
+            let secret_env = match &r.secret_env {
+                Some(s) if !valid_env_name(s.get_ref()) => {
+                    p.at(s.span(), format_args!("{:?} is not a valid environment variable name", s.get_ref()));
+                    None
+                }
+                Some(s) if !secret_envs.insert(s.get_ref().clone()) => {
+                    p.at(s.span(), format_args!("{} is already the secret_env of another requirement", s.get_ref()));
+                    None
+                }
+                Some(s) => Some(s.get_ref().clone()),
+                None => None,
+            };
+            requirements.push(Requirement {
+                provider: name.get_ref().clone(),
+                connection,
+                scopes,
+                optional: r.optional,
+                vars: kept,
+                placeholder,
+                secret_env,
+                primary: is_primary,
+                location: Location::of(text, span.start),
+            });
+        }
+    }
+
+    let mut run = Run::default();
+    if let Some(r) = &raw.run {
+        if let Some(c) = &r.command {
+            let cmd = &c.get_ref().0;
+            let empty = match cmd {
+                RunCommand::Shell(s) => s.trim().is_empty(),
+                RunCommand::Argv(v) => v.first().is_none_or(|a| a.is_empty()),
+            };
+            if empty {
+                p.at(c.span(), "command is empty; remove it to get an interactive shell");
+            }
+            run.command = Some(cmd.clone());
+        }
+        for (k, v) in &r.env {
+            if !valid_env_name(k.get_ref()) {
+                p.at(k.span(), format_args!("{:?} is not a valid environment variable name", k.get_ref()));
+            } else if RESERVED_VARS.contains(&k.get_ref().as_str()) {
+                p.at(k.span(), format_args!("{} is set by authsome itself; remove it from [run.env]", k.get_ref()));
+            } else if let Some(owner) = assigned_vars.get(k.get_ref()) {
+                p.at(k.span(), format_args!("{} holds the placeholder of {owner}; remove it from [run.env]", k.get_ref()));
+            } else {
+                run.env.insert(k.get_ref().clone(), v.get_ref().clone());
+            }
+        }
+    }
+
+    if !p.lines.is_empty() {
+        return Err(Error::bad_input(p.lines.join("\n")));
+    }
+    Ok(Project {
+        file: file.to_path_buf(),
+        dir,
+        requirements,
+        definitions,
+        run,
+        undeclared_hosts: raw.proxy.and_then(|p| p.undeclared_hosts).unwrap_or_default(),
+    })
+}
+
+/// POSIX-portable variable name: a letter or `_`, then letters, digits or `_`.
+pub fn valid_env_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::paths::Home;
+
+    fn registry() -> Registry {
+        Registry::load(&Home::at("/nonexistent-authsome-home", "default")).unwrap()
+    }
+
+    fn load(text: &str) -> Result<Project> {
+        parse(text, Path::new("/nonexistent-project/authsome.toml"), &mut registry())
+    }
+
+    #[test]
+    fn a_full_file_becomes_the_model() {
+        let p = load(
+            r#"
+[providers.github]
+scopes = ["repo", "read:user", "repo"]
+
+[providers.openai]
+optional = true
+secret_env = "CI_OPENAI_KEY"
+export = ["LLM_KEY"]
+
+[run]
+command = ["python", "agent.py"]
+env = { LOG_LEVEL = "debug" }
+
+[proxy]
+undeclared_hosts = "deny"
+"#,
+        )
+        .unwrap();
+        assert_eq!(p.requirements.len(), 2);
+        let gh = &p.requirements[0];
+        assert_eq!(gh.provider, "github");
+        assert_eq!(gh.scopes, vec!["read:user", "repo"]);
+        assert_eq!(gh.vars, vec!["GH_TOKEN", "GITHUB_ACCESS_TOKEN"]);
+        assert_eq!(gh.placeholder, PLACEHOLDER);
+        let oa = &p.requirements[1];
+        assert!(oa.optional);
+        assert_eq!(oa.vars, vec!["LLM_KEY", "OPENAI_API_KEY"]);
+        assert_eq!(oa.secret_env.as_deref(), Some("CI_OPENAI_KEY"));
+        assert_eq!(p.run.command, Some(RunCommand::Argv(vec!["python".into(), "agent.py".into()])));
+        assert_eq!(p.run.env["LOG_LEVEL"], "debug");
+        assert_eq!(p.undeclared_hosts, UndeclaredHosts::Deny);
+    }
+
+    #[test]
+    fn two_connections_get_distinct_placeholders_and_variables() {
+        let p = load(
+            r#"
+[[providers.discord]]
+connection = "personal"
+[[providers.discord]]
+connection = "work-bot"
+"#,
+        )
+        .unwrap();
+        let (a, b) = (&p.requirements[0], &p.requirements[1]);
+        assert!(a.primary && !b.primary);
+        assert_eq!(a.placeholder, "authsome-proxy-managed");
+        assert_eq!(b.placeholder, "authsome-proxy-managed-work-bot");
+        assert_eq!(a.vars, vec!["DISCORD_ACCESS_TOKEN"]);
+        assert_eq!(b.vars, vec!["DISCORD_ACCESS_TOKEN_WORK_BOT"]);
+    }
+
+    #[test]
+    fn the_unnamed_connection_is_primary_wherever_it_is() {
+        let p = load("[[providers.github]]\nconnection = \"work\"\n[[providers.github]]\nscopes = [\"repo\"]\n").unwrap();
+        assert!(!p.requirements[0].primary && p.requirements[1].primary);
+        assert_eq!(p.requirements[0].placeholder, "authsome-proxy-managed-work");
+        assert_eq!(p.requirements[1].placeholder, "authsome-proxy-managed");
+    }
+
+    #[test]
+    fn true_is_shorthand_for_an_empty_table() {
+        let p = load("[providers]\nopenai = true\n").unwrap();
+        assert_eq!(p.requirements[0].provider, "openai");
+        assert!(p.requirements[0].scopes.is_empty());
+    }
+
+    #[test]
+    fn shell_commands_run_through_the_users_shell() {
+        let p = load("[run]\ncommand = \"python bot.py && echo done\"\n").unwrap();
+        assert_eq!(p.run.command.unwrap().argv("/bin/zsh"), vec!["/bin/zsh", "-c", "python bot.py && echo done"]);
+    }
+
+    #[test]
+    fn unknown_provider_suggests_and_cites_line_and_column() {
+        let err = load("# deps\n[providers.githbu]\nscopes = [\"repo\"]\n").unwrap_err();
+        assert_eq!(err.code, 2);
+        assert!(err.message.contains("authsome.toml:2:12: unknown provider \"githbu\""), "{}", err.message);
+        assert!(err.message.contains("did you mean \"github\""), "{}", err.message);
+    }
+
+    #[test]
+    fn syntax_and_type_errors_cite_the_position() {
+        let err = load("[providers.github]\nscopes = \"repo\"\n").unwrap_err();
+        assert!(err.message.contains("authsome.toml:2:10: "), "{}", err.message);
+        let err = load("[proxy]\nundeclared_hosts = \"block\"\n").unwrap_err();
+        assert!(err.message.contains("authsome.toml:2:20: "), "{}", err.message);
+        assert!(err.message.contains("tunnel"), "{}", err.message);
+        let err = load("[providers.github]\nscope = [\"repo\"]\n").unwrap_err();
+        assert!(err.message.contains("authsome.toml:2:1: unknown field `scope`"), "{}", err.message);
+        let err = load("[providers\n").unwrap_err();
+        assert!(err.message.contains("authsome.toml:1:"), "{}", err.message);
+    }
+
+    #[test]
+    fn several_problems_are_reported_together() {
+        let err = load(
+            "[providers.openai]\nscopes = [\"x\"]\n[providers.discrod]\n[[providers.github]]\nconnection = \"w\"\n[[providers.github]]\nconnection = \"w\"\n[run.env]\nHTTPS_PROXY = \"x\"\n",
+        )
+        .unwrap_err();
+        let lines: Vec<&str> = err.message.lines().collect();
+        assert_eq!(lines.len(), 4, "{}", err.message);
+        assert!(lines.iter().any(|l| l.contains(":2:10: openai uses an API key")));
+        assert!(lines.iter().any(|l| l.contains(":3:12: unknown provider \"discrod\" (did you mean \"discord\"?)")));
+        assert!(lines.iter().any(|l| l.contains(":7:14: github declares connection \"w\" twice")));
+        assert!(lines.iter().any(|l| l.contains(":9:1: HTTPS_PROXY is set by authsome")));
+    }
+
+    #[test]
+    fn variables_cannot_be_claimed_twice() {
+        let err = load("[providers.github]\n[providers.openai]\nexport = [\"GH_TOKEN\"]\n").unwrap_err();
+        assert!(err.message.contains(":3:11: GH_TOKEN would hold the placeholders of both github and openai"), "{}", err.message);
+        let err = load("[providers.github]\n[run.env]\nGH_TOKEN = \"x\"\n").unwrap_err();
+        assert!(err.message.contains("GH_TOKEN holds the placeholder of github"), "{}", err.message);
+    }
+
+    #[test]
+    fn empty_commands_and_duplicate_defaults_are_rejected() {
+        assert!(load("[run]\ncommand = []\n").unwrap_err().message.contains(":2:11: command is empty"));
+        assert!(load("[[providers.github]]\n[[providers.github]]\n").unwrap_err().message.contains("the default connection twice"));
+    }
+
+    #[test]
+    fn project_definitions_are_loaded_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let def = r#"{"name": "acme", "auth_type": "api_key", "flow": "api_key", "api_url": "api.acme.test",
+            "api_key": {"header_name": "X-Api-Key"}, "export": {"ACME_KEY": "API_KEY"}}"#;
+        std::fs::create_dir(dir.path().join("providers")).unwrap();
+        std::fs::write(dir.path().join("providers/acme.json"), def).unwrap();
+        let file = dir.path().join("authsome.toml");
+        std::fs::write(&file, "[definitions]\nacme = \"providers/acme.json\"\n[providers.acme]\n").unwrap();
+        let mut reg = registry();
+        let p = Project::load(&file, &mut reg).unwrap();
+        assert_eq!(p.definitions[0].name, "acme");
+        assert_eq!(p.requirements[0].vars, vec!["ACME_KEY"]);
+        assert_eq!(reg.get("acme").unwrap().source, crate::providers::Source::Project);
+
+        std::fs::write(&file, "[definitions]\nacme = \"providers/missing.json\"\n").unwrap();
+        let err = Project::load(&file, &mut registry()).unwrap_err();
+        assert!(err.message.contains("authsome.toml:2:8: cannot read provider definition"), "{}", err.message);
+        std::fs::write(&file, "[definitions]\nwidget = \"providers/acme.json\"\n").unwrap();
+        let err = Project::load(&file, &mut registry()).unwrap_err();
+        assert!(err.message.contains("defines provider \"acme\", not \"widget\""), "{}", err.message);
+    }
+
+    #[test]
+    fn find_walks_up_without_parsing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE_NAME), "this is not toml [").unwrap();
+        let deep = dir.path().join("a/b/c");
+        std::fs::create_dir_all(&deep).unwrap();
+        assert_eq!(find(&deep), Some(dir.path().join(FILE_NAME)));
+    }
+
+    #[test]
+    fn locations_count_characters() {
+        assert_eq!(Location::of("ab\ncé\nx", 7), Location { line: 3, column: 1 });
+        assert_eq!(Location::of("ab\ncéd", 6), Location { line: 2, column: 3 });
+    }
+}
