@@ -1,16 +1,11 @@
-//! `authsome hook` and `authsome export` as black boxes: the snippets, the
-//! statements and their quoting through real shells, the once-only notices,
-//! and the no-op path (nothing printed, nothing but `stat` calls).
+//! `authsome hook` and `authsome export` as black boxes, with real projects:
+//! the snippets, the statements and their quoting through real shells, the
+//! once-only notices, and the no-op path (nothing printed, nothing but `stat`).
 
 mod common;
 
 use common::shell::{apply_json, bin, Sandbox, TRICKY};
-use std::collections::BTreeMap;
 use std::process::Command;
-
-fn wanted() -> BTreeMap<&'static str, &'static str> {
-    [("DISCORD_ACCESS_TOKEN", "authsome-proxy-managed"), ("HTTPS_PROXY", "http://127.0.0.1:9"), ("WEIRD_VALUE", TRICKY)].into()
-}
 
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -58,17 +53,17 @@ fn unknown_shells_are_bad_input() {
 
 #[test]
 fn outside_any_project_prints_nothing() {
-    let sb = Sandbox::new(&wanted());
+    let sb = Sandbox::new();
     let o = sb.export("bash", &sb.path("home"), &sb.base_env());
     assert!(o.status.success());
     assert_eq!(stdout(&o), "");
     assert_eq!(stderr(&o), "");
-    assert!(!sb.path("authsome-home").join("run").exists());
+    assert!(!sb.path("authsome-home").join("run").exists(), "no proxy was started");
 }
 
 #[test]
 fn enter_noop_edit_and_leave() {
-    let sb = Sandbox::new(&wanted());
+    let sb = Sandbox::new();
     let mut env = sb.base_env();
     env.insert("HTTPS_PROXY".into(), "http://corp:3128".into());
     env.insert("SSL_CERT_DIR".into(), "/etc/ssl/certs".into());
@@ -76,13 +71,17 @@ fn enter_noop_edit_and_leave() {
 
     let o = sb.export("json", &sb.path("proj/sub"), &env);
     assert!(o.status.success());
-    assert!(stderr(&o).contains("activated"), "{}", stderr(&o));
-    assert!(stderr(&o).contains("authsome login discord"), "missing logins are named: {}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("activated"), "{err}");
+    assert!(err.contains("acme: not logged in") && err.contains("authsome login acme"), "missing logins are named: {err}");
+    assert!(!err.contains("discord: not logged in"), "{err}");
     apply_json(&mut env, &o.stdout);
-    for (k, v) in wanted() {
-        assert_eq!(env.get(k).map(String::as_str), Some(v));
-    }
-    assert!(!env.contains_key("SSL_CERT_DIR"));
+    assert_eq!(env["DISCORD_ACCESS_TOKEN"], "authsome-proxy-managed");
+    assert_eq!(env["ACME_API_KEY"], "authsome-proxy-managed");
+    assert_eq!(env["WEIRD_VALUE"], TRICKY);
+    assert!(env["HTTPS_PROXY"].starts_with("http://authsome:"));
+    assert!(std::path::Path::new(&env["SSL_CERT_FILE"]).is_file());
+    assert!(!env.contains_key("SSL_CERT_DIR") && !env.contains_key("AUTHSOME_VAULT_KEY"));
 
     // Same directory, nothing changed: nothing at all, on either stream.
     for dir in ["proj/sub", "proj"] {
@@ -90,24 +89,29 @@ fn enter_noop_edit_and_leave() {
         assert_eq!((stdout(&o).as_str(), stderr(&o).as_str()), ("", ""), "no-op in {dir}");
     }
 
-    // Editing the project file re-evaluates (here: only the state changes).
-    std::fs::write(sb.path("proj/authsome.toml"), "# edited\n").unwrap();
+    // A comment edit keeps trust: re-evaluated, only the state changes.
+    let toml = std::fs::read_to_string(sb.path("proj/authsome.toml")).unwrap();
+    sb.write_project("proj", &format!("# a comment\n{toml}"));
     let o = sb.export("json", &sb.path("proj"), &env);
     let changed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(changed.as_object().unwrap().keys().collect::<Vec<_>>(), ["AUTHSOME_SHELL_STATE"]);
+    assert_eq!(changed.as_object().unwrap().keys().collect::<Vec<_>>(), ["AUTHSOME_SHELL_STATE"], "{changed}");
     assert!(!stderr(&o).contains("activated"), "no second activation notice: {}", stderr(&o));
     apply_json(&mut env, &o.stdout);
 
-    // A changed desired environment is applied without leaving.
-    let mut w2 = wanted();
-    w2.insert("EXTRA_PLACEHOLDER", "authsome-proxy-managed");
-    w2.remove("WEIRD_VALUE");
-    sb.set_wanted(&w2);
+    // A meaningful edit drops trust: everything is restored, once, with the fix.
+    sb.write_project("proj", "[providers.discord]\n\n[providers.acme]\n\n[run.env]\nEXTRA = \"x\"\n");
     let o = sb.export("json", &sb.path("proj"), &env);
-    let changed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(changed["EXTRA_PLACEHOLDER"], "authsome-proxy-managed");
-    assert_eq!(changed["WEIRD_VALUE"], serde_json::Value::Null);
+    assert!(stderr(&o).contains("changed since it was allowed"), "{}", stderr(&o));
     apply_json(&mut env, &o.stdout);
+    let mut expect = before.clone();
+    expect.insert("AUTHSOME_SHELL_STATE".into(), env["AUTHSOME_SHELL_STATE"].clone());
+    assert_eq!(env, expect);
+    // Allowing it again activates the new content.
+    sb.allow("proj");
+    let o = sb.export("json", &sb.path("proj"), &env);
+    apply_json(&mut env, &o.stdout);
+    assert_eq!(env["EXTRA"], "x");
+    assert!(!env.contains_key("WEIRD_VALUE"));
 
     // Leaving restores everything, including the pre-existing HTTPS_PROXY.
     let o = sb.export("json", &sb.root, &env);
@@ -120,8 +124,8 @@ fn enter_noop_edit_and_leave() {
 
 #[test]
 fn refused_projects_are_reported_once() {
-    let sb = Sandbox::new(&wanted());
-    for (dir, msg) in [("untrusted", "is not trusted; run `authsome allow`"), ("broken", "authsome.toml:1:1: expected a table")] {
+    let sb = Sandbox::new();
+    for (dir, msg) in [("untrusted", "is not allowed yet; review it, then run `authsome allow"), ("broken", "authsome.toml:1:")] {
         let mut env = sb.base_env();
         let o = sb.export("json", &sb.path(dir), &env);
         assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
@@ -130,43 +134,48 @@ fn refused_projects_are_reported_once() {
         assert_eq!(env.len(), sb.base_env().len() + 1, "only the state is recorded: {env:?}");
         let o = sb.export("bash", &sb.path(dir), &env);
         assert_eq!((stdout(&o).as_str(), stderr(&o).as_str()), ("", ""), "second prompt in {dir}");
-        // Trusting it (here: the stand-in changes) re-evaluates at the next prompt.
-        std::fs::write(sb.path(dir).join("authsome.toml"), "# touched\n").unwrap();
-        let o = sb.export("bash", &sb.path(dir), &env);
-        assert!(stdout(&o).contains("AUTHSOME_SHELL_STATE"));
     }
+    // Allowing the untrusted one activates it at the next prompt.
+    let mut env = sb.base_env();
+    let o = sb.export("json", &sb.path("untrusted"), &env);
+    apply_json(&mut env, &o.stdout);
+    sb.allow("untrusted");
+    let o = sb.export("json", &sb.path("untrusted"), &env);
+    apply_json(&mut env, &o.stdout);
+    assert_eq!(env["DISCORD_ACCESS_TOKEN"], "authsome-proxy-managed", "{}", stderr(&o));
 }
 
 #[test]
 fn corrupt_state_is_dropped() {
-    let sb = Sandbox::new(&wanted());
+    let sb = Sandbox::new();
     let mut env = sb.base_env();
     env.insert("AUTHSOME_SHELL_STATE".into(), "%%garbage%%".into());
     let o = sb.export("bash", &sb.root, &env);
-    assert_eq!(stdout(&o), "unset AUTHSOME_SHELL_STATE;\n");
+    assert_eq!(stdout(&o), "unset __authsome_state;\n");
 }
 
-/// Every quoting hazard survives each real shell's evaluation byte for byte.
+/// Every quoting hazard survives each real shell's evaluation byte for byte,
+/// and leaving restores the previous value.
 #[test]
 fn values_round_trip_through_real_shells() {
-    let sb = Sandbox::new(&wanted());
+    let sb = Sandbox::new();
     let mut env = sb.base_env();
     env.insert("WEIRD_VALUE".into(), "previous 'value' with $ and \\".into());
     let scripts = [
         (
             "bash",
             vec!["bash", "-c"],
-            r#"eval "$("$AUTHSOME_BIN" export bash)"; printf %s "$WEIRD_VALUE"; cd ..; eval "$("$AUTHSOME_BIN" export bash)"; printf '|%s' "$WEIRD_VALUE""#,
+            r#"ex() { eval "$(AUTHSOME_SHELL_STATE="${__authsome_state-}" "$AUTHSOME_BIN" export bash)"; }; ex; printf %s "$WEIRD_VALUE"; cd ..; ex; printf '|%s' "$WEIRD_VALUE""#,
         ),
         (
             "zsh",
             vec!["zsh", "-f", "-c"],
-            r#"eval "$("$AUTHSOME_BIN" export zsh)"; printf %s "$WEIRD_VALUE"; cd ..; eval "$("$AUTHSOME_BIN" export zsh)"; printf '|%s' "$WEIRD_VALUE""#,
+            r#"ex() { eval "$(AUTHSOME_SHELL_STATE="${__authsome_state-}" "$AUTHSOME_BIN" export zsh)"; }; ex; printf %s "$WEIRD_VALUE"; cd ..; ex; printf '|%s' "$WEIRD_VALUE""#,
         ),
         (
             "fish",
             vec!["fish", "--no-config", "-c"],
-            r#"$AUTHSOME_BIN export fish | source; printf %s "$WEIRD_VALUE"; cd ..; $AUTHSOME_BIN export fish | source; printf '|%s' "$WEIRD_VALUE""#,
+            r#"function ex; AUTHSOME_SHELL_STATE="$__authsome_state" $AUTHSOME_BIN export fish | source; end; ex; printf %s "$WEIRD_VALUE"; cd ..; ex; printf '|%s' "$WEIRD_VALUE""#,
         ),
     ];
     for (name, argv, script) in scripts {
@@ -180,7 +189,7 @@ fn values_round_trip_through_real_shells() {
             .output()
             .unwrap();
         assert!(o.status.success(), "{name}: {}", stderr(&o));
-        assert_eq!(stdout(&o), format!("{TRICKY}|previous 'value' with $ and \\"), "{name}");
+        assert_eq!(stdout(&o), format!("{TRICKY}|previous 'value' with $ and \\"), "{name}: {}", stderr(&o));
     }
 }
 
@@ -188,10 +197,11 @@ fn values_round_trip_through_real_shells() {
 /// and opens nothing under the home or the project: only `stat` calls.
 #[test]
 fn noop_path_only_stats() {
-    let sb = Sandbox::new(&wanted());
+    let sb = Sandbox::new();
     let mut env = sb.base_env();
     let o = sb.export("json", &sb.path("proj"), &env);
     apply_json(&mut env, &o.stdout);
+    assert!(env.contains_key("HTTPS_PROXY"), "{}", stderr(&o));
     let trace = sb.path("trace");
     let o = Command::new("strace")
         .args(["-f", "-qq", "-e", "trace=%file,%network,%process", "-o"])
@@ -217,4 +227,5 @@ fn noop_path_only_stats() {
         }
     }
     assert!(trace.contains("authsome.toml"), "the project file was stat'ed:\n{trace}");
+    assert!(trace.contains("daemon.json"), "the proxy's identity was stat'ed:\n{trace}");
 }

@@ -1,26 +1,18 @@
 //! Real bash (string and array PROMPT_COMMAND), zsh and fish, driven
 //! interactively through tmux with the authsome hook installed from their rc
-//! files: `$?` survives the hook, entering a project sets its variables (exact
-//! bytes, whatever the quoting hazards), leaving restores every variable
-//! exactly, and refused projects are reported once, not on every prompt.
+//! files, on real projects: `$?` survives the hook, entering a project sets its
+//! variables (exact bytes, whatever the quoting hazards), leaving restores
+//! every variable exactly, prior values never reach the shell's children, and
+//! refused projects are reported once, not on every prompt.
 
 mod common;
 
 use common::shell::{Kind, Sandbox, Tmux, TRICKY};
 use std::collections::BTreeMap;
 
-const PRE_PROXY: &str = "http://corp-proxy.example:3128";
+const PRE_PROXY: &str = "http://user:corp-proxy-password@corp-proxy.example:3128";
 const PRE_CERT: &str = "/etc/ssl/certs/pre-existing.pem";
-
-fn wanted() -> BTreeMap<&'static str, &'static str> {
-    [
-        ("DISCORD_ACCESS_TOKEN", "authsome-proxy-managed"),
-        ("HTTPS_PROXY", "http://authsome:cred@127.0.0.1:41000"),
-        ("SSL_CERT_FILE", "/run/authsome/bundle.pem"),
-        ("WEIRD_VALUE", TRICKY),
-    ]
-    .into()
-}
+const OWN_TOKEN: &str = "users-own-discord-token-must-not-leak";
 
 /// Variables a shell legitimately changes by itself between two `env` calls.
 fn comparable(mut env: BTreeMap<String, String>) -> BTreeMap<String, String> {
@@ -31,18 +23,18 @@ fn comparable(mut env: BTreeMap<String, String>) -> BTreeMap<String, String> {
 }
 
 fn drive(kind: Kind) {
-    let sb = Sandbox::new(&wanted());
+    let sb = Sandbox::new();
     let mut env = sb.base_env();
     env.insert("HTTPS_PROXY".into(), PRE_PROXY.into());
     env.insert("SSL_CERT_FILE".into(), PRE_CERT.into());
     env.insert("SSL_CERT_DIR".into(), "/etc/ssl/certs".into());
+    env.insert("DISCORD_ACCESS_TOKEN".into(), OWN_TOKEN.into());
     let mut sh = Tmux::start(kind, &sb.root, &sb.root, &env);
     let status = kind.status_var();
 
     let before = sh.env();
     assert_eq!(before.get("HTTPS_PROXY").map(String::as_str), Some(PRE_PROXY));
-    assert!(!before.contains_key("DISCORD_ACCESS_TOKEN"));
-    assert!(!before.contains_key("AUTHSOME_SHELL_STATE"), "no state outside a project");
+    assert!(!before.contains_key("ACME_API_KEY"));
 
     // $? / $status of a failing command survives the prompt hook.
     sh.send("false");
@@ -53,11 +45,18 @@ fn drive(kind: Kind) {
     // Enter the project: its variables, byte for byte.
     sh.send("cd proj");
     let inside = sh.env();
-    for (k, v) in wanted() {
-        assert_eq!(inside.get(k).map(String::as_str), Some(v), "{k} inside the project");
+    assert_eq!(inside["DISCORD_ACCESS_TOKEN"], "authsome-proxy-managed");
+    assert_eq!(inside["ACME_API_KEY"], "authsome-proxy-managed");
+    assert_eq!(inside["WEIRD_VALUE"], TRICKY);
+    assert!(inside["HTTPS_PROXY"].starts_with("http://authsome:"));
+    assert_ne!(inside["SSL_CERT_FILE"], PRE_CERT);
+    assert!(!inside.contains_key("SSL_CERT_DIR"), "SSL_CERT_DIR must not point elsewhere");
+    assert!(!inside.contains_key("AUTHSOME_VAULT_KEY"), "the vault key is not passed to children");
+    // The shell's record of prior values stays in the shell: children see none of them.
+    assert!(!inside.keys().any(|k| k.contains("AUTHSOME_SHELL_STATE") || k.contains("authsome_state")));
+    for secret in [OWN_TOKEN, "corp-proxy-password", common::shell::VAULT_KEY] {
+        assert!(!inside.values().any(|v| v.contains(secret)), "{secret} leaked into a child's environment");
     }
-    assert!(inside.contains_key("AUTHSOME_SHELL_STATE"));
-    assert!(!inside.contains_key("SSL_CERT_DIR"), "the project unsets SSL_CERT_DIR");
     sh.send("false");
     assert_eq!(sh.capture(&format!("echo {status}")), b"1\n", "$? inside an active project");
 
@@ -65,41 +64,41 @@ fn drive(kind: Kind) {
     sh.send("cd sub");
     assert_eq!(comparable(sh.env()), comparable(inside.clone()));
 
-    // A nested project replaces the outer one; going back re-activates the outer one.
+    // A nested project replaces the outer one; going back activates the outer one again.
     sh.send("cd ../nested");
     let nested = sh.env();
-    assert_eq!(nested.get("NESTED_ONLY").map(String::as_str), Some("n"));
-    assert_eq!(nested.get("HTTPS_PROXY").map(String::as_str), Some("http://nested:1"));
-    assert!(!nested.contains_key("DISCORD_ACCESS_TOKEN"));
-    assert_eq!(nested.get("SSL_CERT_FILE").map(String::as_str), Some(PRE_CERT));
+    assert_eq!(nested["NESTED_ONLY"], "n");
+    assert_eq!(nested["DISCORD_ACCESS_TOKEN"], OWN_TOKEN, "the nested project does not declare discord");
+    assert!(!nested.contains_key("WEIRD_VALUE") && !nested.contains_key("ACME_API_KEY"));
+    assert!(nested["HTTPS_PROXY"].starts_with("http://authsome:"));
+    assert_ne!(nested["HTTPS_PROXY"], inside["HTTPS_PROXY"], "each project has its own proxy");
     sh.send("cd ..");
     let back = sh.env();
     assert!(!back.contains_key("NESTED_ONLY"));
-    assert_eq!(back.get("HTTPS_PROXY"), inside.get("HTTPS_PROXY"));
+    assert_eq!(back["WEIRD_VALUE"], TRICKY);
+    assert_eq!(back["DISCORD_ACCESS_TOKEN"], "authsome-proxy-managed");
 
     // Leave: every variable is exactly as before, including the pre-existing
-    // HTTPS_PROXY and SSL_CERT_FILE and the previously unset ones.
+    // HTTPS_PROXY, SSL_CERT_FILE, SSL_CERT_DIR, the user's own token, and the
+    // previously unset ones.
     sh.send("cd ..");
-    let after = sh.env();
-    assert_eq!(comparable(after), comparable(before.clone()));
+    assert_eq!(comparable(sh.env()), comparable(before.clone()));
 
     // Refused projects: one line each, not one per prompt, nothing activated.
     sh.send("cd untrusted");
     for _ in 0..3 {
         sh.send("true");
     }
-    let mut refused = comparable(sh.env());
-    assert!(refused.remove("AUTHSOME_SHELL_STATE").is_some(), "the refusal is remembered in the state");
-    assert_eq!(refused, comparable(before.clone()), "a refused project activates nothing");
+    assert_eq!(comparable(sh.env()), comparable(before.clone()), "a refused project activates nothing");
     sh.send("cd ../broken");
     for _ in 0..3 {
         sh.send("true");
     }
     sh.capture("true");
     let screen = sh.screen();
-    assert_eq!(screen.matches("is not trusted; run `authsome allow`").count(), 1, "{screen}");
-    assert_eq!(screen.matches("authsome.toml:1:1: expected a table").count(), 1, "{screen}");
-    assert_eq!(screen.matches("missing login: run `authsome login discord`").count(), 2, "once per activation: {screen}");
+    assert_eq!(screen.matches("is not allowed yet; review it").count(), 1, "{screen}");
+    assert_eq!(screen.matches("authsome: authsome.toml:1:").count(), 1, "{screen}");
+    assert_eq!(screen.matches("acme: not logged in").count(), 2, "once per activation: {screen}");
     sh.send("cd ..");
     assert_eq!(comparable(sh.env()), comparable(before));
 }
@@ -129,7 +128,7 @@ fn fish() {
 #[test]
 fn bash_keeps_user_prompt_command() {
     for kind in [Kind::BashString, Kind::BashArray] {
-        let sb = Sandbox::new(&wanted());
+        let sb = Sandbox::new();
         let env = sb.base_env();
         let mut sh = Tmux::start(kind, &sb.root, &sb.root, &env);
         sh.send("true");

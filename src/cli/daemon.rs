@@ -23,6 +23,12 @@ pub enum DaemonCommand {
         #[arg(long, conflicts_with = "dir")]
         all: bool,
     },
+    /// Run the proxy of the project file FILE (started by the shell hook).
+    #[command(hide = true)]
+    Serve {
+        /// The project file, absolute.
+        file: PathBuf,
+    },
 }
 
 /// Run a `daemon` subcommand.
@@ -30,6 +36,11 @@ pub fn run(ctx: &Ctx, cmd: DaemonCommand) -> Result<i32> {
     match cmd {
         DaemonCommand::Status => status(ctx),
         DaemonCommand::Stop { dir, all } => stop(ctx, dir, all),
+        DaemonCommand::Serve { file } => {
+            let loader = || crate::shell::project_activator::load_for_daemon(&ctx.home, &file);
+            let credentials = std::sync::Arc::new(crate::proxy::VaultCredentials::new(&ctx.home));
+            daemon::serve::serve(&ctx.home, &file, &loader, credentials)
+        }
     }
 }
 

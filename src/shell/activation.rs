@@ -3,9 +3,7 @@
 //!
 //! The hook only moves variables; deciding *which* variables (trust, parsing
 //! `authsome.toml`, starting the project's proxy) belongs to project mode. The
-//! [`Activator`] trait is that seam. Until project mode is wired in, the
-//! [`StandIn`] implementation answers from a JSON file named by
-//! `AUTHSOME_SHELL_STANDIN`, which lets the hook mechanics be tested end to end.
+//! [`Activator`] trait is that seam; [`super::project_activator`] implements it.
 
 use crate::paths::Home;
 use std::collections::BTreeMap;
@@ -71,69 +69,7 @@ pub trait Activator {
     fn deactivate(&self, home: &Home, project_file: &Path, shell_pid: Option<u32>);
 }
 
-/// Environment variable naming the stand-in's JSON file.
-pub const STANDIN_VAR: &str = "AUTHSOME_SHELL_STANDIN";
-
-/// Stand-in activator used until project mode lands.
-///
-/// `$AUTHSOME_SHELL_STANDIN` names a JSON object keyed by project file path;
-/// each entry is `{"env": {...}, "notices": [...]}` (trusted), `{"untrusted": true}`
-/// or `{"error": "..."}` (broken). Projects not listed are reported as not
-/// activatable. The file itself is watched, so editing it re-evaluates.
-pub struct StandIn;
-
-impl StandIn {
-    fn entry(path: &Path, project_file: &Path) -> Result<Option<serde_json::Value>, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let all: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(all.get(project_file.to_string_lossy().as_ref()).cloned())
-    }
-}
-
-impl Activator for StandIn {
-    fn watch(&self, _home: &Home) -> Vec<PathBuf> {
-        std::env::var_os(STANDIN_VAR).map(PathBuf::from).into_iter().collect()
-    }
-
-    fn activate(&self, req: &Request) -> Outcome {
-        let project_file = req.project_file;
-        let shown = project_file.display();
-        let Some(file) = std::env::var_os(STANDIN_VAR).map(PathBuf::from) else {
-            let reason = format!("{shown}: project activation is not available in this build");
-            return Outcome { activation: Activation::Inactive { reason }, watch: vec![] };
-        };
-        let activation = match StandIn::entry(&file, project_file) {
-            Err(e) => Activation::Inactive { reason: e },
-            Ok(None) | Ok(Some(serde_json::Value::Null)) => {
-                Activation::Inactive { reason: format!("{shown} is not trusted; run `authsome allow` to activate it") }
-            }
-            Ok(Some(v)) if v.get("untrusted").is_some() => {
-                Activation::Inactive { reason: format!("{shown} is not trusted; run `authsome allow` to activate it") }
-            }
-            Ok(Some(v)) if v.get("error").is_some() => {
-                Activation::Inactive { reason: v["error"].as_str().unwrap_or("invalid project file").to_owned() }
-            }
-            Ok(Some(v)) => {
-                let env = v
-                    .get("env")
-                    .and_then(|e| e.as_object())
-                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().map(str::to_owned))).collect())
-                    .unwrap_or_default();
-                let notices = v
-                    .get("notices")
-                    .and_then(|n| n.as_array())
-                    .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
-                    .unwrap_or_default();
-                Activation::Active { env, notices }
-            }
-        };
-        Outcome { activation, watch: vec![] }
-    }
-
-    fn deactivate(&self, _home: &Home, _project_file: &Path, _shell_pid: Option<u32>) {}
-}
-
-/// The activator this build uses.
+/// The activator this build uses: project mode.
 pub fn current() -> Box<dyn Activator> {
-    Box::new(StandIn)
+    Box::new(super::project_activator::ProjectActivator)
 }

@@ -10,7 +10,7 @@
 use super::activation::{self, Activation, Activator, Env, Request};
 use super::locate;
 use super::quote;
-use super::state::{State, Watched, STATE_VAR};
+use super::state::{State, Watched, SHELL_VAR, STATE_VAR};
 use super::Shell;
 use crate::paths::Home;
 use std::collections::BTreeMap;
@@ -65,8 +65,9 @@ pub fn diff(current: &dyn Fn(&str) -> Option<OsString>, old_saved: &Changes, des
     (changes, saved)
 }
 
-/// `changes` as statements for `shell` (the state variable last), or a JSON
-/// object with `null` for unset variables. Empty when there are no changes.
+/// `changes` as statements for `shell` (the state last, as the unexported
+/// shell variable [`SHELL_VAR`]), or a JSON object with `null` for unset
+/// variables (the state under [`STATE_VAR`]). Empty when there are no changes.
 pub fn render(shell: Shell, changes: &Changes) -> String {
     if changes.is_empty() {
         return String::new();
@@ -78,9 +79,11 @@ pub fn render(shell: Shell, changes: &Changes) -> String {
     }
     let ordered = changes.iter().filter(|(k, _)| *k != STATE_VAR).chain(changes.iter().filter(|(k, _)| *k == STATE_VAR));
     ordered
-        .map(|(k, v)| match v {
-            Some(v) => quote::set(shell, k, v),
-            None => quote::unset(shell, k),
+        .map(|(k, v)| match (k.as_str(), v) {
+            (STATE_VAR, Some(v)) => quote::set_local(shell, SHELL_VAR, v),
+            (STATE_VAR, None) => quote::unset(shell, SHELL_VAR),
+            (_, Some(v)) => quote::set(shell, k, v),
+            (_, None) => quote::unset(shell, k),
         })
         .collect()
 }
@@ -89,7 +92,8 @@ pub fn render(shell: Shell, changes: &Changes) -> String {
 pub fn run(shell: Shell, shell_pid: Option<u32>) -> i32 {
     let home = Home::from_env(None);
     let project = std::env::current_dir().ok().and_then(|d| locate::project_file(&d));
-    let raw = std::env::var_os(STATE_VAR);
+    // The hooks pass an empty value when the shell has no state.
+    let raw = std::env::var_os(STATE_VAR).filter(|v| !v.is_empty());
     if is_noop(&home, raw.as_ref(), project.as_deref()) {
         return 0;
     }
@@ -171,7 +175,8 @@ fn reconcile(
                 true
             }
             Activation::Inactive { reason } => {
-                notices.push(reason);
+                // One short line, whatever the underlying error looks like.
+                notices.push(reason.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; "));
                 false
             }
         };
@@ -265,7 +270,7 @@ mod tests {
         let c: Changes =
             [(STATE_VAR.to_owned(), Some("s".to_owned())), ("Z".to_owned(), None), ("A".to_owned(), Some("it's".to_owned()))].into();
         let bash = render(Shell::Bash, &c);
-        assert_eq!(bash, format!("export A='it'\\''s';\nunset Z;\nexport {STATE_VAR}='s';\n"));
+        assert_eq!(bash, format!("export A='it'\\''s';\nunset Z;\n{SHELL_VAR}='s';\n"));
         let fish = render(Shell::Fish, &c);
         assert!(fish.starts_with("set -gx A 'it\\'s';\nset -e -g Z;\n"));
         let json: serde_json::Value = serde_json::from_str(&render(Shell::Json, &c)).unwrap();

@@ -2,7 +2,8 @@
 //!
 //! Each snippet runs `authsome export SHELL` before every prompt (and, in zsh
 //! and fish, right after `cd`), evaluates what it prints, and leaves `$?` as
-//! the user's last command set it. The binary is called by absolute path so the
+//! the user's last command set it. The shell's state lives in the unexported
+//! variable `__authsome_state` and is handed to that one process only. The binary is called by absolute path so the
 //! hook keeps working whatever `PATH` a project or the user sets later.
 
 use super::quote::quote;
@@ -24,7 +25,7 @@ pub fn snippet(shell: Shell, exe: &Path) -> Option<String> {
 /// array; the function returns the status it found so `$?` survives the hook.
 const BASH: &str = r#"_authsome_hook() {
   local _authsome_status=$?
-  eval "$(@EXE@ export bash --pid "$$")"
+  eval "$(AUTHSOME_SHELL_STATE="${__authsome_state-}" @EXE@ export bash --pid "$$")"
   return $_authsome_status
 }
 if [[ "$(declare -p PROMPT_COMMAND 2>/dev/null)" == "declare -a"* ]]; then
@@ -40,7 +41,7 @@ fi
 /// `cd project && cmd` on one line already sees the project).
 const ZSH: &str = r#"_authsome_hook() {
   local _authsome_status=$?
-  eval "$(@EXE@ export zsh --pid "$$")"
+  eval "$(AUTHSOME_SHELL_STATE="${__authsome_state-}" @EXE@ export zsh --pid "$$")"
   return $_authsome_status
 }
 typeset -ag precmd_functions chpwd_functions
@@ -54,10 +55,10 @@ fi
 
 /// fish: the prompt event and changes of PWD; fish keeps `$status` across event handlers.
 const FISH: &str = r#"function __authsome_export_eval --on-event fish_prompt
-    @EXE@ export fish --pid $fish_pid | source
+    AUTHSOME_SHELL_STATE="$__authsome_state" @EXE@ export fish --pid $fish_pid | source
 end
 function __authsome_cd_hook --on-variable PWD
-    @EXE@ export fish --pid $fish_pid | source
+    AUTHSOME_SHELL_STATE="$__authsome_state" @EXE@ export fish --pid $fish_pid | source
 end
 "#;
 
@@ -68,7 +69,7 @@ mod tests {
     #[test]
     fn absolute_quoted_path() {
         let s = snippet(Shell::Bash, Path::new("/opt/it's/authsome")).unwrap();
-        assert!(s.contains(r#"eval "$('/opt/it'\''s/authsome' export bash --pid "$$")""#), "{s}");
+        assert!(s.contains(r#"'/opt/it'\''s/authsome' export bash --pid "$$")""#), "{s}");
         let f = snippet(Shell::Fish, Path::new("/opt/it's/authsome")).unwrap();
         assert!(f.contains(r"'/opt/it\'s/authsome' export fish"), "{f}");
         assert!(snippet(Shell::Json, Path::new("/x")).is_none());

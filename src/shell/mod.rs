@@ -6,7 +6,8 @@
 //! - [`state`]: the encoded record the shell keeps of what authsome changed;
 //! - [`locate`]: finding `authsome.toml` by walking up, with `stat` only;
 //! - [`quote`]: per-shell quoting;
-//! - [`activation`]: the seam to project mode (which environment a project wants).
+//! - [`activation`]: the seam to project mode (which environment a project wants);
+//! - [`project_activator`]: project mode behind that seam, with the project's background proxy.
 //!
 //! Both commands run from [`fast_main`], before argument parsing and any other
 //! initialisation, because they run on every prompt.
@@ -15,6 +16,7 @@ pub mod activation;
 pub mod export;
 pub mod hook;
 pub mod locate;
+pub mod project_activator;
 pub mod quote;
 pub mod state;
 

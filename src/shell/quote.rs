@@ -45,6 +45,15 @@ pub fn unset(shell: Shell, name: &str) -> String {
     }
 }
 
+/// The statement that sets the shell-local (unexported) variable `name`.
+pub fn set_local(shell: Shell, name: &str, value: &str) -> String {
+    match shell {
+        Shell::Fish => format!("set -g {name} {};\n", quote(shell, value)),
+        Shell::Zsh => format!("typeset -g {name}={};\n", quote(shell, value)),
+        _ => format!("{name}={};\n", quote(shell, value)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

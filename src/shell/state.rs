@@ -1,5 +1,8 @@
-//! The shell's own record of what authsome changed, kept in the exported
-//! variable [`STATE_VAR`] (base64url of JSON).
+//! The shell's own record of what authsome changed (base64url of JSON), kept
+//! in the shell variable [`SHELL_VAR`], which is *not* exported: prior values
+//! may be secrets (a token the user had exported, a corporate proxy password,
+//! the vault key), and the children of an activated shell must never see them.
+//! The hook hands it to `authsome export` as [`STATE_VAR`] for that one call.
 //!
 //! It holds the project file that is (or was refused as) active, the identity
 //! (`stat` fields) of every file whose change must trigger a re-evaluation, and
@@ -13,8 +16,12 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-/// Name of the environment variable holding the encoded [`State`].
+/// How `authsome export` receives the encoded [`State`] (and the key of the
+/// state in `export json` output, for tools that keep it themselves).
 pub const STATE_VAR: &str = "AUTHSOME_SHELL_STATE";
+
+/// The unexported shell variable the hooks keep the state in.
+pub const SHELL_VAR: &str = "__authsome_state";
 
 /// Format version; a state of another version is discarded (and its saved values with it).
 const VERSION: u32 = 1;

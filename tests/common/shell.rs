@@ -1,10 +1,12 @@
-//! Helpers for the shell-hook tests: a sandbox (temp home, projects, stand-in
-//! activation file) and real interactive shells driven through tmux, each on
-//! its own `tmux -L` server so tests run in parallel.
+//! Helpers for the shell-hook tests: a sandbox (temp home, real projects, an
+//! echo upstream standing in for the providers' APIs) and real interactive
+//! shells driven through tmux, each on its own `tmux -L` server so tests run
+//! in parallel.
 
+use super::echo::Echo;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The binary under test.
@@ -16,48 +18,106 @@ pub fn bin() -> &'static str {
 /// backslash, newline, tab, unicode, a leading dash and a trailing newline.
 pub const TRICKY: &str = "-x it's \"q\" $HOME `id` $(id) \\n\\ \\\\ back\\slash\nline2\ttab é ✓ 🎉 ;&|<>*?[]{}~#!%\n";
 
-/// A temp directory with an authsome home, a trusted project, an untrusted one,
-/// and the stand-in activation file describing them.
+/// Fixed test vault key (base64 of 32 bytes).
+pub const VAULT_KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
+/// The Discord OAuth access token stored in the vault.
+pub const DISCORD_TOKEN: &str = "discord-real-token-0123456789";
+/// The API key `authsome login acme` stores (from "another terminal").
+pub const ACME_KEY: &str = "acme-real-key-9876543210";
+/// An in-house API-key provider, installed as a custom definition.
+const ACME: &str = r#"{"name":"acme","auth_type":"api_key","flow":"api_key","api_url":"api.acme.test",
+ "api_key":{"header_name":"Authorization","header_prefix":"Bearer","env_var":"ACME_API_KEY"},"export":{"ACME_API_KEY":"API_KEY"}}"#;
+/// Hosts the echo upstream answers for.
+pub const HOSTS: [&str; 2] = ["discord.com", "api.acme.test"];
+
+/// `s` as a TOML basic string.
+pub fn toml_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A temp directory with an authsome home (custom `acme` provider, a Discord
+/// token in the vault), an echo upstream for the providers' hosts, and projects:
+/// `proj` (discord + acme, `WEIRD_VALUE` in `[run.env]`, allowed),
+/// `proj/nested` (allowed, only `NESTED_ONLY`), `untrusted` (never allowed)
+/// and `broken` (a TOML error).
 pub struct Sandbox {
     /// Keeps the directory alive.
     pub dir: tempfile::TempDir,
     /// Canonical root of the sandbox.
     pub root: PathBuf,
+    /// The providers' APIs.
+    pub echo: Echo,
 }
 
 impl Sandbox {
-    /// Build the sandbox; `proj` wants `wanted` (and `SSL_CERT_DIR` unset),
-    /// `proj/nested` wants other values, `untrusted` is not trusted, `broken` has an error.
-    pub fn new(wanted: &BTreeMap<&str, &str>) -> Sandbox {
+    /// Build the sandbox.
+    pub fn new() -> Sandbox {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| std::env::set_var("AUTHSOME_VAULT_KEY", VAULT_KEY));
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().canonicalize().unwrap();
-        for d in ["home", "authsome-home", "proj/sub", "untrusted", "broken", "proj/nested"] {
+        for d in ["home", "authsome-home/providers", "proj/sub", "proj/nested", "untrusted", "broken"] {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
-        for p in ["proj", "untrusted", "broken", "proj/nested"] {
-            std::fs::write(root.join(p).join("authsome.toml"), "# stand-in project\n").unwrap();
+        std::fs::write(root.join("authsome-home/providers/acme.json"), ACME).unwrap();
+        let sb = Sandbox { dir, root, echo: Echo::start(&HOSTS) };
+        sb.write_project("proj", &format!("[providers.discord]\n\n[providers.acme]\n\n[run.env]\nWEIRD_VALUE = {}\n", toml_str(TRICKY)));
+        sb.write_project("proj/nested", "[run.env]\nNESTED_ONLY = \"n\"\n");
+        sb.write_project("untrusted", "[providers.discord]\n");
+        std::fs::write(sb.path("broken/authsome.toml"), "[providers.discord\n").unwrap();
+        for p in ["proj", "proj/nested"] {
+            sb.allow(p);
         }
-        let sb = Sandbox { dir, root };
-        sb.set_wanted(wanted);
+        sb.store_discord_token();
         sb
     }
 
-    /// Rewrite the stand-in file so `proj` wants `wanted`.
-    pub fn set_wanted(&self, wanted: &BTreeMap<&str, &str>) {
-        let key = |p: &str| self.root.join(p).join("authsome.toml").to_string_lossy().into_owned();
-        let mut all = serde_json::Map::new();
-        let mut env = serde_json::to_value(wanted).unwrap();
-        env["SSL_CERT_DIR"] = serde_json::Value::Null; // the project unsets it
-        all.insert(key("proj"), serde_json::json!({"env": env, "notices": ["missing login: run `authsome login discord`"]}));
-        all.insert(key("proj/nested"), serde_json::json!({"env": {"NESTED_ONLY": "n", "HTTPS_PROXY": "http://nested:1"}}));
-        all.insert(key("untrusted"), serde_json::json!({"untrusted": true}));
-        all.insert(key("broken"), serde_json::json!({"error": "authsome.toml:1:1: expected a table"}));
-        std::fs::write(self.standin(), serde_json::to_vec_pretty(&serde_json::Value::Object(all)).unwrap()).unwrap();
+    /// Write `rel/authsome.toml`.
+    pub fn write_project(&self, rel: &str, toml: &str) {
+        std::fs::write(self.path(rel).join("authsome.toml"), toml).unwrap();
     }
 
-    /// The stand-in activation file.
-    pub fn standin(&self) -> PathBuf {
-        self.root.join("standin.json")
+    /// `authsome allow rel`.
+    pub fn allow(&self, rel: &str) {
+        let o = self.authsome(&["allow", &self.path(rel).to_string_lossy()]);
+        assert!(o.status.success(), "allow {rel}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    /// Store the Discord OAuth connection through the library, as a login would.
+    pub fn store_discord_token(&self) {
+        let home = authsome::paths::Home::at(self.path("authsome-home"), "default");
+        let vault = authsome::vault::Vault::open(&home).unwrap();
+        vault
+            .update(|d| {
+                let mut c = authsome::vault::Connection::api_key("discord", "default", authsome::vault::Secret::new("x"));
+                c.api_key = None;
+                c.access_token = Some(authsome::vault::Secret::new(DISCORD_TOKEN));
+                c.token_type = Some("Bearer".into());
+                d.put_connection(c);
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    /// `authsome login acme` in a separate process (another terminal), key on stdin.
+    pub fn login_acme(&self) {
+        use std::io::Write;
+        let mut child = self.cmd(&["login", "acme"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(ACME_KEY.as_bytes()).unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "login acme: {}", String::from_utf8_lossy(&o.stderr));
     }
 
     /// A path inside the sandbox.
@@ -68,18 +128,52 @@ impl Sandbox {
     /// The base environment every shell and command of a test starts from.
     pub fn base_env(&self) -> BTreeMap<String, String> {
         let mut env = BTreeMap::new();
-        env.insert("HOME".into(), self.path("home").to_string_lossy().into_owned());
-        env.insert("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into());
-        env.insert("LANG".into(), "C.UTF-8".into());
-        env.insert("TERM".into(), "xterm-256color".into());
-        env.insert("AUTHSOME_HOME".into(), self.path("authsome-home").to_string_lossy().into_owned());
-        env.insert("AUTHSOME_SHELL_STANDIN".into(), self.standin().to_string_lossy().into_owned());
+        let mut put = |k: &str, v: String| env.insert(k.to_owned(), v);
+        put("HOME", self.path("home").to_string_lossy().into_owned());
+        put("PATH", "/usr/local/bin:/usr/bin:/bin".into());
+        put("LANG", "C.UTF-8".into());
+        put("TERM", "xterm-256color".into());
+        put("AUTHSOME_HOME", self.path("authsome-home").to_string_lossy().into_owned());
+        put("AUTHSOME_VAULT_KEY", VAULT_KEY.into());
+        put("AUTHSOME_NO_KEYRING", "1".into());
+        put("AUTHSOME_RESOLVE", HOSTS.iter().map(|h| self.echo.resolve(h)).collect::<Vec<_>>().join(","));
+        put("AUTHSOME_UPSTREAM_CA", self.echo.ca_path.to_string_lossy().into_owned());
+        put("AUTHSOME_DAEMON_LINGER", "0.2".into());
+        put("NO_COLOR", "1".into());
         env
     }
 
-    /// Run `authsome export <shell>` in `cwd` with exactly `env`.
+    /// The binary with exactly the base environment.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.args(args).env_clear().envs(self.base_env()).stdin(Stdio::null());
+        c
+    }
+
+    /// Run the binary with the base environment.
+    pub fn authsome(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Run `authsome export <shell>` in `cwd` with exactly `env`, as shell `pid`.
     pub fn export(&self, shell: &str, cwd: &Path, env: &BTreeMap<String, String>) -> Output {
         Command::new(bin()).args(["export", shell]).current_dir(cwd).env_clear().envs(env).output().unwrap()
+    }
+
+    /// `authsome daemon status --json`.
+    pub fn daemons(&self) -> Vec<serde_json::Value> {
+        let o = self.authsome(&["daemon", "status", "--json"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap().as_array().unwrap().clone()
+    }
+
+    /// Wait until `cond` holds (a liveness bound, not a timing assertion).
+    pub fn eventually(&self, what: &str, mut cond: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !cond() {
+            assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting until {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
