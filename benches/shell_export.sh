@@ -7,8 +7,9 @@
 # Cases:
 #   outside  - a directory with no project file above it, no state;
 #   inside   - a subdirectory of an activated project whose files did not
-#              change (authsome: authsome.toml + AUTHSOME_SHELL_STATE;
-#              direnv: an allowed .envrc already loaded, DIRENV_* set).
+#              change (authsome: an allowed authsome.toml, its proxy running,
+#              the shell's state handed over as the hook does; direnv: an
+#              allowed .envrc exporting the same variables, already loaded).
 #
 # Needs: cargo, hyperfine, direnv, python3. Usage: benches/shell_export.sh [--runs N]
 set -euo pipefail
@@ -20,23 +21,27 @@ AUTHSOME="$PWD/target/release/authsome"
 DIRENV="$(command -v direnv)"
 
 WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/outside" "$WORK/proj/sub" "$WORK/home" "$WORK/authsome-home" "$WORK/xdg-config" "$WORK/xdg-data"
 export HOME="$WORK/home" XDG_CONFIG_HOME="$WORK/xdg-config" XDG_DATA_HOME="$WORK/xdg-data" AUTHSOME_HOME="$WORK/authsome-home"
+export AUTHSOME_VAULT_KEY="AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=" AUTHSOME_NO_KEYRING=1
+trap '"$AUTHSOME" daemon stop --all >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 unset AUTHSOME_SHELL_STATE DIRENV_DIFF DIRENV_DIR DIRENV_FILE DIRENV_WATCHES
 
-# The same environment for both tools: a placeholder, proxy and CA variables.
-VARS='{"DISCORD_ACCESS_TOKEN":"authsome-proxy-managed","HTTPS_PROXY":"http://authsome:x@127.0.0.1:41000","SSL_CERT_FILE":"/run/authsome/bundle.pem"}'
-printf '# benchmark project\n' > "$WORK/proj/authsome.toml"
-python3 -c 'import json,sys; print("\n".join(f"export {k}={v!r}" for k,v in json.loads(sys.argv[1]).items()))' "$VARS" > "$WORK/proj/.envrc"
-# Until project mode is wired into the hook, the activation comes from the stand-in file.
-export AUTHSOME_SHELL_STANDIN="$WORK/standin.json"
-python3 -c 'import json,sys; print(json.dumps({sys.argv[1]: {"env": json.loads(sys.argv[2])}}))' "$WORK/proj/authsome.toml" "$VARS" > "$AUTHSOME_SHELL_STANDIN"
+# A real, allowed project (its background proxy starts at the first export).
+printf '[providers.discord]\n\n[providers.github]\n' > "$WORK/proj/authsome.toml"
+"$AUTHSOME" --quiet allow "$WORK/proj" >/dev/null
+cd "$WORK/proj/sub"
+ACTIVATION="$("$AUTHSOME" export json 2>/dev/null)"
+# direnv's .envrc exports exactly the same variables and values.
+python3 -c 'import json,sys,shlex
+for k, v in json.loads(sys.argv[1]).items():
+    if k != "AUTHSOME_SHELL_STATE":
+        print(f"export {k}={shlex.quote(v)}" if v is not None else f"unset {k}")' "$ACTIVATION" > "$WORK/proj/.envrc"
 (cd "$WORK/proj" && "$DIRENV" allow . 2>/dev/null)
 
-# Activate both tools once in proj/sub and keep the resulting environment.
-cd "$WORK/proj/sub"
+# Activate both tools once in proj/sub, the way their hooks do, and keep the result.
 eval "$("$AUTHSOME" export bash 2>/dev/null)"
+export AUTHSOME_SHELL_STATE="$__authsome_state"   # what the hook hands to `export`
 eval "$("$DIRENV" export bash 2>/dev/null)"
 [ -n "${AUTHSOME_SHELL_STATE:-}" ] && [ -n "${DIRENV_DIFF:-}" ] || { echo "activation failed" >&2; exit 1; }
 # Sanity: both are no-ops now.
@@ -51,7 +56,7 @@ run_case() {
     -n "true ($name)" "$(command -v true)" >&2)
 }
 run_case inside "$WORK/proj/sub"
-(unset AUTHSOME_SHELL_STATE DIRENV_DIFF DIRENV_DIR DIRENV_FILE DIRENV_WATCHES DISCORD_ACCESS_TOKEN HTTPS_PROXY SSL_CERT_FILE
+(unset AUTHSOME_SHELL_STATE DIRENV_DIFF DIRENV_DIR DIRENV_FILE DIRENV_WATCHES
  run_case outside "$WORK/outside")
 
 python3 - "$WORK" <<'PY'
