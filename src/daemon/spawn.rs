@@ -11,6 +11,7 @@ use crate::fsutil::FileLock;
 use crate::paths::Home;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -33,9 +34,12 @@ pub fn ensure_running(home: &Home, project_file: &Path, shell_pid: Option<u32>, 
     }
     let _ = std::fs::remove_file(dd.info_file());
     let exe = std::env::current_exe().map_err(|e| Error::other(format!("cannot locate the authsome binary: {e}")))?;
+    // A fresh log per start (it only ever holds the latest daemon's messages).
     let log = std::fs::OpenOptions::new()
         .create(true)
-        .append(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
         .open(dd.log_file())
         .map_err(|e| Error::other(format!("cannot open {}: {e}", dd.log_file().display())))?;
     let mut cmd = Command::new(exe);
