@@ -102,9 +102,10 @@ pub fn run(shell: Shell, shell_pid: Option<u32>) -> i32 {
     let shell_pid = shell_pid.or_else(|| u32::try_from(nix::unistd::getppid().as_raw()).ok());
     let activator = activation::current();
     let (changes, notices) = reconcile(&*activator, &home, shell_pid, raw.is_some(), state, project);
-    for n in notices {
-        eprintln!("authsome: {n}");
-    }
+    // One write for all lines, so typed-ahead input echoed by the terminal
+    // cannot land in the middle of a message.
+    let lines: String = notices.iter().map(|n| format!("authsome: {n}\n")).collect();
+    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), lines.as_bytes());
     print!("{}", render(shell, &changes));
     0
 }
