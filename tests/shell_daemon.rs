@@ -158,3 +158,49 @@ fn project_edits_reach_the_running_proxy_without_reactivation() {
     let _ = sleeper.wait();
     sb.eventually("the proxy stopped", || sb.daemons().is_empty());
 }
+
+/// `daemon status` shows the proxy and its shells; `daemon stop` stops it and a
+/// shell still in the project gets a fresh one at its next prompt; a proxy
+/// whose files disappear (home deleted) exits instead of lingering forever.
+#[test]
+fn daemon_status_stop_and_lost_home() {
+    let sb = Sandbox::new();
+    let mut sleeper = Command::new("sleep").arg("300").spawn().unwrap();
+    let pid = sleeper.id().to_string();
+    let mut env = sb.base_env();
+    let export = |env: &BTreeMap<String, String>| {
+        Command::new(common::shell::bin())
+            .args(["export", "json", "--pid", &pid])
+            .current_dir(sb.path("proj"))
+            .env_clear()
+            .envs(env)
+            .output()
+            .unwrap()
+    };
+    let o = export(&env);
+    apply_json(&mut env, &o.stdout);
+    let first = env["HTTPS_PROXY"].clone();
+    let daemons = sb.daemons();
+    assert_eq!(daemons.len(), 1);
+    assert_eq!(daemons[0]["shells"], serde_json::json!([sleeper.id()]));
+    assert!(daemons[0]["project"].as_str().unwrap().ends_with("proj/authsome.toml"));
+    let text = String::from_utf8_lossy(&sb.authsome(&["daemon", "status"]).stdout).into_owned();
+    assert!(
+        text.contains("proj/authsome.toml") && !text.contains(first.split('@').next().unwrap()),
+        "no proxy credential in status: {text}"
+    );
+
+    let o = sb.cmd(&["daemon", "stop", &sb.path("proj/sub").to_string_lossy()]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(sb.daemons().is_empty());
+    // The next prompt notices and starts a fresh proxy.
+    let o = export(&env);
+    apply_json(&mut env, &o.stdout);
+    assert!(env["HTTPS_PROXY"].starts_with("http://authsome:") && env["HTTPS_PROXY"] != first, "{}", String::from_utf8_lossy(&o.stderr));
+    let daemon = sb.daemons()[0]["pid"].as_u64().unwrap() as i32;
+
+    std::fs::remove_dir_all(sb.path("authsome-home/run")).unwrap();
+    sb.eventually("the orphaned proxy exited", || nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon), None).is_err());
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+}

@@ -155,7 +155,12 @@ async fn run(
 /// Whether no shell has been alive for `linger`; when so, `daemon.json` is
 /// removed under the lock, so no shell can pick up a daemon that is leaving.
 fn done(dd: &DaemonDir, info: &Info, empty_since: &mut Option<Instant>, linger: Duration) -> bool {
-    let Ok(_lock) = FileLock::acquire(&dd.lock_file()) else { return false };
+    // Our directory or record is gone (home deleted, `daemon.json` replaced):
+    // no shell can reach us any more.
+    let Ok(_lock) = FileLock::acquire(&dd.lock_file()) else { return true };
+    if !is_ours(dd, info) {
+        return true;
+    }
     if !shells::live(&dd.shells_dir()).is_empty() {
         *empty_since = None;
         return false;
@@ -168,10 +173,14 @@ fn done(dd: &DaemonDir, info: &Info, empty_since: &mut Option<Instant>, linger: 
     true
 }
 
+/// Whether `daemon.json` still names this process.
+fn is_ours(dd: &DaemonDir, info: &Info) -> bool {
+    std::fs::read(dd.info_file()).ok().and_then(|b| serde_json::from_slice::<Info>(&b).ok()).is_some_and(|i| i.pid == info.pid)
+}
+
 /// Remove `daemon.json` if it is still ours.
 fn remove_info(dd: &DaemonDir, info: &Info) {
-    let ours = std::fs::read(dd.info_file()).ok().and_then(|b| serde_json::from_slice::<Info>(&b).ok()).is_some_and(|i| i.pid == info.pid);
-    if ours {
+    if is_ours(dd, info) {
         let _ = std::fs::remove_file(dd.info_file());
     }
 }
