@@ -158,7 +158,7 @@ async fn forward(shared: &Shared, mut parts: http::request::Parts, body: Incomin
     strip_hop_by_hop(&mut parts.headers, upgrade);
     let client_upgrade = if upgrade { parts.extensions.remove::<OnUpgrade>() } else { None };
     let client = if upgrade { &shared.upstream.h1 } else { &shared.upstream.pooled };
-    let mut resp = match client.request(Request::from_parts(parts, body)).await {
+    let mut resp = match super::upstream::send(client, Request::from_parts(parts, body)).await {
         Ok(r) => r,
         Err(e) => return local(StatusCode::BAD_GATEWAY, &format!("cannot reach {authority}: {}", error_chain(&e))),
     };

@@ -181,7 +181,7 @@ async fn plain_http(shared: &Shared, req: Request<Incoming>, host_label: &str, u
     intercept::strip_hop_by_hop(&mut parts.headers, false);
     super::inject::strip_placeholder_headers(&mut parts.headers, None, &placeholders);
     parts.version = http::Version::HTTP_11;
-    let result = shared.upstream.pooled.request(Request::from_parts(parts, body)).await;
+    let result = super::upstream::send(&shared.upstream.pooled, Request::from_parts(parts, body)).await;
     let resp = match result {
         Ok(mut r) => {
             intercept::strip_hop_by_hop(r.headers_mut(), false);

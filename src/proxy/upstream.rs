@@ -6,8 +6,11 @@
 //! h2 and http/1.1. The pool keeps connections per host, h2 ones multiplexed.
 
 use crate::net::{connect, Resolver};
-use http::Uri;
-use hyper::body::Incoming;
+use bytes::Bytes;
+use http::{Request, Response, Uri};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::{Body as _, Incoming};
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -40,9 +43,55 @@ impl UpstreamSettings {
 #[derive(Clone)]
 pub struct Upstream {
     /// General client: ALPN h2 + http/1.1, pooled.
-    pub pooled: Client<Connector, Incoming>,
+    pub pooled: Client<Connector, UpstreamBody>,
     /// HTTP/1.1-only client for upgrade requests (WebSocket), which need h1.
-    pub h1: Client<Connector, Incoming>,
+    pub h1: Client<Connector, UpstreamBody>,
+}
+
+/// Request body sent upstream: the client's streamed body, or an empty one
+/// for a replayed bodiless request.
+pub type UpstreamBody = UnsyncBoxBody<Bytes, hyper::Error>;
+
+/// Send `req` through `client`, streaming its body.
+///
+/// hyper-util's pool can hand out an HTTP/1 connection on a multi-threaded
+/// runtime just before it is ready again, failing the request with
+/// "connection was not ready" although nothing was sent. A bodiless request
+/// (most API calls: GET, HEAD, DELETE) is then replayed once on another
+/// connection; a request with a body cannot be replayed, since it is streamed.
+pub async fn send(
+    client: &Client<Connector, UpstreamBody>,
+    req: Request<Incoming>,
+) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
+    let (parts, body) = req.into_parts();
+    if !body.is_end_stream() {
+        return client.request(Request::from_parts(parts, body.boxed_unsync())).await;
+    }
+    let mut replay = Request::new(empty());
+    *replay.method_mut() = parts.method.clone();
+    *replay.uri_mut() = parts.uri.clone();
+    *replay.version_mut() = parts.version;
+    *replay.headers_mut() = parts.headers.clone();
+    match client.request(Request::from_parts(parts, empty())).await {
+        Err(e) if was_not_sent(&e) => client.request(replay).await,
+        other => other,
+    }
+}
+
+fn empty() -> UpstreamBody {
+    Empty::<Bytes>::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+/// Whether hyper cancelled the request before sending it (the pool race above).
+fn was_not_sent(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_canceled) {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 impl Upstream {

@@ -1,13 +1,17 @@
-//! The environment of a child (SPEC §4), computed from the inherited one.
+//! The environment of a child (SPEC §4): the one place that knows which
+//! variables a proxied process gets.
 //!
-//! Pure function of its inputs so every rule is unit-tested: placeholders for
-//! exported variables, proxy variables with the per-run credential, `NO_PROXY`
-//! stripped of declared hosts, one CA bundle in every CA variable, and no
-//! authsome secret (the vault key) passed on.
+//! Everything is computed as a [`ChildEnv`] (variables to set, variables to
+//! remove) from the placeholders, the proxy URL and the CA bundle, so `run`,
+//! `up`, `exec` and the shell hook (which exports the same changes into an
+//! interactive shell) agree exactly: placeholders for exported variables,
+//! proxy variables with the per-run credential, `NO_PROXY` stripped of
+//! declared hosts, one CA bundle in every CA variable, and no authsome secret
+//! (the vault key) passed on.
 
+use crate::providers::HostPattern;
 use crate::proxy::Route;
-use std::collections::BTreeMap;
-use std::ffi::{OsStr, OsString};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// Variables common clients read for a CA bundle; all get the run's bundle.
@@ -25,74 +29,129 @@ pub const CA_VARS: [&str; 8] = [
 /// Proxy variables, upper and lower case (clients disagree on which they read).
 pub const PROXY_VARS: [&str; 4] = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"];
 
-/// Variables never passed to a child: authsome's own secrets and a CA
-/// directory that would let a client look elsewhere.
-pub const REMOVED_VARS: [&str; 2] = ["AUTHSOME_VAULT_KEY", "SSL_CERT_DIR"];
+/// Variables never passed to a child: authsome's own secret, a CA directory
+/// that would let a client look elsewhere, and SOCKS proxies that would route
+/// around ours.
+pub const REMOVED_VARS: [&str; 4] = ["AUTHSOME_VAULT_KEY", "SSL_CERT_DIR", "ALL_PROXY", "all_proxy"];
 
-/// Build the child's environment from `inherited`.
-pub fn child_env<I>(inherited: I, routes: &[Route], proxy_url: &str, bundle: &Path) -> Vec<(OsString, OsString)>
-where
-    I: IntoIterator<Item = (OsString, OsString)>,
-{
-    let mut env: BTreeMap<OsString, OsString> = inherited.into_iter().collect();
-    for var in REMOVED_VARS {
-        env.remove(OsStr::new(var));
-    }
-    for route in routes {
-        for var in route.provider.def.exported_vars() {
-            env.insert(var.into(), route.placeholder.clone().into());
+/// What to change in an inherited environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChildEnv {
+    /// Variables to set (overriding inherited values).
+    pub set: BTreeMap<String, String>,
+    /// Variables to remove.
+    pub unset: BTreeSet<String>,
+}
+
+impl ChildEnv {
+    /// The full environment of a child: `inherited` with these changes applied.
+    pub fn applied_to(
+        &self,
+        inherited: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+    ) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+        let mut out: BTreeMap<std::ffi::OsString, std::ffi::OsString> =
+            inherited.into_iter().filter(|(k, _)| k.to_str().is_none_or(|k| !self.unset.contains(k))).collect();
+        for (k, v) in &self.set {
+            out.insert(k.into(), v.into());
         }
-        if let Some(var) = route.provider.def.api_key.as_ref().and_then(|k| k.env_var.as_deref()) {
-            env.insert(var.into(), route.placeholder.clone().into());
+        out.into_iter().collect()
+    }
+
+    /// Apply to a `std::process::Command`.
+    pub fn apply(&self, cmd: &mut std::process::Command) {
+        for k in &self.unset {
+            cmd.env_remove(k);
+        }
+        for (k, v) in &self.set {
+            cmd.env(k, v);
         }
     }
+}
+
+/// The changes every proxied child gets: `placeholders` (variable, value),
+/// the proxy and CA variables, the removals of [`REMOVED_VARS`], and `NO_PROXY`
+/// (read through `current`) filtered so no declared host bypasses the proxy.
+pub fn proxy_env(
+    placeholders: impl IntoIterator<Item = (String, String)>,
+    hosts: &[HostPattern],
+    proxy_url: &str,
+    bundle: &Path,
+    current: &dyn Fn(&str) -> Option<String>,
+) -> ChildEnv {
+    let mut env = ChildEnv::default();
+    env.unset.extend(REMOVED_VARS.iter().map(|v| (*v).to_owned()));
+    env.set.extend(placeholders);
     for var in PROXY_VARS {
-        env.insert(var.into(), proxy_url.into());
+        env.set.insert(var.to_owned(), proxy_url.to_owned());
     }
+    let bundle = bundle.display().to_string();
     for var in CA_VARS {
-        env.insert(var.into(), bundle.as_os_str().to_owned());
+        env.set.insert(var.to_owned(), bundle.clone());
     }
     for var in ["NO_PROXY", "no_proxy"] {
-        if let Some(v) = env.get(OsStr::new(var)).and_then(|v| v.to_str()).map(str::to_owned) {
-            let kept = strip_declared(&v, routes);
-            if kept.is_empty() {
-                env.remove(OsStr::new(var));
-            } else {
-                env.insert(var.into(), kept.into());
+        match current(var).map(|v| filter_no_proxy(&v, hosts)) {
+            Some(v) if !v.is_empty() => {
+                env.set.insert(var.to_owned(), v);
+            }
+            _ => {
+                env.unset.insert(var.to_owned());
             }
         }
     }
-    env.into_iter().collect()
+    env
 }
 
-/// Drop every `NO_PROXY` entry that would exempt a declared host from the
-/// proxy (`*`, the host itself, or a parent domain of it).
-pub fn strip_declared(no_proxy: &str, routes: &[Route]) -> String {
-    no_proxy
+/// Placeholder variables of one route: the provider's exported variables and
+/// its API-key `env_var`, each holding the route's placeholder.
+pub fn route_placeholders(route: &Route) -> impl Iterator<Item = (String, String)> + '_ {
+    let key_var = route.provider.def.api_key.as_ref().and_then(|k| k.env_var.as_deref());
+    route.provider.def.exported_vars().chain(key_var).map(move |v| (v.to_owned(), route.placeholder.clone()))
+}
+
+/// The environment changes for `authsome run`: every route's placeholders.
+pub fn child_env(routes: &[Route], proxy_url: &str, bundle: &Path, current: &dyn Fn(&str) -> Option<String>) -> ChildEnv {
+    let hosts: Vec<HostPattern> = routes.iter().flat_map(|r| r.provider.hosts.iter().cloned()).collect();
+    proxy_env(routes.iter().flat_map(route_placeholders), &hosts, proxy_url, bundle, current)
+}
+
+/// `NO_PROXY` without any entry that would let a declared host bypass the proxy.
+pub fn filter_no_proxy(value: &str, hosts: &[HostPattern]) -> String {
+    value
         .split(',')
         .map(str::trim)
         .filter(|e| !e.is_empty())
-        .filter(|entry| {
-            if *entry == "*" {
-                return routes.is_empty();
-            }
-            let bare = entry.trim_start_matches("*.").trim_start_matches('.');
-            let bare = bare.rsplit_once(':').filter(|(_, p)| p.parse::<u16>().is_ok()).map_or(bare, |(h, _)| h).to_ascii_lowercase();
-            !routes.iter().any(|r| {
-                r.provider.hosts.iter().any(|h| match h.dns_constraint() {
-                    Some(c) => c == bare || c.ends_with(&format!(".{bare}")) || bare.ends_with(&format!(".{c}")),
-                    None => false,
-                })
-            })
-        })
+        .filter(|entry| !hosts.iter().any(|h| bypasses(entry, h)))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// Whether the `NO_PROXY` entry would exempt some host of `pattern`.
+fn bypasses(entry: &str, pattern: &HostPattern) -> bool {
+    if entry == "*" {
+        return true;
+    }
+    let e = entry.trim_start_matches("*.").trim_start_matches('.');
+    let e = match e.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) && !h.contains(':') => h,
+        _ => e,
+    };
+    let e = e.to_ascii_lowercase();
+    let under = |host: &str| host == e || host.ends_with(&format!(".{e}"));
+    match pattern {
+        HostPattern::Host { host, .. } | HostPattern::Prefix { host, .. } => under(host),
+        HostPattern::Regex { re, .. } => match pattern.dns_constraint() {
+            Some(s) => under(&s) || e.ends_with(&format!(".{s}")) || re.is_match(&e),
+            // Unconstrained: keep only loopback entries it does not match.
+            None => re.is_match(&e) || !crate::providers::hosts::is_loopback_host(&e),
+        },
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::providers::{Registry, PLACEHOLDER};
+    use std::ffi::{OsStr, OsString};
     use std::sync::Arc;
 
     fn routes() -> Vec<Route> {
@@ -115,18 +174,22 @@ mod tests {
             ("AUTHSOME_VAULT_KEY", "a2V5"),
             ("SSL_CERT_FILE", "/elsewhere.pem"),
             ("SSL_CERT_DIR", "/etc/ssl/certs"),
+            ("ALL_PROXY", "socks5://elsewhere:1080"),
             ("NO_PROXY", "localhost,.github.com,api.openai.com,internal.corp"),
             ("no_proxy", "*"),
             ("PATH", "/bin"),
         ]
         .map(|(k, v)| (OsString::from(k), OsString::from(v)));
-        let env: BTreeMap<_, _> = child_env(inherited, &routes(), "http://u:p@127.0.0.1:1", Path::new("/run/b.pem")).into_iter().collect();
+        let current = |k: &str| inherited.iter().find(|(n, _)| n == k).map(|(_, v)| v.to_str().unwrap().to_owned());
+        let changes = child_env(&routes(), "http://u:p@127.0.0.1:1", Path::new("/run/b.pem"), &current);
+        let env: BTreeMap<_, _> = changes.applied_to(inherited.clone()).into_iter().collect();
         let get = |k: &str| env.get(OsStr::new(k)).map(|v| v.to_str().unwrap().to_owned());
         assert_eq!(get("GH_TOKEN").unwrap(), PLACEHOLDER);
         assert_eq!(get("GITHUB_ACCESS_TOKEN").unwrap(), PLACEHOLDER);
         assert_eq!(get("OPENAI_API_KEY").unwrap(), PLACEHOLDER);
         assert_eq!(get("AUTHSOME_VAULT_KEY"), None);
         assert_eq!(get("SSL_CERT_DIR"), None);
+        assert_eq!(get("ALL_PROXY"), None);
         for v in CA_VARS {
             assert_eq!(get(v).unwrap(), "/run/b.pem");
         }
@@ -136,5 +199,13 @@ mod tests {
         assert_eq!(get("NO_PROXY").unwrap(), "localhost,internal.corp");
         assert_eq!(get("no_proxy"), None);
         assert_eq!(get("PATH").unwrap(), "/bin");
+    }
+
+    #[test]
+    fn wildcards_and_unconstrained_regexes_are_dropped_from_no_proxy() {
+        let hosts = vec![HostPattern::parse(r"regex:[a-z0-9]+\.api\.mailchimp\.com").unwrap()];
+        assert_eq!(filter_no_proxy("*,mailchimp.com,us1.api.mailchimp.com,other.net", &hosts), "other.net");
+        let any = vec![HostPattern::parse("regex:.*googleapis.*").unwrap()];
+        assert_eq!(filter_no_proxy("other.net,localhost,127.0.0.1", &any), "localhost,127.0.0.1");
     }
 }

@@ -68,7 +68,7 @@ pub fn exit_code(status: std::process::ExitStatus) -> i32 {
 /// the proxy afterwards, removing its bundle file whatever happened.
 pub async fn run_behind(proxy: ProxyHandle, program: &std::path::Path, cmd: &[OsString]) -> Result<i32> {
     let bundle = proxy.bundle_path().map(|p| p.to_owned()).ok_or_else(|| Error::other("the proxy has no CA bundle file"))?;
-    let envs = env::child_env(std::env::vars_os(), &proxy.routes(), &proxy.url(), &bundle);
+    let envs = env::child_env(&proxy.routes(), &proxy.url(), &bundle, &|k| std::env::var(k).ok()).applied_to(std::env::vars_os());
     let result = spawn_and_wait(program, &cmd[0], &cmd[1..], envs).await;
     proxy.shutdown().await;
     result
