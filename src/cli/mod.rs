@@ -201,7 +201,7 @@ fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::Log(a) => run::log(ctx, a),
         Command::Doctor => doctor::run(ctx),
         Command::Hook { shell } => Ok(crate::shell::hook_command(&shell)),
-        Command::Export { shell, pid } => Ok(crate::shell::export_command(&shell, pid)),
+        Command::Export { shell, pid } => Ok(crate::shell::export_command(&ctx.home, &shell, pid)),
         Command::Daemon { command } => daemon::run(ctx, command),
         Command::Completions { shell } => {
             use clap::CommandFactory;

@@ -2,7 +2,7 @@
 //!
 //! One detached `authsome daemon serve FILE` process per project file serves
 //! every shell activated in that project. Its files live in a private
-//! directory under `<home>/run/daemons/<hash of the project path>/`:
+//! directory under `<home>/run/daemons/<hash of profile and project path>/`:
 //!
 //! - `daemon.json`: who it is and where it listens ([`Info`]); present only
 //!   while it serves, so its `stat` identity tells shells it was restarted;
@@ -30,9 +30,13 @@ pub struct DaemonDir {
 }
 
 impl DaemonDir {
-    /// The directory for `project_file` (an absolute path) under `home`.
+    /// The directory for `project_file` (an absolute path) under `home`, per
+    /// profile (each profile's vault gets its own proxy).
     pub fn for_project(home: &Home, project_file: &Path) -> DaemonDir {
-        let digest = ring::digest::digest(&ring::digest::SHA256, project_file.as_os_str().as_encoded_bytes());
+        let mut key = home.profile().as_bytes().to_vec();
+        key.push(0);
+        key.extend_from_slice(project_file.as_os_str().as_encoded_bytes());
+        let digest = ring::digest::digest(&ring::digest::SHA256, &key);
         let name: String = digest.as_ref()[..10].iter().map(|b| format!("{b:02x}")).collect();
         DaemonDir { dir: home.daemons_dir().join(name) }
     }

@@ -43,7 +43,9 @@ pub fn ensure_running(home: &Home, project_file: &Path, shell_pid: Option<u32>, 
         .open(dd.log_file())
         .map_err(|e| Error::other(format!("cannot open {}: {e}", dd.log_file().display())))?;
     let mut cmd = Command::new(exe);
-    cmd.arg("daemon")
+    cmd.arg("--profile")
+        .arg(home.profile())
+        .arg("daemon")
         .arg("serve")
         .arg(project_file)
         .env_clear()

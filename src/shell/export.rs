@@ -89,19 +89,18 @@ pub fn render(shell: Shell, changes: &Changes) -> String {
 }
 
 /// Run `authsome export SHELL`: print the statements (stdout) and notices (stderr).
-pub fn run(shell: Shell, shell_pid: Option<u32>) -> i32 {
-    let home = Home::from_env(None);
+pub fn run(home: &Home, shell: Shell, shell_pid: Option<u32>) -> i32 {
     let project = std::env::current_dir().ok().and_then(|d| locate::project_file(&d));
     // The hooks pass an empty value when the shell has no state.
     let raw = std::env::var_os(STATE_VAR).filter(|v| !v.is_empty());
-    if is_noop(&home, raw.as_ref(), project.as_deref()) {
+    if is_noop(home, raw.as_ref(), project.as_deref()) {
         return 0;
     }
     let state = raw.as_ref().and_then(|r| r.to_str()).and_then(State::decode);
     // Without --pid (another tool calling `export json`), the caller is the shell.
     let shell_pid = shell_pid.or_else(|| u32::try_from(nix::unistd::getppid().as_raw()).ok());
     let activator = activation::current();
-    let (changes, notices) = reconcile(&*activator, &home, shell_pid, raw.is_some(), state, project);
+    let (changes, notices) = reconcile(&*activator, home, shell_pid, raw.is_some(), state, project);
     // One write for all lines, so typed-ahead input echoed by the terminal
     // cannot land in the middle of a message.
     let lines: String = notices.iter().map(|n| format!("authsome: {n}\n")).collect();

@@ -20,6 +20,7 @@ pub mod project_activator;
 pub mod quote;
 pub mod state;
 
+use crate::paths::Home;
 use std::ffi::OsString;
 
 /// Output dialect of `hook` and `export`.
@@ -56,8 +57,8 @@ pub fn fast_main(args: &[OsString]) -> Option<i32> {
     let args: Vec<&str> = args.iter().skip(1).map(|a| a.to_str()).collect::<Option<_>>()?;
     match args.as_slice() {
         ["hook", shell] => Some(hook_command(shell)),
-        ["export", shell] => Some(export_command(shell, None)),
-        ["export", shell, "--pid", pid] => Some(export_command(shell, Some(pid.parse().ok()?))),
+        ["export", shell] => Some(export_command(&Home::from_env(None), shell, None)),
+        ["export", shell, "--pid", pid] => Some(export_command(&Home::from_env(None), shell, Some(pid.parse().ok()?))),
         _ => None,
     }
 }
@@ -84,9 +85,9 @@ pub fn hook_command(shell: &str) -> i32 {
 }
 
 /// `authsome export SHELL`: print the changes; exit 2 for an unknown shell.
-pub fn export_command(shell: &str, shell_pid: Option<u32>) -> i32 {
+pub fn export_command(home: &Home, shell: &str, shell_pid: Option<u32>) -> i32 {
     match Shell::parse(shell) {
-        Some(s) => export::run(s, shell_pid),
+        Some(s) => export::run(home, s, shell_pid),
         None => {
             eprintln!("authsome: error: unsupported shell {shell:?} (expected bash, zsh, fish or json)");
             crate::error::exit::BAD_INPUT
