@@ -41,6 +41,13 @@ fn drive(kind: Kind) {
     assert_eq!(sh.capture(&format!("echo {status}")), b"1\n");
     sh.send("sh -c 'exit 3'");
     assert_eq!(sh.capture(&format!("echo {status}")), b"3\n");
+    if kind != Kind::Fish {
+        // Modern bash and zsh also restore `$?` themselves around prompt hooks;
+        // calling the hook directly shows it hands back the status it found.
+        sh.send("sh -c 'exit 5'");
+        sh.send("_authsome_hook");
+        assert_eq!(sh.capture(&format!("echo {status}")), b"5\n");
+    }
 
     // Enter the project: its variables, byte for byte.
     sh.send("cd proj");
