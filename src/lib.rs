@@ -31,6 +31,17 @@ pub mod vault;
 
 pub use error::{Error, Result};
 
+/// The async runtime of one command. `main` is synchronous so the fast paths
+/// (`--version`, `hook`, no-op `export`) never pay for one; commands that do
+/// network I/O build this: two workers, enough for a proxy and a child's traffic.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::other(format!("cannot start the async runtime: {e}")))
+}
+
 /// RFC 3339 UTC rendering of a Unix time, the one format used in output and logs.
 pub fn fmt_time(unix: u64) -> String {
     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix)).to_string()

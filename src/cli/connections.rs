@@ -164,7 +164,7 @@ fn revoke(ctx: &Ctx, provider: &Provider, conn: &Connection, creds: Option<&Clie
     if !has_endpoint || (conn.access_token.is_none() && conn.refresh_token.is_none()) {
         return;
     }
-    let outcome = crate::oauth::login::runtime().and_then(|rt| {
+    let outcome = crate::runtime().and_then(|rt| {
         let http = crate::oauth::client::OAuthHttp::from_env()?;
         Ok(rt.block_on(crate::oauth::revoke::revoke(&http, provider, creds, conn)))
     });
@@ -252,7 +252,7 @@ pub fn refresh(ctx: &Ctx, a: RefreshArgs) -> Result<i32> {
         ctx.ui.info(format_args!("{} ({}) uses an API key; there is nothing to refresh", provider.def.title(), conn.name));
         return Ok(0);
     }
-    let rt = crate::oauth::login::runtime()?;
+    let rt = crate::runtime()?;
     let http = crate::oauth::client::OAuthHttp::from_env()?;
     let (conn, outcome) = rt.block_on(crate::oauth::refresh_connection(&ctx.home, provider, &conn.name, a.force, &http))?;
     let expires = conn.expires_at.map(crate::fmt_time);

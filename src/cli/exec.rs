@@ -5,7 +5,7 @@
 
 use super::project::{current_project, evaluate};
 use super::Ctx;
-use crate::error::{exit, Error, Result};
+use crate::error::{exit, Result};
 use crate::project::routes::{self, ProjectCredentials};
 use crate::project::{helper, trust};
 use crate::proxy::{self, ProxyOptions};
@@ -48,18 +48,8 @@ pub fn exec(ctx: &Ctx, a: ProjectRunArgs) -> Result<i32> {
     let ci = routes::ci_secrets(&checks, &env_lookup);
     let need_vault = !ProjectCredentials::covers(&ci, &routes);
     let credentials = Arc::new(ProjectCredentials::new(&ctx.home, ci, need_vault)?);
-    let run_dir = ctx.home.run_dir();
-    crate::paths::ensure_private_dir(&run_dir).map_err(|e| Error::other(format!("cannot create {}: {e}", run_dir.display())))?;
-    let run_id = proxy::new_run_id();
-    let options = ProxyOptions {
-        routes,
-        deny_undeclared: project.undeclared_hosts == crate::project::UndeclaredHosts::Deny,
-        bundle_path: Some(run_dir.join(format!("{run_id}.ca.pem"))),
-        run_id,
-        audit: Arc::new(crate::audit::FileAudit::new(ctx.home.audit_log())),
-        credentials,
-        upstream: proxy::UpstreamSettings::from_env().map_err(Error::bad_input)?,
-    };
+    let deny = project.undeclared_hosts == crate::project::UndeclaredHosts::Deny;
+    let options = ProxyOptions::for_run(&ctx.home, routes, deny, credentials)?;
     let started = helper::start(options)?;
     let active = routes::active(&project, &checks);
     let current = |k: &str| std::env::var(k).ok();

@@ -57,21 +57,8 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
         ctx.ui.warn(note);
     }
     let credentials = Arc::new(VaultCredentials::new(&ctx.home));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::other(format!("cannot start the async runtime: {e}")))?;
-    let run_id = proxy::new_run_id();
-    let options = ProxyOptions {
-        routes,
-        deny_undeclared: false,
-        bundle_path: Some(ctx.home.run_dir().join(format!("{run_id}.ca.pem"))),
-        run_id,
-        audit: Arc::new(crate::audit::FileAudit::new(ctx.home.audit_log())),
-        credentials,
-        upstream: proxy::UpstreamSettings::from_env().map_err(Error::bad_input)?,
-    };
+    let rt = crate::runtime()?;
+    let options = ProxyOptions::for_run(&ctx.home, routes, false, credentials)?;
     let code = rt.block_on(async {
         let handle = proxy::start(options).await?;
         crate::runner::run_behind(handle, &program, &a.cmd).await

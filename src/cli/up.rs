@@ -24,28 +24,13 @@ pub fn up(ctx: &Ctx, a: ProjectRunArgs) -> Result<i32> {
     let checks = reconcile_blocking(ctx, &project, &registry)?;
     let argv = routes::command_argv(&project, &a.cmd);
     let program = crate::runner::resolve_program(&argv[0])?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::other(format!("cannot start the async runtime: {e}")))?;
+    let rt = crate::runtime()?;
     let code = rt.block_on(async move {
         let env_lookup = |k: &str| std::env::var(k).ok();
         let ci = routes::ci_secrets(&checks, &env_lookup);
         let credentials = Arc::new(ProjectCredentials::new(&ctx.home, ci, true)?);
-        let run_dir = ctx.home.run_dir();
-        crate::paths::ensure_private_dir(&run_dir).map_err(|e| Error::other(format!("cannot create {}: {e}", run_dir.display())))?;
-        let run_id = proxy::new_run_id();
-        let handle = proxy::start(ProxyOptions {
-            routes: routes::routes(&registry, &checks)?,
-            deny_undeclared: project.undeclared_hosts == crate::project::UndeclaredHosts::Deny,
-            bundle_path: Some(run_dir.join(format!("{run_id}.ca.pem"))),
-            run_id,
-            audit: Arc::new(crate::audit::FileAudit::new(ctx.home.audit_log())),
-            credentials,
-            upstream: proxy::UpstreamSettings::from_env().map_err(Error::bad_input)?,
-        })
-        .await?;
+        let deny = project.undeclared_hosts == crate::project::UndeclaredHosts::Deny;
+        let handle = proxy::start(ProxyOptions::for_run(&ctx.home, routes::routes(&registry, &checks)?, deny, credentials)?).await?;
         let bundle = handle.bundle_path().map(|p| p.to_owned()).ok_or_else(|| Error::other("the proxy has no CA bundle file"))?;
         let active = routes::active(&project, &checks);
         let current = |k: &str| std::env::var(k).ok();

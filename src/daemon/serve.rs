@@ -53,11 +53,7 @@ pub fn serve(home: &Home, project_file: &Path, load: Loader, credentials: Arc<dy
     dd.create().map_err(|e| Error::other(format!("cannot create {}: {e}", dd.path().display())))?;
     let loaded = load()?;
     let upstream = proxy::UpstreamSettings::from_env().map_err(Error::bad_input)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::other(format!("cannot start the async runtime: {e}")))?;
+    let rt = crate::runtime()?;
     let result = rt.block_on(run(home, project_file, &dd, load, loaded, credentials, upstream));
     rt.shutdown_timeout(Duration::from_secs(2));
     result

@@ -31,19 +31,9 @@ pub struct LoginOptions {
     pub base_url: Option<String>,
 }
 
-/// A runtime for one command: login servers and HTTP need a few threads, and
-/// `main` stays synchronous for the fast paths.
-pub fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::other(format!("cannot start the async runtime: {e}")))
-}
-
 /// Log in to an OAuth provider; returns the connected record (not yet stored).
 pub fn run_oauth(home: &Home, ui: &Ui, provider: &Provider, opts: &LoginOptions) -> Result<Connection> {
-    runtime()?.block_on(oauth_login(home, ui, provider, opts, &OAuthHttp::from_env()?))
+    crate::runtime()?.block_on(oauth_login(home, ui, provider, opts, &OAuthHttp::from_env()?))
 }
 
 /// The async body of [`run_oauth`], with the HTTP client supplied (tests pass short timeouts).
@@ -121,7 +111,7 @@ fn store_client(vault: &Vault, provider: &str, creds: ClientCredentials) -> Resu
 pub fn api_key_interactive(ui: &Ui, provider: &Provider, no_browser: bool, validate: KeyValidator) -> Result<Secret> {
     let opener = Opener::detect(no_browser);
     if opener.available() {
-        let rt = runtime()?;
+        let rt = crate::runtime()?;
         let got = rt.block_on(async {
             let mut server = match LoginServer::bind(super::callback_addr()?).await {
                 Ok(s) => s,

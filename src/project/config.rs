@@ -34,28 +34,16 @@ use toml::Spanned;
 /// Name of the project file.
 pub const FILE_NAME: &str = "authsome.toml";
 
-/// Variables authsome itself sets in a child; `[run.env]` may not override them.
-pub const RESERVED_VARS: &[&str] = &[
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "NO_PROXY",
-    "no_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "CURL_CA_BUNDLE",
-    "REQUESTS_CA_BUNDLE",
-    "GIT_SSL_CAINFO",
-    "NODE_EXTRA_CA_CERTS",
-    "AWS_CA_BUNDLE",
-    "PIP_CERT",
-    "DENO_CERT",
-    "AUTHSOME_ACTIVE",
-    "AUTHSOME_VAULT_KEY",
-];
+/// Whether authsome itself manages `var` in a child (proxy, CA and removed
+/// variables, `NO_PROXY`, the activation marker), so `[run.env]` and `export`
+/// may not set it. Derived from [`crate::runner::env`], the one list of them.
+pub fn is_reserved(var: &str) -> bool {
+    use crate::runner::env::{CA_VARS, PROXY_VARS, REMOVED_VARS};
+    PROXY_VARS.contains(&var)
+        || CA_VARS.contains(&var)
+        || REMOVED_VARS.contains(&var)
+        || ["NO_PROXY", "no_proxy", super::env::ACTIVE_VAR].contains(&var)
+}
 
 /// The nearest `authsome.toml` at or above `start`, without reading it.
 ///
@@ -512,7 +500,7 @@ pub fn parse(text: &str, file: &Path, registry: &mut Registry) -> Result<Project
             let label = connection.as_deref().map_or(name.get_ref().clone(), |c| format!("{} ({c})", name.get_ref()));
             let mut kept = Vec::new();
             for (var, at) in vars {
-                if RESERVED_VARS.contains(&var.as_str()) {
+                if is_reserved(var.as_str()) {
                     p.at(at, format_args!("{var} is set by authsome itself and cannot hold a placeholder"));
                     continue;
                 }
@@ -569,7 +557,7 @@ pub fn parse(text: &str, file: &Path, registry: &mut Registry) -> Result<Project
         for (k, v) in &r.env {
             if !valid_env_name(k.get_ref()) {
                 p.at(k.span(), format_args!("{:?} is not a valid environment variable name", k.get_ref()));
-            } else if RESERVED_VARS.contains(&k.get_ref().as_str()) {
+            } else if is_reserved(k.get_ref()) {
                 p.at(k.span(), format_args!("{} is set by authsome itself; remove it from [run.env]", k.get_ref()));
             } else if let Some(owner) = assigned_vars.get(k.get_ref()) {
                 p.at(k.span(), format_args!("{} holds the placeholder of {owner}; remove it from [run.env]", k.get_ref()));

@@ -72,24 +72,19 @@ fn serve(options: ProxyOptions, target: Pid, report: OwnedFd) -> ! {
     redirect_to_null(&[0, 1]);
     let mut report = Some(std::fs::File::from(report));
     let pidfd = pidfd_open(target);
-    let result = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::other(format!("cannot start the async runtime: {e}")))
-        .and_then(|rt| {
-            rt.block_on(async {
-                let handle = crate::proxy::start(options).await?;
-                let bundle = handle.bundle_path().map(|p| p.display().to_string()).unwrap_or_default();
-                if let Some(mut r) = report.take() {
-                    let _ = write!(r, "ok\n{}\n{bundle}\n", handle.url());
-                }
-                redirect_to_null(&[2]);
-                wait_for_exit(target, pidfd).await;
-                handle.shutdown().await;
-                Ok(())
-            })
-        });
+    let result = crate::runtime().and_then(|rt| {
+        rt.block_on(async {
+            let handle = crate::proxy::start(options).await?;
+            let bundle = handle.bundle_path().map(|p| p.display().to_string()).unwrap_or_default();
+            if let Some(mut r) = report.take() {
+                let _ = write!(r, "ok\n{}\n{bundle}\n", handle.url());
+            }
+            redirect_to_null(&[2]);
+            wait_for_exit(target, pidfd).await;
+            handle.shutdown().await;
+            Ok(())
+        })
+    });
     match result {
         Ok(()) => std::process::exit(0),
         Err(e) => {

@@ -80,6 +80,31 @@ pub struct ProxyOptions {
     pub upstream: UpstreamSettings,
 }
 
+impl ProxyOptions {
+    /// Options for one proxy of this machine's user: a fresh run id, the CA
+    /// bundle in the private `<home>/run` directory, the home's audit log, and
+    /// upstream trust and name overrides from the environment.
+    pub fn for_run(
+        home: &crate::paths::Home,
+        routes: Vec<Route>,
+        deny_undeclared: bool,
+        credentials: Arc<dyn CredentialSource>,
+    ) -> Result<ProxyOptions> {
+        let run_dir = home.run_dir();
+        crate::paths::ensure_private_dir(&run_dir).map_err(|e| Error::other(format!("cannot create {}: {e}", run_dir.display())))?;
+        let run_id = new_run_id();
+        Ok(ProxyOptions {
+            routes,
+            deny_undeclared,
+            bundle_path: Some(run_dir.join(format!("{run_id}.ca.pem"))),
+            run_id,
+            audit: Arc::new(crate::audit::FileAudit::new(home.audit_log())),
+            credentials,
+            upstream: UpstreamSettings::from_env().map_err(Error::bad_input)?,
+        })
+    }
+}
+
 /// A fresh random run identifier (16 hex digits).
 pub fn new_run_id() -> String {
     hex(&random_bytes::<8>())
