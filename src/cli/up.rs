@@ -40,7 +40,7 @@ pub fn up(ctx: &Ctx, a: ProjectRunArgs) -> Result<i32> {
             ctx.ui.info(format_args!("entering {} with the project's connections; `exit` leaves it", program.display()));
         }
         let session = Session { ctx, digest: trust::digest(&project), project, handle, pending: false };
-        session.run(&program, &argv[1..], env).await
+        session.run(&program, &argv, env).await
     });
     rt.shutdown_background();
     code
@@ -140,42 +140,21 @@ impl Session<'_> {
     async fn run(
         mut self,
         program: &std::path::Path,
-        args: &[std::ffi::OsString],
+        argv: &[std::ffi::OsString],
         env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
     ) -> Result<i32> {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut hup = signal(SignalKind::hangup())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut quit = signal(SignalKind::quit())?;
         let mut watch = FileWatch::new(&self.project.file);
-        let mut child = tokio::process::Command::new(program)
-            .args(args)
-            .env_clear()
-            .envs(env)
-            .spawn()
-            .map_err(|e| Error::other(format!("cannot start {}: {e}", program.display())))?;
-        let pid = child.id().map(|p| nix::unistd::Pid::from_raw(p as i32));
-        let forward = |sig| {
-            if let Some(pid) = pid {
-                let _ = nix::sys::signal::kill(pid, sig);
-            }
-        };
+        let mut child = crate::runner::Supervised::spawn(program, &argv[0], &argv[1..], env)?;
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-        let status = loop {
+        let code = loop {
             tokio::select! {
-                status = child.wait() => break status?,
-                _ = term.recv() => forward(nix::sys::signal::Signal::SIGTERM),
-                _ = hup.recv() => forward(nix::sys::signal::Signal::SIGHUP),
-                // The terminal sends these to the whole foreground group, the command included.
-                _ = int.recv() => {}
-                _ = quit.recv() => {}
+                code = child.wait() => break code?,
                 Some(()) = watch.changed() => self.reload().await,
                 _ = tick.tick(), if self.pending => self.reload().await,
             }
         };
         self.handle.shutdown().await;
-        Ok(crate::runner::exit_code(status))
+        Ok(code)
     }
 
     /// Re-read `authsome.toml`; when its meaning changed and it is allowed,

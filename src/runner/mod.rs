@@ -21,41 +21,63 @@ pub fn resolve_program(program: &OsString) -> Result<PathBuf> {
     which::which(program).map_err(|_| Error { code: NOT_FOUND, message: format!("command not found: {}", program.to_string_lossy()) })
 }
 
-/// Spawn `program` (argv[0] kept as `arg0`, as the user typed it) with `args`
-/// and exactly `envs`, wait for it while forwarding signals, and return its
-/// exit code. Must run inside a tokio runtime.
+/// A child whose signals are supervised: SIGTERM and SIGHUP sent to authsome
+/// are forwarded to it; the terminal's SIGINT and SIGQUIT reach it directly
+/// (same process group), so authsome only swallows its own copy.
+pub struct Supervised {
+    child: tokio::process::Child,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    quit: tokio::signal::unix::Signal,
+}
+
+impl Supervised {
+    /// Spawn `program` (argv[0] kept as `arg0`, as the user typed it) with
+    /// `args` and exactly `envs`. Must run inside a tokio runtime.
+    pub fn spawn(program: &std::path::Path, arg0: &OsString, args: &[OsString], envs: Vec<(OsString, OsString)>) -> Result<Supervised> {
+        use tokio::signal::unix::{signal, SignalKind};
+        // Handlers first: from here on these signals cannot kill authsome. They
+        // are caught (not ignored), so the child starts with default dispositions.
+        let term = signal(SignalKind::terminate())?;
+        let hup = signal(SignalKind::hangup())?;
+        let int = signal(SignalKind::interrupt())?;
+        let quit = signal(SignalKind::quit())?;
+        let child = tokio::process::Command::new(program)
+            .arg0(arg0)
+            .args(args)
+            .env_clear()
+            .envs(envs)
+            .spawn()
+            .map_err(|e| Error::other(format!("cannot start {}: {e}", program.display())))?;
+        Ok(Supervised { child, term, hup, int, quit })
+    }
+
+    /// Wait for the child, forwarding signals meanwhile, and return its exit
+    /// code. Cancel-safe, so callers may `select!` it against their own events
+    /// (`up` reloads its project file) and call it again.
+    pub async fn wait(&mut self) -> Result<i32> {
+        let pid = self.child.id().map(|p| nix::unistd::Pid::from_raw(p as i32));
+        let forward = |sig: nix::sys::signal::Signal| {
+            if let Some(pid) = pid {
+                let _ = nix::sys::signal::kill(pid, sig);
+            }
+        };
+        loop {
+            tokio::select! {
+                status = self.child.wait() => return Ok(exit_code(status?)),
+                _ = self.term.recv() => forward(nix::sys::signal::Signal::SIGTERM),
+                _ = self.hup.recv() => forward(nix::sys::signal::Signal::SIGHUP),
+                _ = self.int.recv() => {}
+                _ = self.quit.recv() => {}
+            }
+        }
+    }
+}
+
+/// Spawn a supervised child and wait for its exit code.
 pub async fn spawn_and_wait(program: &std::path::Path, arg0: &OsString, args: &[OsString], envs: Vec<(OsString, OsString)>) -> Result<i32> {
-    use tokio::signal::unix::{signal, SignalKind};
-    // Handlers first: from here on these signals cannot kill authsome. They are
-    // caught (not ignored), so the child starts with default dispositions.
-    let mut term = signal(SignalKind::terminate())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut quit = signal(SignalKind::quit())?;
-    let mut child = tokio::process::Command::new(program)
-        .arg0(arg0)
-        .args(args)
-        .env_clear()
-        .envs(envs)
-        .spawn()
-        .map_err(|e| Error::other(format!("cannot start {}: {e}", program.display())))?;
-    let pid = child.id().map(|p| nix::unistd::Pid::from_raw(p as i32));
-    let forward = |sig: nix::sys::signal::Signal| {
-        if let Some(pid) = pid {
-            let _ = nix::sys::signal::kill(pid, sig);
-        }
-    };
-    let status = loop {
-        tokio::select! {
-            status = child.wait() => break status?,
-            _ = term.recv() => forward(nix::sys::signal::Signal::SIGTERM),
-            _ = hup.recv() => forward(nix::sys::signal::Signal::SIGHUP),
-            // The terminal delivers these to the whole foreground group, child included.
-            _ = int.recv() => {}
-            _ = quit.recv() => {}
-        }
-    };
-    Ok(exit_code(status))
+    Supervised::spawn(program, arg0, args, envs)?.wait().await
 }
 
 /// The shell convention: the exit code, or `128+N` for death by signal N.
