@@ -16,9 +16,7 @@ fn answers(fake: &FakeAs) -> serde_json::Value {
 /// A home with the Discord-shaped provider installed and the fake browser wired in.
 fn discord(config: Config) -> (FakeAs, LoginEnv) {
     let fake = FakeAs::start(config);
-    let mut env = LoginEnv::new();
-    env.install_provider(&fake.discord_provider());
-    env.use_fake_browser(answers(&fake));
+    let env = LoginEnv::with_discord(&fake);
     (fake, env)
 }
 

@@ -12,10 +12,7 @@ use std::time::Duration;
 /// A logged-in Discord-shaped connection whose token expires in `expires_in` seconds.
 fn logged_in(expires_in: u64) -> (FakeAs, LoginEnv) {
     let fake = FakeAs::start(Config { expires_in: Some(expires_in), ..Config::default() });
-    let mut env = LoginEnv::new();
-    env.install_provider(&fake.discord_provider());
-    let c = fake.config();
-    env.use_fake_browser(serde_json::json!({"client_id": c.client_id, "client_secret": c.client_secret.unwrap()}));
+    let env = LoginEnv::with_discord(&fake);
     let out = env.run(&["login", "discord"], None);
     assert_eq!(out.code, 0, "{}", out.all());
     (fake, env)

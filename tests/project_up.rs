@@ -15,12 +15,8 @@ use common::proxy::{text, GH_TOKEN};
 fn up_logs_in_the_missing_provider_via_browser_then_runs_the_command() {
     let fake = FakeAs::start(Config { granted_scope: Some("identify guilds".into()), ..Config::default() });
     let echo = Echo::start(&["discord.com"]);
-    let mut env = LoginEnv::new();
-    env.install_provider(&fake.discord_provider());
-    let c = fake.config();
-    env.use_fake_browser(serde_json::json!({"client_id": c.client_id, "client_secret": c.client_secret.unwrap_or_default()}));
-    env.set("AUTHSOME_RESOLVE", &echo.resolve("discord.com"));
-    env.set("AUTHSOME_UPSTREAM_CA", &echo.ca_path.display().to_string());
+    let mut env = LoginEnv::with_discord(&fake);
+    env.upstream(&echo, "discord.com");
     let dir = env.dir.path().join("bot");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
@@ -113,12 +109,8 @@ fn a_provider_added_while_up_runs_is_injected_into_the_same_process() {
 fn a_provider_declared_while_up_runs_is_logged_in_then_injected() {
     let fake = FakeAs::start(Config::default());
     let echo = Echo::start(&["discord.com"]);
-    let mut env = LoginEnv::new();
-    env.install_provider(&fake.discord_provider());
-    let c = fake.config();
-    env.use_fake_browser(serde_json::json!({"client_id": c.client_id, "client_secret": c.client_secret.unwrap_or_default()}));
-    env.set("AUTHSOME_RESOLVE", &echo.resolve("discord.com"));
-    env.set("AUTHSOME_UPSTREAM_CA", &echo.ca_path.display().to_string());
+    let mut env = LoginEnv::with_discord(&fake);
+    env.upstream(&echo, "discord.com");
     let dir = env.dir.path().join("bot");
     std::fs::create_dir_all(&dir).unwrap();
     let script = "touch ready; while [ ! -f go ]; do sleep 0.05; done; \
@@ -166,10 +158,7 @@ fn up_on_a_terminal_offers_to_allow_an_untrusted_file() {
 #[test]
 fn too_few_scopes_are_fixed_by_a_re_consent_asking_for_the_union() {
     let fake = FakeAs::start(Config { granted_scope: Some("identify email".into()), ..Config::default() });
-    let mut env = LoginEnv::new();
-    env.install_provider(&fake.discord_provider());
-    let c = fake.config();
-    env.use_fake_browser(serde_json::json!({"client_id": c.client_id, "client_secret": c.client_secret.unwrap_or_default()}));
+    let env = LoginEnv::with_discord(&fake);
     let login = env.run(&["login", "discord", "--scopes", "identify,email"], None);
     assert_eq!(login.code, 0, "{}", login.all());
     let dir = env.dir.path().join("bot");

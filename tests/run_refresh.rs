@@ -13,14 +13,10 @@ use common::login_env::{assert_no_secrets, LoginEnv};
 fn setup(config: Config) -> (FakeAs, Echo, LoginEnv) {
     let fake = FakeAs::start(Config { expires_in: Some(100), ..config });
     let echo = Echo::start(&["discord.com"]);
-    let mut env = LoginEnv::new();
-    env.install_provider(&fake.discord_provider());
-    let c = fake.config();
-    env.use_fake_browser(serde_json::json!({"client_id": c.client_id, "client_secret": c.client_secret.unwrap_or_default()}));
+    let mut env = LoginEnv::with_discord(&fake);
     let login = env.run(&["login", "discord"], None);
     assert_eq!(login.code, 0, "{}", login.all());
-    env.set("AUTHSOME_RESOLVE", &echo.resolve("discord.com"));
-    env.set("AUTHSOME_UPSTREAM_CA", &echo.ca_path.display().to_string());
+    env.upstream(&echo, "discord.com");
     (fake, echo, env)
 }
 

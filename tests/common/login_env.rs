@@ -100,6 +100,22 @@ impl LoginEnv {
         }
     }
 
+    /// A fresh home with `fake`'s Discord-shaped provider installed and the
+    /// BROWSER stand-in answering its client form with `fake`'s credentials.
+    pub fn with_discord(fake: &super::fake_as::FakeAs) -> LoginEnv {
+        let mut env = LoginEnv::new();
+        env.install_provider(&fake.discord_provider());
+        let c = fake.config();
+        env.use_fake_browser(serde_json::json!({"client_id": c.client_id, "client_secret": c.client_secret.unwrap_or_default()}));
+        env
+    }
+
+    /// Send later runs' connections to `host:443` to `echo`, trusting its CA.
+    pub fn upstream(&mut self, echo: &super::echo::Echo, host: &str) {
+        self.set("AUTHSOME_RESOLVE", &echo.resolve(host));
+        self.set("AUTHSOME_UPSTREAM_CA", &echo.ca_path.display().to_string());
+    }
+
     /// Set a variable for every later run.
     pub fn set(&mut self, k: &str, v: &str) {
         self.vars.retain(|(n, _)| n != k);
