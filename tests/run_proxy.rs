@@ -312,3 +312,39 @@ fn ctrl_c_reaches_the_child_and_authsome_reports_its_exit() {
     assert_eq!(lines.next().unwrap().unwrap(), "got-int");
     assert_eq!(child.wait().unwrap().code(), Some(3), "authsome survives Ctrl-C and returns the child's code");
 }
+
+#[test]
+fn a_bundle_left_by_a_killed_run_is_swept_by_the_next_run() {
+    let w = World::new();
+    let pid_file = w.home.path().join("child.pid");
+    let script = format!("echo $$ > '{}'; exec sleep 30", pid_file.display());
+    let mut killed =
+        w.cmd(&["run", "--", "sh", "-c", &script]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while (w.run_dir_files().is_empty() || !pid_file.exists()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let left = w.run_dir_files();
+    assert_eq!(left.len(), 1, "{left:?}");
+    // Another run that is alive keeps its bundle while the killed one's goes.
+    let mut alive =
+        w.cmd(&["run", "--", "sleep", "30"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    while w.run_dir_files().len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SIGKILL its child first (so no orphan outlives the test), then authsome:
+    // killed outright, it cannot clean up after itself.
+    let child: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child), nix::sys::signal::Signal::SIGKILL).unwrap();
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    assert_eq!(w.run_dir_files().len(), 2, "the killed run left its bundle");
+    let out = w.run(&["run", "--", "true"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let now = w.run_dir_files();
+    assert_eq!(now.len(), 1, "only the live run's bundle remains: {now:?}");
+    assert!(!now.contains(&left[0]), "the killed run's bundle was swept: {now:?}");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(alive.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    alive.wait().unwrap();
+    assert!(w.run_dir_files().is_empty(), "{:?}", w.run_dir_files());
+}

@@ -92,16 +92,35 @@ impl ProxyOptions {
     ) -> Result<ProxyOptions> {
         let run_dir = home.run_dir();
         crate::paths::ensure_private_dir(&run_dir).map_err(|e| Error::other(format!("cannot create {}: {e}", run_dir.display())))?;
+        sweep_stale_bundles(&run_dir);
         let run_id = new_run_id();
         Ok(ProxyOptions {
             routes,
             deny_undeclared,
-            bundle_path: Some(run_dir.join(format!("{run_id}.ca.pem"))),
+            bundle_path: Some(run_dir.join(format!("{run_id}.{}.ca.pem", std::process::id()))),
             run_id,
             audit: Arc::new(crate::audit::FileAudit::new(home.audit_log())),
             credentials,
             upstream: UpstreamSettings::from_env().map_err(Error::bad_input)?,
         })
+    }
+}
+
+/// Remove the bundles of runs whose process is gone. A run removes its own
+/// bundle when it ends; only a run killed outright (SIGKILL, power loss)
+/// leaves one, named `<run id>.<pid>.ca.pem`, which the next run cleans up.
+fn sweep_stale_bundles(run_dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(run_dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_suffix(".ca.pem")).and_then(|n| n.rsplit_once('.')).map(|(_, p)| p) else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<i32>() else { continue };
+        let gone = matches!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None), Err(nix::errno::Errno::ESRCH));
+        if gone {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 
