@@ -10,8 +10,12 @@
 //! - [`net`]: outbound connections (resolve overrides, upstream trust, HTTPS client);
 //! - [`oauth`]: login flows, token refresh and revocation;
 //! - [`proxy`], [`runner`], [`audit`]: the injecting proxy, `authsome run`, and its audit log;
+//! - [`project`]: `authsome.toml`, trust, requirements, and the plumbing of `up` and `exec`;
+//! - [`shell`], [`daemon`]: the `cd` hook and the per-project background proxy behind it;
 //! - [`cli`]: argument parsing and the commands users type;
 //! - [`paths`], [`fsutil`], [`error`], [`ui`]: shared plumbing.
+
+#![warn(missing_docs)]
 
 pub mod audit;
 pub mod cli;

@@ -22,8 +22,10 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "authsome", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
+    /// Flags every command accepts.
     #[command(flatten)]
     pub global: Global,
+    /// The command to run.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -115,6 +117,7 @@ pub enum Command {
     },
     /// Show or stop the per-project background proxies of activated shells.
     Daemon {
+        /// `status` or `stop`.
         #[command(subcommand)]
         command: daemon::DaemonCommand,
     },

@@ -33,7 +33,7 @@ pub struct Supervised {
 }
 
 impl Supervised {
-    /// Spawn `program` (argv[0] kept as `arg0`, as the user typed it) with
+    /// Spawn `program` (`argv[0]` kept as `arg0`, as the user typed it) with
     /// `args` and exactly `envs`. Must run inside a tokio runtime.
     pub fn spawn(program: &std::path::Path, arg0: &OsString, args: &[OsString], envs: Vec<(OsString, OsString)>) -> Result<Supervised> {
         use tokio::signal::unix::{signal, SignalKind};
