@@ -227,6 +227,26 @@ fn device_flow_honours_pending_and_slow_down() {
     assert_no_secrets(&fake.secrets(), &[&out]);
 }
 
+/// GitHub's device flow answers "pending" and "slow down" with HTTP 200.
+#[test]
+fn device_flow_understands_errors_sent_with_http_200() {
+    let (fake, env) = device_env(&["authorization_pending", "slow_down"]);
+    fake.configure(|c| c.errors_as_200 = true);
+    let out = device_login(&fake, &env);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(fake.token_requests("urn:ietf:params:oauth:grant-type:device_code").len(), 3, "pending, slow_down, then success");
+    assert_eq!(status(&env, "github"), "connected");
+
+    assert_no_secrets(&fake.secrets(), &[&out]);
+
+    let (fake, env) = device_env(&["authorization_pending", "expired_token"]);
+    fake.configure(|c| c.errors_as_200 = true);
+    let expired = device_login(&fake, &env);
+    assert_eq!(expired.code, 4, "{}", expired.all());
+    assert!(expired.stderr.contains("expired before it was approved"), "{}", expired.all());
+    assert_no_secrets(&fake.secrets(), &[&expired]);
+}
+
 #[test]
 fn device_flow_reports_denial_and_expiry() {
     let (fake, env) = device_env(&["access_denied"]);

@@ -79,9 +79,22 @@ fn rotated_refresh_tokens_are_saved_and_used_next_time() {
 
 #[test]
 fn invalid_grant_past_expiry_marks_the_connection_expired() {
+    invalid_grant_past_expiry(false);
+}
+
+/// GitHub answers token errors with HTTP 200 and the error in the body.
+#[test]
+fn invalid_grant_sent_with_http_200_past_expiry_marks_the_connection_expired() {
+    invalid_grant_past_expiry(true);
+}
+
+fn invalid_grant_past_expiry(errors_as_200: bool) {
     let (fake, env) = logged_in(0);
     assert_eq!(field(&env, "status"), "connected");
-    fake.configure(|c| c.refresh_error = Some((400, "invalid_grant".into())));
+    fake.configure(|c| {
+        c.refresh_error = Some((400, "invalid_grant".into()));
+        c.errors_as_200 = errors_as_200;
+    });
     let out = env.run(&["refresh", "discord"], None);
     assert_eq!(out.code, 4, "{}", out.all());
     assert!(out.stderr.contains("invalid_grant") && out.stderr.contains("authsome login discord"), "{}", out.all());

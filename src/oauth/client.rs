@@ -89,6 +89,44 @@ impl<'c> oauth2::AsyncHttpClient<'c> for OAuthHttp {
     type Future = Pin<Box<dyn Future<Output = std::result::Result<oauth2::HttpResponse, HttpError>> + Send + 'c>>;
 
     fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
-        Box::pin(self.send(request))
+        Box::pin(async move { self.send(request).await.map(error_status) })
+    }
+}
+
+/// Give an OAuth error sent with `200 OK` the 400 status RFC 6749 §5.2 calls
+/// for. GitHub answers token requests this way (`200 {"error":
+/// "authorization_pending"}`), which the `oauth2` crate would otherwise take
+/// for a malformed token: device polling would stop at the first pending
+/// answer and an expired code would read as "unexpected response". Only the
+/// `error` and `access_token` members are looked at.
+fn error_status(mut resp: oauth2::HttpResponse) -> oauth2::HttpResponse {
+    if resp.status() == http::StatusCode::OK {
+        #[derive(serde::Deserialize)]
+        struct Probe {
+            error: Option<String>,
+            access_token: Option<serde::de::IgnoredAny>,
+        }
+        if let Ok(Probe { error: Some(_), access_token: None }) = serde_json::from_slice::<Probe>(resp.body()) {
+            *resp.status_mut() = http::StatusCode::BAD_REQUEST;
+        }
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_status;
+
+    fn resp(status: u16, body: &str) -> oauth2::HttpResponse {
+        http::Response::builder().status(status).body(body.as_bytes().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn oauth_errors_sent_with_200_get_400() {
+        assert_eq!(error_status(resp(200, r#"{"error":"authorization_pending"}"#)).status(), 400);
+        assert_eq!(error_status(resp(200, r#"{"access_token":"t","token_type":"bearer"}"#)).status(), 200);
+        assert_eq!(error_status(resp(200, r#"{"access_token":"t","error":"x"}"#)).status(), 200);
+        assert_eq!(error_status(resp(200, "not json")).status(), 200);
+        assert_eq!(error_status(resp(500, r#"{"error":"server_error"}"#)).status(), 500);
     }
 }

@@ -52,6 +52,9 @@ pub struct Config {
     pub revoke_status: u16,
     /// Whether the RFC 8414 metadata names a registration endpoint.
     pub metadata_registration: bool,
+    /// Answer token-endpoint errors with HTTP 200 and the error in the JSON
+    /// body, as GitHub does (`{"error": "authorization_pending"}`).
+    pub errors_as_200: bool,
 }
 
 impl Default for Config {
@@ -72,6 +75,7 @@ impl Default for Config {
             device_interval: 0,
             revoke_status: 200,
             metadata_registration: true,
+            errors_as_200: false,
         }
     }
 }
@@ -415,7 +419,13 @@ async fn handle(
     }
     let resp = match record.endpoint() {
         "authorize" => authorize(&cfg, &state, &record),
-        "token" => token(&config, &cfg, &state, &record),
+        "token" => {
+            let mut resp = token(&config, &cfg, &state, &record);
+            if cfg.errors_as_200 && resp.status().is_client_error() {
+                *resp.status_mut() = http::StatusCode::OK;
+            }
+            resp
+        }
         "device" => json(
             200,
             serde_json::json!({
