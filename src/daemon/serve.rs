@@ -51,41 +51,26 @@ pub type Loader<'a> = &'a (dyn Fn() -> Result<Loaded> + Sync);
 pub fn serve(home: &Home, project_file: &Path, load: Loader, credentials: Arc<dyn CredentialSource>) -> Result<i32> {
     let dd = DaemonDir::for_project(home, project_file);
     dd.create().map_err(|e| Error::other(format!("cannot create {}: {e}", dd.path().display())))?;
-    let loaded = load()?;
-    let upstream = proxy::UpstreamSettings::from_env().map_err(Error::bad_input)?;
+    let Loaded { routes, deny_undeclared, watch: watched } = load()?;
+    for note in proxy::uninterceptable(&routes) {
+        eprintln!("authsome daemon: {note}");
+    }
+    let mut options = ProxyOptions::for_run(home, routes, deny_undeclared, credentials)?;
+    // The bundle lives with the daemon's other files, removed together.
+    options.bundle_path = Some(dd.path().join(format!("ca-{}.pem", options.run_id)));
     let rt = crate::runtime()?;
-    let result = rt.block_on(run(home, project_file, &dd, load, loaded, credentials, upstream));
+    let result = rt.block_on(run(project_file, &dd, load, watched, options));
     rt.shutdown_timeout(Duration::from_secs(2));
     result
 }
 
-async fn run(
-    home: &Home,
-    project_file: &Path,
-    dd: &DaemonDir,
-    load: Loader<'_>,
-    loaded: Loaded,
-    credentials: Arc<dyn CredentialSource>,
-    upstream: proxy::UpstreamSettings,
-) -> Result<i32> {
+async fn run(project_file: &Path, dd: &DaemonDir, load: Loader<'_>, watched: Vec<PathBuf>, options: ProxyOptions) -> Result<i32> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
-    let run_id = proxy::new_run_id();
-    for note in proxy::uninterceptable(&loaded.routes) {
-        eprintln!("authsome daemon: {note}");
-    }
-    let handle = proxy::start(ProxyOptions {
-        routes: loaded.routes,
-        deny_undeclared: loaded.deny_undeclared,
-        bundle_path: Some(dd.path().join(format!("ca-{run_id}.pem"))),
-        run_id: run_id.clone(),
-        audit: Arc::new(crate::audit::FileAudit::new(home.audit_log())),
-        credentials,
-        upstream,
-    })
-    .await?;
+    let run_id = options.run_id.clone();
+    let handle = proxy::start(options).await?;
     let pid = std::process::id();
     let info = Info {
         pid,
@@ -101,7 +86,7 @@ async fn run(
     crate::fsutil::atomic_write(&dd.info_file(), &body, 0o600)?;
 
     let (tx, mut events) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let mut paths = loaded.watch;
+    let mut paths = watched;
     let mut watcher = watch(&paths, tx.clone());
     let mut ids: Vec<Watched> = paths.iter().cloned().map(Watched::now).collect();
     let mut tick = tokio::time::interval(TICK);
