@@ -123,6 +123,7 @@ async fn wait_for_code(
         tokio::select! {
             ev = server.next_event() => match ev {
                 Some(Event::Callback { result, reply }) => return Ok((result, Some(reply))),
+                Some(Event::Intrusion(why)) => return Err(Error::login(format!("{title} login aborted: {why}"))),
                 Some(_) => {}
                 None => return Err(Error::login("the login server stopped unexpectedly")),
             },

@@ -37,6 +37,7 @@ pub async fn from_form(ui: &Ui, provider: &Provider, opener: &Opener, server: &m
                 let _ = reply.send(Err("authsome is still waiting for the client credentials form".into()));
             }
             Some(Event::ApiKey(_)) => {}
+            Some(Event::Intrusion(why)) => return Err(Error::login(format!("{} login aborted: {why}", provider.def.title()))),
             None => return Err(Error::login("the login server stopped before the form was submitted")),
         }
     }

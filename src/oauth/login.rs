@@ -139,6 +139,7 @@ pub fn api_key_interactive(ui: &Ui, provider: &Provider, no_browser: bool, valid
                         let _ = reply.send(Err("authsome is waiting for an API key, not an OAuth redirect".into()));
                     }
                     Some(Event::Client(_)) => {}
+                    Some(Event::Intrusion(why)) => break Err(Error::login(format!("{} login aborted: {why}", provider.def.title()))),
                     None => break Err(Error::login("the login server stopped before the key was entered")),
                 }
             };

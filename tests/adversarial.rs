@@ -1,0 +1,129 @@
+//! Other local users and hostile repositories get nothing: one test per
+//! finding of the adversarial review, named `itemNN_…` after its finding.
+
+mod common;
+
+use common::fake_as::{http_get, Config, FakeAs};
+use common::login_env::LoginEnv;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// A BROWSER that only writes down the URL it was given (as `ps` would show
+/// it to another user) and opens nothing.
+fn recording_browser(env: &mut LoginEnv) -> PathBuf {
+    let file = env.dir.path().join("opened-url");
+    let script = env.dir.path().join("record-url.sh");
+    std::fs::write(&script, format!("#!/bin/sh\nfor u; do :; done\nprintf '%s\\n' \"$u\" >> '{}'\n", file.display())).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    env.set("BROWSER", &script.display().to_string());
+    file
+}
+
+/// The first URL the recording browser was given.
+fn wait_opened(file: &Path, login: &mut Child) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(line) = std::fs::read_to_string(file).ok().and_then(|s| s.lines().next().map(str::to_owned)) {
+            return line;
+        }
+        assert!(login.try_wait().unwrap().is_none(), "login exited before opening a browser");
+        assert!(Instant::now() < deadline, "no browser was opened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// POST a urlencoded form with the right Host header: (status, body).
+fn http_post(url: &str, form: &[(&str, &str)]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let u = url::Url::parse(url).unwrap();
+    let host = format!("{}:{}", u.host_str().unwrap(), u.port().unwrap());
+    let body: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+    let mut s = std::net::TcpStream::connect(&host).unwrap();
+    write!(
+        s,
+        "POST {} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        u.path(),
+        body.len()
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut raw = String::new();
+    let _ = s.read_to_string(&mut raw);
+    let status = raw.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, raw)
+}
+
+fn nonce_of(html: &str) -> Option<String> {
+    let i = html.find("name=\"nonce\" value=\"")? + "name=\"nonce\" value=\"".len();
+    Some(html[i..].split('"').next()?.to_owned())
+}
+
+fn spawn_login(env: &LoginEnv, args: &[&str]) -> Child {
+    env.cmd(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+}
+
+/// Item 6: another user can read the API-key form (and its nonce) from the
+/// port and post their own key. Without the per-login token every path is a
+/// bare 404; the opened URL serves the form once, and a second visit aborts.
+#[test]
+fn item06_login_form_needs_the_per_login_token_and_refuses_a_second_use() {
+    let mut env = LoginEnv::new();
+    let opened = recording_browser(&mut env);
+    let mut login = spawn_login(&env, &["login", "openai"]);
+    let url = wait_opened(&opened, &mut login);
+    let root = format!("http://{}/", env.callback);
+    assert_ne!(url, root, "the opened URL must carry a per-login token");
+
+    // The neighbour, who knows the port but not the URL, sees nothing.
+    for path in ["", "apikey", "client", "favicon.ico"] {
+        let (status, _, body) = http_get(&format!("{root}{path}"));
+        assert_eq!(status, 404, "GET /{path}: {body}");
+        assert!(body.is_empty(), "GET /{path} must be a bare 404: {body}");
+    }
+    let (status, _) = http_post(&format!("{root}apikey"), &[("nonce", "x"), ("api_key", "sk-attacker-0123456789abcdef0123")]);
+    assert_eq!(status, 404);
+
+    // The user's browser opens it: the form.
+    let (status, _, form) = http_get(&url);
+    assert_eq!(status, 200, "{form}");
+    assert!(nonce_of(&form).is_some(), "{form}");
+    // Someone who read the URL from `ps` opens it again: refused, and the login aborts visibly.
+    let (status, _, again) = http_get(&url);
+    assert_eq!(status, 403, "{again}");
+    assert!(nonce_of(&again).is_none(), "{again}");
+    let out = common::login_env::finish(login);
+    assert_eq!(out.code, 4, "{}", out.all());
+    assert!(out.stderr.contains("aborted") && out.stderr.contains("second time"), "{}", out.all());
+    assert!(env.vault().connections.is_empty(), "nothing may be stored after an aborted login");
+}
+
+/// Item 6, client-credentials form: the attacker who won the race to the URL
+/// (read from `ps`) posts their own OAuth app; the user's browser arriving
+/// second is refused and the login aborts before anything is stored.
+#[test]
+fn item06_client_form_second_use_aborts_the_login() {
+    let fake = FakeAs::start(Config::default());
+    let mut env = LoginEnv::new();
+    env.install_provider(&fake.discord_provider());
+    let opened = recording_browser(&mut env);
+    let mut login = spawn_login(&env, &["login", "discord"]);
+    let url = wait_opened(&opened, &mut login);
+    let (status, _, root) = http_get(&format!("http://{}/", env.callback));
+    assert_eq!((status, root.as_str()), (404, ""));
+
+    let (status, _, form) = http_get(&url);
+    assert_eq!(status, 200, "{form}");
+    let nonce = nonce_of(&form).unwrap();
+    let (status, _) = http_post(&format!("{url}client"), &[("nonce", &nonce), ("client_id", "attacker-app"), ("client_secret", "x")]);
+    assert_eq!(status, 200);
+    // The user's browser now opens the address it was given.
+    let (status, _, _) = http_get(&url);
+    assert_eq!(status, 403);
+    let out = common::login_env::finish(login);
+    assert_eq!(out.code, 4, "{}", out.all());
+    assert!(out.stderr.contains("Discord login aborted"), "{}", out.all());
+    let data = env.vault();
+    assert!(data.clients.is_empty() && data.connections.is_empty(), "the attacker's client must not be kept");
+}
