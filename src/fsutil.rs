@@ -28,6 +28,19 @@ pub fn atomic_write(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> 
     result
 }
 
+/// Open a file under the home for reading without following a symbolic link
+/// in its last component: another user's link must never be read through.
+pub fn open_nofollow(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().read(true).custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC).open(path)
+}
+
+/// Read a whole text file under the home without following a link ([`open_nofollow`]).
+pub fn read_private(path: &Path) -> std::io::Result<String> {
+    let mut s = String::new();
+    std::io::Read::read_to_string(&mut open_nofollow(path)?, &mut s)?;
+    Ok(s)
+}
+
 /// Create `path` with `data` only if it does not exist yet, atomically: the
 /// content is complete before the name appears. Returns `false` when another
 /// process got there first (its file is kept).

@@ -127,3 +127,25 @@ fn item06_client_form_second_use_aborts_the_login() {
     let data = env.vault();
     assert!(data.clients.is_empty() && data.connections.is_empty(), "the attacker's client must not be kept");
 }
+
+/// Item 16: with the key source out of reach (an empty `AUTHSOME_VAULT_KEY`
+/// in a CI fork, no keyring), a read command must not invent a new key
+/// beside the existing vault and then call the vault tampered.
+#[test]
+fn item16_read_command_never_invents_a_vault_key_beside_a_vault() {
+    use base64::Engine as _;
+    let mut env = LoginEnv::new();
+    env.set("AUTHSOME_VAULT_KEY", &base64::engine::general_purpose::STANDARD.encode([7u8; 32]));
+    let login = env.run(&["login", "openai"], Some("sk-proj-0123456789abcdef0123456789abcdef"));
+    assert_eq!(login.code, 0, "{}", login.all());
+    env.set("AUTHSOME_VAULT_KEY", "");
+    let get = env.run(&["get", "openai"], None);
+    assert_ne!(get.code, 0, "{}", get.all());
+    assert!(!env.home().join("vault.key").exists(), "a key was invented beside the vault");
+    assert!(!get.stderr.contains("tampered"), "{}", get.all());
+    assert!(get.stderr.contains("sealed with the key from AUTHSOME_VAULT_KEY"), "{}", get.all());
+    assert!(get.stderr.contains("AUTHSOME_VAULT_KEY is set but empty") && get.stderr.contains("AUTHSOME_NO_KEYRING"), "{}", get.all());
+    // The vault still opens with its own key.
+    env.set("AUTHSOME_VAULT_KEY", &base64::engine::general_purpose::STANDARD.encode([7u8; 32]));
+    assert_eq!(env.run(&["get", "openai", "--field", "status"], None).stdout.trim(), "connected");
+}

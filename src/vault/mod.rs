@@ -206,8 +206,30 @@ impl VaultData {
 #[serde(deny_unknown_fields)]
 struct FileFormat {
     version: u32,
+    /// Which key source sealed the vault ([`KeySource::tag`]); informational,
+    /// so a missing key can be named instead of reported as tampering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sealed_by: Option<String>,
     records: BTreeMap<String, String>,
     mac: String,
+}
+
+/// The vault of `home`'s profile if it exists, else any other profile's vault
+/// (they share one key): a key must never be invented beside either.
+pub fn existing_vault(home: &Home) -> Option<PathBuf> {
+    let own = home.vault_file();
+    if std::fs::symlink_metadata(&own).is_ok() {
+        return Some(own);
+    }
+    let dir = own.parent()?;
+    std::fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "vault"))
+}
+
+/// The key source recorded in the vault file at `path`, if any.
+pub fn sealed_by(path: &std::path::Path) -> Option<String> {
+    let text = crate::fsutil::read_private(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.get("sealed_by")?.as_str().map(|s| s.chars().filter(|c| !c.is_control()).take(80).collect())
 }
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -313,7 +335,8 @@ impl Vault {
             put(format!("default/{p}"), serde_json::to_vec(n).expect("serializable"));
         }
         let mac = B64.encode(self.sealer.mac(&Self::mac_body(1, &records)));
-        let mut out = serde_json::to_vec_pretty(&FileFormat { version: 1, records, mac }).expect("serializable");
+        let mut out =
+            serde_json::to_vec_pretty(&FileFormat { version: 1, sealed_by: Some(self.source.tag()), records, mac }).expect("serializable");
         out.push(b'\n');
         out
     }
