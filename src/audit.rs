@@ -109,7 +109,13 @@ impl FileAudit {
                 crate::paths::ensure_private_dir(dir)?;
             }
         }
-        std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path)
+        // Never through a link: another file must not receive the log.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+            .open(&self.path)
     }
 }
 

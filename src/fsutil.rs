@@ -72,8 +72,16 @@ pub struct FileLock {
 
 impl FileLock {
     /// Block until the lock on `path` (created if missing, mode 0600) is ours.
+    /// A link at `path` is refused, never followed.
     pub fn acquire(path: &Path) -> std::io::Result<FileLock> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+            .open(path)?;
         let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| std::io::Error::from(e))?;
         Ok(FileLock { _lock: lock })
     }

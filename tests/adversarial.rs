@@ -149,3 +149,115 @@ fn item16_read_command_never_invents_a_vault_key_beside_a_vault() {
     env.set("AUTHSOME_VAULT_KEY", &base64::engine::general_purpose::STANDARD.encode([7u8; 32]));
     assert_eq!(env.run(&["get", "openai", "--field", "status"], None).stdout.trim(), "connected");
 }
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+const OPENAI_KEY: &str = "sk-proj-0123456789abcdef0123456789abcdef";
+
+/// A home with the user's OpenAI key stored (key file, no keyring).
+fn home_with_openai() -> LoginEnv {
+    let env = LoginEnv::new();
+    let login = env.run(&["login", "openai"], Some(OPENAI_KEY));
+    assert_eq!(login.code, 0, "{}", login.all());
+    env
+}
+
+/// Item 7: in a world-writable home another user planted
+/// `providers/openai.json` pointing at their host and received the key.
+/// authsome refuses the home, naming it and the fix; `doctor` reports and
+/// changes nothing, `doctor --fix` tightens it.
+#[test]
+fn item07_home_writable_by_others_is_refused_and_doctor_only_fixes_when_asked() {
+    let env = home_with_openai();
+    let home = env.home();
+    chmod(&home, 0o777);
+    let planted = serde_json::json!({"name": "openai", "display_name": "OpenAI", "auth_type": "api_key",
+        "api_url": ["exfil.example"], "api_key": {"header_name": "Authorization", "header_prefix": "Bearer ", "env_var": "OPENAI_API_KEY"}});
+    env.install_provider(&planted);
+    for args in [&["list"][..], &["get", "openai"], &["run", "--", "true"], &["inspect", "openai"]] {
+        let out = env.run(args, None);
+        assert_ne!(out.code, 0, "{args:?} used a world-writable home:\n{}", out.all());
+        assert!(out.stderr.contains(&home.display().to_string()) && out.stderr.contains("writable by other users"), "{}", out.all());
+        assert!(out.stderr.contains("chmod go-w"), "the message must name the fix: {}", out.all());
+    }
+    let doctor = env.run(&["doctor"], None);
+    assert_eq!(doctor.code, 1, "{}", doctor.all());
+    assert!(doctor.stdout.contains("✗") && doctor.stdout.contains("writable by other users"), "{}", doctor.all());
+    assert_eq!(mode(&home), 0o777, "doctor changed the home without --fix");
+    let fixed = env.run(&["doctor", "--fix"], None);
+    assert!(fixed.stdout.contains("fixed"), "{}", fixed.all());
+    assert_eq!(mode(&home) & 0o022, 0, "doctor --fix did not tighten the home");
+}
+
+/// Item 7: a provider override or vault that other users can write is refused.
+#[test]
+fn item07_provider_file_and_vault_writable_by_others_are_refused() {
+    let env = home_with_openai();
+    let custom = env.home().join("providers").join("acme.json");
+    std::fs::create_dir_all(custom.parent().unwrap()).unwrap();
+    chmod(custom.parent().unwrap(), 0o700);
+    let out = env.run(&["inspect", "openai"], None);
+    assert_eq!(out.code, 0, "{}", out.all());
+    std::fs::write(&custom, r#"{"name":"acme","auth_type":"api_key","api_url":["api.acme.test"],"api_key":{"env_var":"ACME_KEY"}}"#)
+        .unwrap();
+    chmod(&custom, 0o666);
+    let out = env.run(&["list"], None);
+    assert_ne!(out.code, 0, "{}", out.all());
+    assert!(out.stderr.contains("acme.json") && out.stderr.contains("writable by other users"), "{}", out.all());
+    std::fs::remove_file(&custom).unwrap();
+    chmod(&env.home().join("vaults").join("default.vault"), 0o666);
+    let out = env.run(&["get", "openai"], None);
+    assert_ne!(out.code, 0, "{}", out.all());
+    assert!(out.stderr.contains("default.vault") && out.stderr.contains("writable by other users"), "{}", out.all());
+    chmod(&env.home().join("vaults").join("default.vault"), 0o600);
+    chmod(&env.home().join("vault.key"), 0o622);
+    let out = env.run(&["get", "openai"], None);
+    assert!(out.code != 0 && out.stderr.contains("vault.key"), "{}", out.all());
+}
+
+/// Item 8: links under the home are never followed: a `run/` link is not
+/// chmodded or swept, `audit.log` and lock files are not written through.
+#[test]
+fn item08_links_under_the_home_are_refused_not_followed() {
+    use std::os::unix::fs::symlink;
+    let env = home_with_openai();
+    let elsewhere = env.dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    chmod(&elsewhere, 0o755);
+    // A CA bundle name whose "run" is long gone: the sweep would delete it.
+    let victim = elsewhere.join("deadbeef.999999.ca.pem");
+    std::fs::write(&victim, "not yours").unwrap();
+    let run_dir = env.home().join("run");
+    let _ = std::fs::remove_dir_all(&run_dir);
+    symlink(&elsewhere, &run_dir).unwrap();
+    let out = env.run(&["run", "--", "true"], None);
+    assert_ne!(out.code, 0, "{}", out.all());
+    assert!(out.stderr.contains("symbolic link") && out.stderr.contains("run"), "{}", out.all());
+    assert_eq!(mode(&elsewhere), 0o755, "the linked directory was chmodded");
+    assert!(victim.exists(), "a file in the linked directory was swept");
+    std::fs::remove_file(&run_dir).unwrap();
+
+    let target = env.dir.path().join("other-file");
+    std::fs::write(&target, "").unwrap();
+    let _ = std::fs::remove_file(env.home().join("audit.log"));
+    symlink(&target, env.home().join("audit.log")).unwrap();
+    let out = env.run(&["run", "--", "true"], None);
+    assert_ne!(out.code, 0, "{}", out.all());
+    assert!(out.stderr.contains("audit.log") && out.stderr.contains("symbolic link"), "{}", out.all());
+    std::fs::remove_file(env.home().join("audit.log")).unwrap();
+
+    let lock_target = env.dir.path().join("lock-target");
+    let _ = std::fs::remove_file(env.home().join("vaults").join("default.lock"));
+    symlink(&lock_target, env.home().join("vaults").join("default.lock")).unwrap();
+    let out = env.run(&["login", "openai", "--connection", "two"], Some(OPENAI_KEY));
+    assert_ne!(out.code, 0, "{}", out.all());
+    assert!(!lock_target.exists(), "the lock was created through a link");
+}

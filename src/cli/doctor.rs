@@ -16,21 +16,60 @@ fn mode_of(p: &Path) -> Option<u32> {
     std::fs::metadata(p).ok().map(|m| m.permissions().mode() & 0o777)
 }
 
-/// Run every check and print the report.
-pub fn run(ctx: &Ctx) -> Result<i32> {
+/// Run every check and print the report. Nothing under the home is changed
+/// unless `fix`: then permissions others could write through are tightened
+/// (links and files of other users are only reported; removing them is the
+/// user's call).
+pub fn run(ctx: &Ctx, fix: bool) -> Result<i32> {
     let mut checks = Vec::new();
     let home = &ctx.home;
     let root = home.root();
-    let made = crate::paths::ensure_private_dir(root);
-    checks.push(match (made, mode_of(root)) {
-        (Err(e), _) => Check { name: "home", ok: false, detail: format!("cannot create {}: {e}", root.display()) },
-        (Ok(()), Some(m)) if m & 0o077 == 0 => Check { name: "home", ok: true, detail: format!("{} (mode {m:o})", root.display()) },
-        (Ok(()), m) => Check {
-            name: "home",
-            ok: false,
-            detail: format!("{} has mode {:o}; run `chmod 700 {}`", root.display(), m.unwrap_or(0), root.display()),
-        },
-    });
+    let mut home_ok = true;
+    for (path, follow) in home.checked_paths().into_iter().chain(provider_files(home)) {
+        let Some(mut why) = crate::paths::unsafe_reason(&path, follow) else { continue };
+        if fix && why.contains("writable by other users") {
+            let mode = if std::fs::metadata(&path).is_ok_and(|m| m.is_dir()) { 0o700 } else { 0o600 };
+            match std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)) {
+                Ok(()) => {
+                    checks.push(Check {
+                        name: "home",
+                        ok: true,
+                        detail: format!(
+                            "fixed: {} was writable by other users, now mode {mode:o}; check it for files you did not put there",
+                            path.display()
+                        ),
+                    });
+                    continue;
+                }
+                Err(e) => why = format!("{why}, and chmod failed: {e}"),
+            }
+        }
+        home_ok = false;
+        checks.push(Check { name: "home", ok: false, detail: crate::paths::unsafe_error(&path, &why).message });
+    }
+    if home_ok {
+        checks.push(match mode_of(root) {
+            None => Check { name: "home", ok: true, detail: format!("{} (not created yet)", root.display()) },
+            Some(m) if m & 0o077 == 0 => Check { name: "home", ok: true, detail: format!("{} (mode {m:o})", root.display()) },
+            Some(m) if fix => match std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700)) {
+                Ok(()) => Check { name: "home", ok: true, detail: format!("fixed: {} was mode {m:o}, now 700", root.display()) },
+                Err(e) => Check { name: "home", ok: false, detail: format!("cannot chmod {}: {e}", root.display()) },
+            },
+            // Nobody else can write it (checked above); reading only lists file names.
+            Some(m) => Check {
+                name: "home",
+                ok: true,
+                detail: format!(
+                    "{} (mode {m:o}: other users can list it; `chmod 700 {}` or `authsome doctor --fix` hides it)",
+                    root.display(),
+                    root.display()
+                ),
+            },
+        });
+    }
+    if !home_ok {
+        return report(ctx, &checks);
+    }
     checks.push(match ctx.registry() {
         Ok(reg) => {
             let custom = reg.iter().filter(|p| p.source == crate::providers::Source::Custom).count();
@@ -81,12 +120,24 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
             },
         });
     }
+    report(ctx, &checks)
+}
+
+/// Every provider override, checked like the home (links never followed).
+fn provider_files(home: &crate::paths::Home) -> Vec<(std::path::PathBuf, bool)> {
+    let Ok(entries) = std::fs::read_dir(home.providers_dir()) else { return Vec::new() };
+    let mut files: Vec<_> = entries.flatten().map(|e| (e.path(), false)).collect();
+    files.sort();
+    files
+}
+
+fn report(ctx: &Ctx, checks: &[Check]) -> Result<i32> {
     let failed = checks.iter().filter(|c| !c.ok).count();
     if ctx.ui.json {
         let items: Vec<_> = checks.iter().map(|c| serde_json::json!({"check": c.name, "ok": c.ok, "detail": c.detail})).collect();
         ctx.ui.print_json(&serde_json::json!({"ok": failed == 0, "checks": items}));
     } else {
-        for c in &checks {
+        for c in checks {
             let mark = if c.ok { ctx.ui.paint("✓", "32") } else { ctx.ui.paint("✗", "31") };
             println!("{mark} {:<17}{}", c.name, c.detail);
         }

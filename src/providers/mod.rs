@@ -12,7 +12,7 @@ pub use hosts::HostPattern;
 use crate::error::{Error, Result};
 use crate::paths::Home;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 mod bundled {
     include!(concat!(env!("OUT_DIR"), "/bundled_providers.rs"));
@@ -98,12 +98,6 @@ pub fn parse(text: &str, origin: &str) -> Result<ProviderDef> {
     Err(Error::bad_input(lines.join("\n")))
 }
 
-/// Read and validate a provider file from disk.
-pub fn load_file(path: &Path) -> Result<ProviderDef> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::bad_input(format!("{}: {e}", path.display())))?;
-    parse(&text, &path.display().to_string())
-}
-
 /// The effective set of providers: bundled, overridden by `<home>/providers`,
 /// extended by project files.
 #[derive(Debug, Default)]
@@ -120,12 +114,18 @@ impl Registry {
             let def = parse(text, &format!("<bundled>/{name}.json")).map_err(|e| Error::other(e.message))?;
             reg.providers.insert(def.name.clone(), Provider::new(def, Source::Bundled, None));
         }
+        home.check()?;
         let dir = home.providers_dir();
         if let Ok(entries) = std::fs::read_dir(&dir) {
             let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
             paths.sort();
             for path in paths.into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
-                let def = load_file(&path)?;
+                // An override decides where a credential goes: it must be a file of ours nobody else can write.
+                if let Some(why) = crate::paths::unsafe_reason(&path, false) {
+                    return Err(crate::paths::unsafe_error(&path, &why));
+                }
+                let text = crate::fsutil::read_private(&path).map_err(|e| Error::bad_input(format!("{}: {e}", path.display())))?;
+                let def = parse(&text, &path.display().to_string())?;
                 let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
                 if stem != def.name {
                     return Err(Error::bad_input(format!(

@@ -73,6 +73,7 @@ fn encode_key(k: &MasterKey) -> String {
 /// with, so that case is an error naming the source that sealed it and why
 /// that source is out of reach.
 pub fn resolve(home: &Home) -> Result<(MasterKey, KeySource)> {
+    home.check()?;
     let env = std::env::var("AUTHSOME_VAULT_KEY");
     if let Ok(v) = &env {
         if !v.is_empty() {
@@ -119,7 +120,7 @@ pub fn resolve(home: &Home) -> Result<(MasterKey, KeySource)> {
             }
         }
     }
-    crate::paths::ensure_private_dir(home.root()).map_err(|e| Error::other(format!("cannot create {}: {e}", home.root().display())))?;
+    home.create_root().map_err(|e| Error::other(format!("cannot create {}: {e}", home.root().display())))?;
     let created = crate::fsutil::create_exclusive(&path, encode_key(&key).as_bytes(), 0o600)
         .map_err(|e| Error::other(format!("cannot create key file {}: {e}", path.display())))?;
     if created {

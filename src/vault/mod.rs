@@ -269,7 +269,11 @@ impl Vault {
 
     /// A consistent snapshot (writers replace the file atomically, so no lock).
     pub fn load(&self) -> Result<VaultData> {
-        match std::fs::read(&self.path) {
+        let read = crate::fsutil::open_nofollow(&self.path).and_then(|mut f| {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut f, &mut bytes).map(|_| bytes)
+        });
+        match read {
             Ok(bytes) => self.decode(&bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(VaultData::default()),
             Err(e) => Err(Error::other(format!("cannot read vault {}: {e}", self.path.display()))),
