@@ -34,17 +34,6 @@ use toml::Spanned;
 /// Name of the project file.
 pub const FILE_NAME: &str = "authsome.toml";
 
-/// Whether authsome itself manages `var` in a child (proxy, CA and removed
-/// variables, `NO_PROXY`, the activation marker), so `[run.env]` and `export`
-/// may not set it. Derived from [`crate::runner::env`], the one list of them.
-pub fn is_reserved(var: &str) -> bool {
-    use crate::runner::env::{CA_VARS, PROXY_VARS, REMOVED_VARS};
-    PROXY_VARS.contains(&var)
-        || CA_VARS.contains(&var)
-        || REMOVED_VARS.contains(&var)
-        || ["NO_PROXY", "no_proxy", super::env::ACTIVE_VAR].contains(&var)
-}
-
 /// The nearest `authsome.toml` at or above `start`, without reading it.
 ///
 /// Only `stat` calls: the shell hook runs this on every prompt, so it must stay
@@ -500,7 +489,7 @@ pub fn parse(text: &str, file: &Path, registry: &mut Registry) -> Result<Project
             let label = connection.as_deref().map_or(name.get_ref().clone(), |c| format!("{} ({c})", name.get_ref()));
             let mut kept = Vec::new();
             for (var, at) in vars {
-                if is_reserved(var.as_str()) {
+                if crate::child_vars::is_reserved(var.as_str()) {
                     p.at(at, format_args!("{var} is set by authsome itself and cannot hold a placeholder"));
                     continue;
                 }
@@ -557,7 +546,7 @@ pub fn parse(text: &str, file: &Path, registry: &mut Registry) -> Result<Project
         for (k, v) in &r.env {
             if !valid_env_name(k.get_ref()) {
                 p.at(k.span(), format_args!("{:?} is not a valid environment variable name", k.get_ref()));
-            } else if is_reserved(k.get_ref()) {
+            } else if crate::child_vars::is_reserved(k.get_ref()) {
                 p.at(k.span(), format_args!("{} is set by authsome itself; remove it from [run.env]", k.get_ref()));
             } else if let Some(owner) = assigned_vars.get(k.get_ref()) {
                 p.at(k.span(), format_args!("{} holds the placeholder of {owner}; remove it from [run.env]", k.get_ref()));
@@ -760,5 +749,20 @@ connection = "work-bot"
     fn locations_count_characters() {
         assert_eq!(Location::of("ab\ncé\nx", 7), Location { line: 3, column: 1 });
         assert_eq!(Location::of("ab\ncéd", 6), Location { line: 2, column: 3 });
+    }
+
+    #[test]
+    fn the_nearest_regular_file_wins() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().canonicalize().unwrap();
+        let inner = root.join("a/b/c");
+        std::fs::create_dir_all(&inner).unwrap();
+        assert_eq!(find(&inner), None);
+        std::fs::write(root.join("a").join(FILE_NAME), "").unwrap();
+        assert_eq!(find(&inner), Some(root.join("a").join(FILE_NAME)));
+        std::fs::write(root.join("a/b").join(FILE_NAME), "").unwrap();
+        assert_eq!(find(&inner), Some(root.join("a/b").join(FILE_NAME)));
+        std::fs::create_dir(inner.join(FILE_NAME)).unwrap();
+        assert_eq!(find(&inner), Some(root.join("a/b").join(FILE_NAME)));
     }
 }

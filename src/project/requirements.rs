@@ -211,6 +211,25 @@ pub fn login_command(check: &Check, profile: &str) -> String {
     cmd
 }
 
+/// The one-line explanation of an unmet requirement, with its exact fix.
+pub fn unmet_line(c: &Check) -> String {
+    let mut label = c.requirement.provider.clone();
+    if c.connection_flag().is_some() {
+        label.push_str(&format!(" ({})", c.connection));
+    }
+    let mut line = format!("{label}: {}; fix: {}", c.state.describe(), c.fix.clone().unwrap_or_default());
+    if let Some(v) = &c.requirement.secret_env {
+        line.push_str(&format!(" (or set {v})"));
+    }
+    line
+}
+
+/// Error for a project whose required connections are not all met (exit 4).
+pub fn unmet_error(checks: &[Check]) -> Option<crate::error::Error> {
+    let lines: Vec<String> = checks.iter().filter(|c| c.blocks()).map(unmet_line).collect();
+    (!lines.is_empty()).then(|| crate::error::Error::login(lines.join("\n")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

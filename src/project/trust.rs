@@ -12,8 +12,8 @@
 
 use super::config::Project;
 use crate::error::{Error, Result};
-use crate::paths::{ensure_private_dir, Home};
-use std::io::IsTerminal;
+use crate::fsutil::ensure_private_dir;
+use crate::paths::Home;
 use std::path::{Path, PathBuf};
 
 /// Whether a project may be activated.
@@ -170,29 +170,6 @@ pub fn summary(project: &Project) -> String {
     out
 }
 
-/// Make sure `project` may be activated. Allowed: fine. Otherwise, on a
-/// terminal, show what it asks for and offer to allow it; without one (CI,
-/// pipes, `exec`) never prompt: fail with one line naming the command to run.
-pub fn require(home: &Home, project: &Project, may_prompt: bool) -> Result<()> {
-    let state = check(home, project);
-    if state == Trust::Allowed {
-        return Ok(());
-    }
-    let interactive = may_prompt && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    if !interactive {
-        return Err(Error::bad_input(refusal(project, &state)));
-    }
-    let verb = if state == Trust::Changed { "changed since you allowed it" } else { "is not allowed yet" };
-    eprintln!("{} {verb}. It asks for:\n{}", project.file.display(), summary(project));
-    let answer = crate::ui::prompt_line("Allow it? [y/N] ").map_err(|e| Error::other(format!("cannot read the answer: {e}")))?;
-    if matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
-        allow(home, project)?;
-        Ok(())
-    } else {
-        Err(Error::bad_input(refusal(project, &state)))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,7 +215,7 @@ mod tests {
         assert_eq!(check(&home, &p), Trust::Allowed);
         let edited = project(&BASE.replace("make", "make clean"));
         assert_eq!(check(&home, &edited), Trust::Changed);
-        assert!(require(&home, &edited, false).unwrap_err().message.contains("authsome allow /p"));
+        assert!(refusal(&edited, &check(&home, &edited)).contains("changed since it was allowed; review it, then run `authsome allow /p`"));
         assert!(deny(&home, &p.file).unwrap());
         assert_eq!(check(&home, &p), Trust::NotAllowed);
         assert!(!deny(&home, &p.file).unwrap());

@@ -4,7 +4,6 @@
 //! - [`export`]: the statements moving the shell to the environment the current
 //!   directory wants, and the no-op check run before every prompt;
 //! - [`state`]: the encoded record the shell keeps of what authsome changed;
-//! - [`locate`]: finding `authsome.toml` by walking up, with `stat` only;
 //! - [`quote`]: per-shell quoting;
 //! - [`activation`]: the seam to project mode (which environment a project wants);
 //! - [`project_activator`]: project mode behind that seam, with the project's background proxy.
@@ -15,7 +14,6 @@
 pub mod activation;
 pub mod export;
 pub mod hook;
-pub mod locate;
 pub mod project_activator;
 pub mod quote;
 pub mod state;
