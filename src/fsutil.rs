@@ -60,7 +60,18 @@ pub struct FileLock {
 impl FileLock {
     /// Block until the lock on `path` (created if missing, mode 0600) is ours.
     pub fn acquire(path: &Path) -> std::io::Result<FileLock> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)?;
+        FileLock::open(path, true)
+    }
+
+    /// Like [`FileLock::acquire`], but fails (`NotFound`) instead of creating
+    /// the file: for a process that must notice its directory was deleted
+    /// rather than recreate files in it.
+    pub fn acquire_existing(path: &Path) -> std::io::Result<FileLock> {
+        FileLock::open(path, false)
+    }
+
+    fn open(path: &Path, create: bool) -> std::io::Result<FileLock> {
+        let file = OpenOptions::new().read(true).write(true).create(create).truncate(false).mode(0o600).open(path)?;
         let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| std::io::Error::from(e))?;
         Ok(FileLock { _lock: lock })
     }

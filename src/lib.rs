@@ -12,7 +12,8 @@
 //! - [`launch`]: the one recipe from a project or the vault's defaults to a child behind the proxy;
 //! - [`shell`], [`daemon`]: the `cd` hook and the per-project background proxy behind it;
 //! - [`cli`]: argument parsing and the commands users type;
-//! - [`paths`], [`fsutil`], [`child_vars`], [`error`], [`ui`]: shared plumbing.
+//! - [`fix`]: the one rendering of every `authsome login …` hint;
+//! - [`paths`], [`fsutil`], [`text`], [`child_vars`], [`error`], [`ui`]: shared plumbing.
 
 #![warn(missing_docs)]
 
@@ -21,6 +22,7 @@ pub mod child_vars;
 pub mod cli;
 pub mod daemon;
 pub mod error;
+pub mod fix;
 pub mod fsutil;
 pub mod launch;
 pub mod net;
@@ -31,6 +33,7 @@ pub mod providers;
 pub mod proxy;
 pub mod secret;
 pub mod shell;
+pub mod text;
 pub mod ui;
 pub mod vault;
 

@@ -5,14 +5,14 @@
 
 use super::project::{current_project, require_trust};
 use super::Ctx;
-use crate::error::{exit, Result};
+use crate::error::Result;
 use crate::launch::credentials::ProjectCredentials;
 use crate::launch::env::child_env;
 use crate::launch::helper;
 use crate::launch::options::{proxy_options, BundleIn};
 use crate::launch::plan::{command_argv, Plan, Serve};
 use crate::launch::project::{evaluate, process_env};
-use crate::project::requirements::unmet_line;
+use crate::project::requirements::unmet_error;
 use clap::Args;
 use std::ffi::OsString;
 use std::sync::Arc;
@@ -30,17 +30,9 @@ pub fn exec(ctx: &Ctx, a: ProjectRunArgs) -> Result<i32> {
     let (project, registry) = current_project(ctx, None)?;
     require_trust(ctx, &project, false)?;
     let checks = evaluate(&ctx.home, &project, &registry, &process_env)?;
-    let blocking: Vec<_> = checks.iter().filter(|c| c.blocks()).collect();
-    if !blocking.is_empty() {
-        if ctx.ui.json {
-            let v: Vec<_> = blocking.iter().map(|c| c.to_json()).collect();
-            eprintln!("{}", serde_json::json!({"error": {"code": exit::LOGIN, "unmet": v}}));
-        } else {
-            for c in blocking {
-                eprintln!("authsome: {}", unmet_line(c));
-            }
-        }
-        return Ok(exit::LOGIN);
+    if let Some(e) = unmet_error(&checks) {
+        let unmet: Vec<_> = checks.iter().filter(|c| c.blocks()).map(|c| c.to_json()).collect();
+        return Err(e.with_details(serde_json::json!({ "unmet": unmet })));
     }
     let argv = command_argv(&project, &a.cmd);
     let program = crate::launch::supervise::resolve_program(&argv[0])?;

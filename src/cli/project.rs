@@ -74,10 +74,7 @@ pub fn status(ctx: &Ctx) -> Result<i32> {
 
 fn row(c: &Check) -> Vec<String> {
     let dash = |s: String| if s.is_empty() { "-".to_owned() } else { s };
-    let mut label = c.requirement.provider.clone();
-    if c.connection_flag().is_some() {
-        label.push_str(&format!(" ({})", c.connection));
-    }
+    let mut label = c.label();
     if c.requirement.optional {
         label.push_str(" [optional]");
     }
@@ -88,7 +85,7 @@ fn row(c: &Check) -> Vec<String> {
         dash(c.granted.join(",")),
         dash(c.requirement.scopes.join(",")),
         dash(c.expires_at.map(crate::fmt_time).unwrap_or_default()),
-        dash(c.fix.clone().unwrap_or_default()),
+        dash(c.fix_text()),
     ]
 }
 
@@ -133,7 +130,7 @@ pub fn dotenv_names(text: &str) -> BTreeSet<String> {
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.strip_prefix("export ").unwrap_or(l).split_once('='))
         .map(|(k, _)| k.trim().to_owned())
-        .filter(|k| config::valid_env_name(k))
+        .filter(|k| crate::text::valid_env_name(k))
         .collect()
 }
 
@@ -221,7 +218,8 @@ pub fn init(ctx: &Ctx) -> Result<i32> {
     ctx.ui.success(format_args!("wrote {}", file.display()));
     for (p, v) in &found {
         ctx.ui.info(format_args!(
-            "  {p}: {v} is in .env; run `authsome login {p}`, then delete {v} from .env so programs never hold the secret"
+            "  {p}: {v} is in .env; {}, then delete {v} from .env so programs never hold the secret",
+            crate::fix::LoginFix::new(p, None).profile(ctx.home.profile()).hint()
         ));
     }
     ctx.ui.info("next: edit it, then `authsome up` (or `authsome status` to see what is missing)");

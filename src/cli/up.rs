@@ -11,6 +11,7 @@ use super::exec::ProjectRunArgs;
 use super::project::{current_project, require_trust};
 use super::Ctx;
 use crate::error::{Error, Result};
+use crate::fix::LoginFix;
 use crate::launch::credentials::ProjectCredentials;
 use crate::launch::plan::{command_argv, Plan, Serve};
 use crate::launch::project::{evaluate, process_env};
@@ -68,7 +69,7 @@ fn reconcile_blocking(ctx: &Ctx, project: &Project, registry: &Registry) -> Resu
     for c in &checks {
         report_line(ctx, c);
         if c.blocks() {
-            login(ctx, c)?;
+            login(c)?;
             fixed_any = true;
         }
     }
@@ -87,10 +88,7 @@ fn reconcile_blocking(ctx: &Ctx, project: &Project, registry: &Registry) -> Resu
 
 /// One checklist line.
 fn report_line(ctx: &Ctx, c: &Check) {
-    let mut label = c.requirement.provider.clone();
-    if c.connection_flag().is_some() {
-        label.push_str(&format!(" ({})", c.connection));
-    }
+    let label = c.label();
     match &c.state {
         State::Satisfied | State::FromEnv(_) => {
             let who = c.account.as_deref().map(|a| format!(" as {a}")).unwrap_or_default();
@@ -98,39 +96,24 @@ fn report_line(ctx: &Ctx, c: &Check) {
             ctx.ui.success(format_args!("{label:<20} {}{who}{scopes}", c.state.describe()));
         }
         s if c.requirement.optional => {
-            ctx.ui.info(format_args!("- {label:<20} {} (optional; `{}` to use it)", s.describe(), c.fix.clone().unwrap_or_default()));
+            ctx.ui.info(format_args!("- {label:<20} {} (optional; `{}` to use it)", s.describe(), c.fix_text()));
         }
-        s => ctx.ui.info(format_args!("… {label:<20} {}: running `{}`", s.describe(), c.fix.clone().unwrap_or_default())),
+        s => ctx.ui.info(format_args!("… {label:<20} {}: running `{}`", s.describe(), c.fix_text())),
     }
-}
-
-/// `authsome login` arguments that fix `c`.
-fn login_args(ctx: &Ctx, c: &Check) -> Vec<String> {
-    let mut args = vec!["login".to_owned(), c.requirement.provider.clone()];
-    if let Some(conn) = c.connection_flag() {
-        args.extend(["--connection".to_owned(), conn.to_owned()]);
-    }
-    if let Some(s) = &c.login_scopes {
-        args.extend(["--scopes".to_owned(), s.join(",")]);
-    }
-    if ctx.home.profile() != crate::paths::DEFAULT_PROFILE {
-        args.extend(["--profile".to_owned(), ctx.home.profile().to_owned()]);
-    }
-    args
 }
 
 /// Run the login as its own `authsome login` process on this terminal: the
 /// same code path and prompts as typing the fix command by hand.
-fn login(ctx: &Ctx, c: &Check) -> Result<()> {
+fn login(c: &Check) -> Result<()> {
     let exe = std::env::current_exe().map_err(|e| Error::other(format!("cannot find the authsome binary: {e}")))?;
     let status = std::process::Command::new(exe)
-        .args(login_args(ctx, c))
+        .args(c.fix.as_ref().map(LoginFix::argv).unwrap_or_default())
         .status()
         .map_err(|e| Error::other(format!("cannot run the login: {e}")))?;
     if status.success() {
         Ok(())
     } else {
-        Err(Error::login(format!("login failed; fix: {}", c.fix.clone().unwrap_or_default())))
+        Err(Error::login(format!("login failed; fix: {}", c.fix_text())))
     }
 }
 
@@ -154,7 +137,7 @@ impl Live<'_> {
             let mut any = false;
             for c in blocking {
                 report_line(ctx, c);
-                any |= login(ctx, c).is_ok();
+                any |= login(c).is_ok();
             }
             any
         };

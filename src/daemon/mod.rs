@@ -37,7 +37,7 @@ impl DaemonDir {
         key.push(0);
         key.extend_from_slice(project_file.as_os_str().as_encoded_bytes());
         let digest = ring::digest::digest(&ring::digest::SHA256, &key);
-        let name: String = digest.as_ref()[..10].iter().map(|b| format!("{b:02x}")).collect();
+        let name = crate::text::hex(&digest.as_ref()[..10]);
         DaemonDir { dir: home.daemons_dir().join(name) }
     }
     /// An existing daemon directory.

@@ -111,7 +111,9 @@ async fn run(project_file: &Path, dd: &DaemonDir, mut reloader: Reloader<'_>, wa
 fn done(dd: &DaemonDir, info: &Info, empty_since: &mut Option<Instant>, linger: Duration) -> bool {
     // Our directory or record is gone (home deleted, `daemon.json` replaced):
     // no shell can reach us any more.
-    let Ok(_lock) = FileLock::acquire(&dd.lock_file()) else { return true };
+    // Never recreate the lock: while the directory is being deleted that
+    // would leave a file behind and make the deletion fail.
+    let Ok(_lock) = FileLock::acquire_existing(&dd.lock_file()) else { return true };
     if !is_ours(dd, info) {
         return true;
     }

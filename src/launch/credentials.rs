@@ -4,6 +4,7 @@
 //! taken from the environment (`secret_env`) in front of it.
 
 use super::plan::Plan;
+use crate::fix::LoginFix;
 use crate::paths::Home;
 use crate::project::requirements::{Check, State};
 use crate::providers::{AuthType, Provider};
@@ -51,22 +52,14 @@ impl VaultCredentials {
     /// ([`crate::oauth::ensure_fresh_with`]), so a run of several hours keeps working.
     async fn fresh_oauth(&self, provider: &Provider, connection: &str) -> Result<Option<Connection>, Unavailable> {
         let vault = self.vault()?;
-        match crate::oauth::ensure_fresh_with(&vault, &self.home, provider, connection).await {
-            Ok(c) => Ok(Some(c)),
-            Err(e) if e.code == crate::error::exit::UNKNOWN => Ok(None),
-            Err(e) => Err(Unavailable::Failed(e.message)),
-        }
+        crate::oauth::ensure_fresh_with(&vault, &self.home, provider, connection).await.map_err(|e| Unavailable::Failed(e.message))
     }
 }
 
 /// The answer for a connection the source does not hold.
-fn not_logged_in(provider: &Provider, connection: &str) -> Unavailable {
-    let flag = if connection == crate::vault::DEFAULT_CONNECTION { String::new() } else { format!(" --connection {connection}") };
-    Unavailable::NotLoggedIn(format!(
-        "no credential for {} ({connection}); run `authsome login {}{flag}`",
-        provider.name(),
-        provider.name()
-    ))
+fn not_logged_in(home: &Home, provider: &Provider, connection: &str) -> Unavailable {
+    let fix = LoginFix::new(provider.name(), Some(connection)).profile(home.profile());
+    Unavailable::NotLoggedIn(format!("no credential for {} ({connection}); {}", provider.name(), fix.hint()))
 }
 
 impl CredentialSource for VaultCredentials {
@@ -77,14 +70,12 @@ impl CredentialSource for VaultCredentials {
                 AuthType::ApiKey => self.stored(provider.name(), connection).await?,
             };
             match conn {
-                Some(c) if c.status == Status::Revoked => Err(Unavailable::Failed(format!(
-                    "{} ({}) was revoked; run `authsome login {} --force`",
-                    provider.name(),
-                    connection,
-                    provider.name()
-                ))),
-                Some(c) => c.credential().cloned().ok_or_else(|| not_logged_in(provider, connection)),
-                None => Err(not_logged_in(provider, connection)),
+                Some(c) if c.status == Status::Revoked => {
+                    let fix = LoginFix::new(provider.name(), Some(connection)).profile(self.home.profile()).force();
+                    Err(Unavailable::Failed(format!("{} ({connection}) was revoked; {}", provider.name(), fix.hint())))
+                }
+                Some(c) => c.credential().cloned().ok_or_else(|| not_logged_in(&self.home, provider, connection)),
+                None => Err(not_logged_in(&self.home, provider, connection)),
             }
         })
     }
@@ -107,6 +98,7 @@ pub fn ci_secrets(checks: &[Check], env: &dyn Fn(&str) -> Option<String>) -> BTr
 /// Credentials for a project run: CI secrets first, then the vault (read at
 /// every injection, so logins made while the run lasts are picked up).
 pub struct ProjectCredentials {
+    home: Home,
     ci: BTreeMap<(String, String), Secret>,
     vault: Option<VaultCredentials>,
 }
@@ -114,7 +106,7 @@ pub struct ProjectCredentials {
 impl ProjectCredentials {
     /// CI secrets of `checks` (read through `env`) in front of the vault.
     pub fn new(home: &Home, checks: &[Check], env: &dyn Fn(&str) -> Option<String>) -> ProjectCredentials {
-        ProjectCredentials { ci: ci_secrets(checks, env), vault: Some(VaultCredentials::new(home)) }
+        ProjectCredentials { home: home.clone(), ci: ci_secrets(checks, env), vault: Some(VaultCredentials::new(home)) }
     }
 
     /// Drop the vault when the CI secrets cover every route of `plan` and the
@@ -136,7 +128,7 @@ impl CredentialSource for ProjectCredentials {
             }
             match &self.vault {
                 Some(v) => v.credential(provider, connection).await,
-                None => Err(not_logged_in(provider, connection)),
+                None => Err(not_logged_in(&self.home, provider, connection)),
             }
         })
     }

@@ -10,13 +10,10 @@ use crate::error::{Error, Result};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-/// Exit code when CMD cannot be found (as shells, `env` and `timeout` do).
-pub const NOT_FOUND: i32 = 127;
-
 /// Resolve `program` on `PATH` (or as a path) before anything else starts,
 /// so "command not found" is a clear error, not a proxy start-up then failure.
 pub fn resolve_program(program: &OsString) -> Result<PathBuf> {
-    which::which(program).map_err(|_| Error { code: NOT_FOUND, message: format!("command not found: {}", program.to_string_lossy()) })
+    which::which(program).map_err(|_| Error::not_found(format!("command not found: {}", program.to_string_lossy())))
 }
 
 /// A child whose signals are supervised: SIGTERM and SIGHUP sent to authsome
@@ -81,5 +78,5 @@ pub async fn spawn_and_wait(program: &std::path::Path, arg0: &OsString, args: &[
 /// The shell convention: the exit code, or `128+N` for death by signal N.
 pub fn exit_code(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
-    status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(1)
+    status.code().or_else(|| status.signal().map(|s| crate::error::exit::SIGNAL_BASE + s)).unwrap_or(crate::error::exit::UNEXPECTED)
 }

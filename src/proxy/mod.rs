@@ -99,17 +99,13 @@ pub struct ProxyOptions {
 
 /// A fresh random run identifier (16 hex digits).
 pub fn new_run_id() -> String {
-    hex(&random_bytes::<8>())
+    crate::text::hex(&random_bytes::<8>())
 }
 
 fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).expect("system randomness");
     b
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The DNS name constraints needed to intercept every host of `routes`.
@@ -151,7 +147,7 @@ pub struct ProxyAuth {
 
 impl ProxyAuth {
     fn random() -> ProxyAuth {
-        ProxyAuth { user: "authsome".into(), password: Secret::new(hex(&random_bytes::<16>())) }
+        ProxyAuth { user: "authsome".into(), password: Secret::new(crate::text::hex(&random_bytes::<16>())) }
     }
 
     /// Whether `headers` carry this credential in `Proxy-Authorization: Basic`.

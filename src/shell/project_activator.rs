@@ -38,7 +38,7 @@ impl Activator for ProjectActivator {
                     .iter()
                     .filter(|c| !c.state.is_met())
                     .map(|c| match &c.fix {
-                        Some(fix) => format!("{}: {}; run `{fix}` (or `authsome up`)", c.requirement.label(), c.state.describe()),
+                        Some(fix) => format!("{}: {}; {} (or `authsome up`)", c.requirement.label(), c.state.describe(), fix.hint()),
                         None => format!("{}: {}", c.requirement.label(), c.state.describe()),
                     })
                     .collect();
