@@ -1,4 +1,4 @@
-//! Command-line interface: the clap definitions (SPEC §2) and dispatch to one
+//! Command-line interface: the clap definitions (README.md documents them) and dispatch to one
 //! module per command family. Every command returns its exit code; errors carry
 //! theirs (see [`crate::error::exit`]).
 

@@ -107,7 +107,7 @@ fn bypasses(entry: &str, pattern: &HostPattern) -> bool {
         HostPattern::Regex { re, .. } => match pattern.dns_constraint() {
             Some(s) => under(&s) || e.ends_with(&format!(".{s}")) || re.is_match(&e),
             // Unconstrained: keep only loopback entries it does not match.
-            None => re.is_match(&e) || !crate::providers::hosts::is_loopback_host(&e),
+            None => re.is_match(&e) || !crate::text::is_loopback_host(&e),
         },
     }
 }

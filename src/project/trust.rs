@@ -137,16 +137,7 @@ pub fn deny(home: &Home, file: &Path) -> Result<bool> {
 
 /// The command that trusts this project, as users should type it.
 pub fn allow_command(project: &Project) -> String {
-    format!("authsome allow {}", shell_quote(&project.dir.display().to_string()))
-}
-
-/// Quote `s` for a POSIX shell when it needs it.
-pub fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-:,=+@%".contains(&b)) {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
+    format!("authsome allow {}", crate::text::shell_quote(&project.dir.display().to_string()))
 }
 
 /// The one line shown when an untrusted project is about to be activated.
@@ -228,12 +219,5 @@ mod tests {
         assert!(deny(&home, &p.file).unwrap());
         assert_eq!(check(&home, &p), Trust::NotAllowed);
         assert!(!deny(&home, &p.file).unwrap());
-    }
-
-    #[test]
-    fn quoting_is_only_added_when_needed() {
-        assert_eq!(shell_quote("/home/me/bot"), "/home/me/bot");
-        assert_eq!(shell_quote("/home/me/my bot"), "'/home/me/my bot'");
-        assert_eq!(shell_quote("/it's"), "'/it'\\''s'");
     }
 }
