@@ -1,4 +1,4 @@
-//! Where authsome keeps its files (SPEC §1), resolved once from the environment.
+//! Where authsome keeps its files (README.md lists them), resolved once from the environment.
 
 use std::path::{Path, PathBuf};
 
@@ -74,7 +74,7 @@ impl Home {
     pub fn trust_dir(&self) -> PathBuf {
         self.root.join("trust")
     }
-    /// Private per-run files (CA bundles, daemon sockets); mode 0700.
+    /// Private per-run files (CA bundles of `run`/`up`/`exec`, the daemons' directories); mode 0700.
     pub fn run_dir(&self) -> PathBuf {
         self.root.join("run")
     }
@@ -82,46 +82,6 @@ impl Home {
     pub fn daemons_dir(&self) -> PathBuf {
         self.run_dir().join("daemons")
     }
-}
-
-/// Why `path` must not be used, like ssh's StrictModes: a symbolic link
-/// (unless `follow`), owned by another user, or writable by group or others.
-/// `None` when it is missing or fine. Another user who can write a file or
-/// directory under the home could plant a provider definition or a link.
-pub fn unsafe_reason(path: &Path, follow: bool) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::symlink_metadata(path).ok()?;
-    let meta = if meta.file_type().is_symlink() {
-        if !follow {
-            return Some("is a symbolic link (authsome follows no links under its home)".into());
-        }
-        std::fs::metadata(path).ok()?
-    } else {
-        meta
-    };
-    let me = nix::unistd::geteuid().as_raw();
-    if meta.uid() != me {
-        return Some(format!("is owned by uid {}, not by you (uid {me})", meta.uid()));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Some(format!("is writable by other users (mode {:o})", meta.mode() & 0o7777));
-    }
-    None
-}
-
-/// The error for a path [`unsafe_reason`] refused, naming it and the fix.
-pub fn unsafe_error(path: &Path, reason: &str) -> crate::error::Error {
-    let fix = if reason.contains("symbolic link") {
-        "remove the link and let authsome create a real one".to_owned()
-    } else if reason.contains("owned by") {
-        format!("remove it, or `chown` it to yourself after checking its contents ({})", path.display())
-    } else {
-        format!("check its contents, then run `chmod go-w {}` (or `authsome doctor --fix`)", path.display())
-    };
-    crate::error::Error::other(format!(
-        "refusing to use {}: it {reason}, so another user could have planted files or links in it; {fix}",
-        path.display()
-    ))
 }
 
 impl Home {
@@ -157,10 +117,10 @@ impl Home {
     }
 
     /// Refuse a home that another user could have written to (see
-    /// [`unsafe_reason`]): the first offending path, with the fix.
+    /// [`crate::fsutil::unsafe_reason`]): the first offending path, with the fix.
     pub fn check(&self) -> crate::error::Result<()> {
         for (path, follow) in self.checked_paths() {
-            if let Some(why) = unsafe_reason(&path, follow) {
+            if let Some(why) = crate::fsutil::unsafe_reason(&path, follow) {
                 return Err(unsafe_error(&path, &why));
             }
         }
@@ -168,23 +128,7 @@ impl Home {
     }
 }
 
-/// Create `dir` (and parents) with mode 0700 if missing. An existing `dir`
-/// must be a real directory of ours that nobody else can write (see
-/// [`unsafe_reason`]); if others can merely read it, it is tightened.
-pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    if std::fs::symlink_metadata(dir).is_err() {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    }
-    if let Some(why) = unsafe_reason(dir, false) {
-        return Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, unsafe_error(dir, &why).message));
-    }
-    let meta = std::fs::symlink_metadata(dir)?;
-    if !meta.is_dir() {
-        return Err(std::io::Error::other(format!("{} is not a directory", dir.display())));
-    }
-    if meta.permissions().mode() & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    }
-    Ok(())
+/// The error for a path [`crate::fsutil::unsafe_reason`] refused, naming it and the fix.
+pub fn unsafe_error(path: &Path, reason: &str) -> crate::error::Error {
+    crate::error::Error::other(crate::fsutil::unsafe_message(path, reason))
 }

@@ -26,7 +26,7 @@ pub fn run(ctx: &Ctx, fix: bool) -> Result<i32> {
     let root = home.root();
     let mut home_ok = true;
     for (path, follow) in home.checked_paths().into_iter().chain(provider_files(home)) {
-        let Some(mut why) = crate::paths::unsafe_reason(&path, follow) else { continue };
+        let Some(mut why) = crate::fsutil::unsafe_reason(&path, follow) else { continue };
         if fix && why.contains("writable by other users") {
             let mode = if std::fs::metadata(&path).is_ok_and(|m| m.is_dir()) { 0o700 } else { 0o600 };
             match std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)) {

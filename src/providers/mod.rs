@@ -109,11 +109,7 @@ impl Registry {
     /// Bundled definitions plus every override in `<home>/providers`.
     /// A broken override is an error (exit 2), never silently skipped.
     pub fn load(home: &Home) -> Result<Registry> {
-        let mut reg = Registry::default();
-        for (name, text) in bundled_files() {
-            let def = parse(text, &format!("<bundled>/{name}.json")).map_err(|e| Error::other(e.message))?;
-            reg.providers.insert(def.name.clone(), Provider::new(def, Source::Bundled, None));
-        }
+        let mut reg = Registry::bundled()?;
         home.check()?;
         let dir = home.providers_dir();
         if let Ok(entries) = std::fs::read_dir(&dir) {
@@ -121,7 +117,7 @@ impl Registry {
             paths.sort();
             for path in paths.into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
                 // An override decides where a credential goes: it must be a file of ours nobody else can write.
-                if let Some(why) = crate::paths::unsafe_reason(&path, false) {
+                if let Some(why) = crate::fsutil::unsafe_reason(&path, false) {
                     return Err(crate::paths::unsafe_error(&path, &why));
                 }
                 let text = crate::fsutil::read_private(&path).map_err(|e| Error::bad_input(format!("{}: {e}", path.display())))?;
@@ -137,6 +133,18 @@ impl Registry {
                 }
                 reg.providers.insert(def.name.clone(), Provider::new(def, Source::Custom, Some(path)));
             }
+        }
+        Ok(reg)
+    }
+
+    /// The definitions embedded in the binary alone (no home, no overrides):
+    /// what a component that knows nothing of homes, such as the proxy's own
+    /// tests, starts from.
+    pub fn bundled() -> Result<Registry> {
+        let mut reg = Registry::default();
+        for (name, text) in bundled_files() {
+            let def = parse(text, &format!("<bundled>/{name}.json")).map_err(|e| Error::other(e.message))?;
+            reg.providers.insert(def.name.clone(), Provider::new(def, Source::Bundled, None));
         }
         Ok(reg)
     }
