@@ -3,8 +3,11 @@
 
 mod common;
 
+use authsome::providers::PLACEHOLDER;
+use common::echo::Echo;
 use common::fake_as::{http_get, Config, FakeAs};
 use common::login_env::LoginEnv;
+use common::proxy::VAULT_KEY;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -260,4 +263,115 @@ fn item08_links_under_the_home_are_refused_not_followed() {
     let out = env.run(&["login", "openai", "--connection", "two"], Some(OPENAI_KEY));
     assert_ne!(out.code, 0, "{}", out.all());
     assert!(!lock_target.exists(), "the lock was created through a link");
+}
+
+/// A private home whose runs reach `echo` for `hosts` (and the extra
+/// `AUTHSOME_RESOLVE` entries), with a fixed vault key this process shares.
+fn upstream_env(echo: &Echo, hosts: &[&str], extra: &[String]) -> LoginEnv {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| std::env::set_var("AUTHSOME_VAULT_KEY", VAULT_KEY));
+    let mut env = LoginEnv::new();
+    let mut resolve: Vec<String> = hosts.iter().map(|h| echo.resolve(h)).collect();
+    resolve.extend(extra.iter().cloned());
+    env.set("AUTHSOME_RESOLVE", &resolve.join(","));
+    env.set("AUTHSOME_UPSTREAM_CA", &echo.ca_path.display().to_string());
+    env.set("AUTHSOME_VAULT_KEY", VAULT_KEY);
+    env
+}
+
+/// Store an OAuth access token for `provider` through the library.
+fn store_token(env: &LoginEnv, provider: &str, token: &str) {
+    let home = authsome::paths::Home::at(env.home(), "default");
+    authsome::vault::Vault::open(&home)
+        .unwrap()
+        .update(|d| {
+            let mut c = authsome::vault::Connection::api_key(provider, "default", authsome::secret::Secret::new("x"));
+            c.api_key = None;
+            c.access_token = Some(authsome::secret::Secret::new(token));
+            c.token_type = Some("Bearer".into());
+            d.put_connection(c);
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// `authsome run` curl on each URL (raw path, placeholder in the header);
+/// returns the Authorization header the upstream saw for each request path.
+fn through_proxy(env: &LoginEnv, echo: &Echo, urls: &[String], curl_flags: &str) -> Vec<(String, Vec<String>)> {
+    let script: String = urls
+        .iter()
+        .map(|u| format!("curl -s --path-as-is {curl_flags} -o /dev/null -H 'Authorization: Bearer {PLACEHOLDER}' '{u}'; "))
+        .collect();
+    let out = env.run(&["run", "--", "sh", "-c", &script], None);
+    assert_eq!(out.code, 0, "{}", out.all());
+    echo.seen().iter().map(|s| (s.target.clone(), s.header("authorization"))).collect()
+}
+
+/// Item 10: the real Discord token reached its OAuth endpoints through paths
+/// that are the same endpoint to a lenient server.
+#[test]
+fn item10_oauth_endpoints_are_excluded_on_the_normalised_path() {
+    let echo = Echo::start(&["discord.com"]);
+    let env = upstream_env(&echo, &["discord.com"], &[]);
+    store_token(&env, "discord", "discord-real-token-0123");
+    let evil = [
+        "/api//oauth2/token",
+        "/api/./oauth2/token",
+        "/API/OAUTH2/TOKEN",
+        "/api/oauth2/%74oken",
+        "/api/v10/oauth2/token",
+        "/api/v10/oauth2/token/revoke",
+        "/api/oauth2/token/",
+        "/api/x/../oauth2/token",
+    ];
+    let mut urls: Vec<String> = evil.iter().map(|p| format!("https://discord.com{p}")).collect();
+    urls.push("https://discord.com/api/users/@me".into());
+    let seen = through_proxy(&env, &echo, &urls, "");
+    assert_eq!(seen.len(), urls.len(), "every request reaches the upstream: {seen:?}");
+    for (target, auth) in &seen {
+        let real = auth.iter().any(|a| a.contains("discord-real-token"));
+        assert_eq!(real, target == "/api/users/@me", "{target}: {auth:?}");
+    }
+}
+
+/// Item 11: a path-prefix `api_url` could be escaped with dot segments and escapes.
+#[test]
+fn item11_path_prefix_cannot_be_escaped() {
+    let echo = Echo::start(&["api.acme.test"]);
+    let env = upstream_env(&echo, &["api.acme.test"], &[]);
+    env.install_provider(&serde_json::json!({"name": "tenant", "auth_type": "api_key", "flow": "api_key",
+        "api_url": "https://api.acme.test/tenant-a", "api_key": {"header_name": "Authorization", "header_prefix": "Bearer", "env_var": "TENANT_KEY"}}));
+    let login = env.run(&["login", "tenant"], Some("tenant-a-real-key-0123"));
+    assert_eq!(login.code, 0, "{}", login.all());
+    let paths = [
+        "/tenant-a/../tenant-b/x",
+        "/tenant-a/..%2ftenant-b/x",
+        "/tenant-a/%2e%2e/tenant-b/x",
+        "/tenant-a/%2E%2E%2Ftenant-b/x",
+        "/tenant-a/x",
+    ];
+    let urls: Vec<String> = paths.iter().map(|p| format!("https://api.acme.test{p}")).collect();
+    let seen = through_proxy(&env, &echo, &urls, "");
+    assert_eq!(seen.len(), urls.len(), "{seen:?}");
+    for (target, auth) in &seen {
+        let real = auth.iter().any(|a| a.contains("tenant-a-real-key"));
+        assert_eq!(real, target == "/tenant-a/x", "{target}: {auth:?}");
+    }
+}
+
+/// Item 12: any port of a declared host got the credential. Only the declared
+/// port (443) is intercepted; `api.openai.com:8443` is tunnelled blind.
+#[test]
+fn item12_only_the_declared_port_gets_the_credential() {
+    let echo = Echo::start(&["api.openai.com"]);
+    let other_port = format!("api.openai.com:8443:127.0.0.1:{}", echo.port);
+    let env = upstream_env(&echo, &["api.openai.com"], &[other_port]);
+    let login = env.run(&["login", "openai"], Some(OPENAI_KEY));
+    assert_eq!(login.code, 0, "{}", login.all());
+    let urls = ["https://api.openai.com:8443/v1/models".to_owned(), "https://api.openai.com/v1/models".to_owned()];
+    // -k: the blind tunnel ends at the upstream's own certificate, which the run's bundle does not vouch for.
+    let seen = through_proxy(&env, &echo, &urls, "-k");
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[0].1, vec![format!("Bearer {PLACEHOLDER}")], "port 8443 must get nothing: {seen:?}");
+    assert_eq!(seen[1].1, vec![format!("Bearer {OPENAI_KEY}")], "control: port 443 is injected");
 }

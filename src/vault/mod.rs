@@ -310,8 +310,13 @@ impl Vault {
         format!("authsome/v1/{}/{record}", self.profile)
     }
 
-    fn mac_body(version: u32, records: &BTreeMap<String, String>) -> Vec<u8> {
-        serde_json::to_vec(&(version, records)).expect("serializable")
+    /// What the MAC covers; the key-source tag too when present (a vault
+    /// written before it was recorded keeps its original MAC input).
+    fn mac_body(version: u32, sealed_by: Option<&str>, records: &BTreeMap<String, String>) -> Vec<u8> {
+        match sealed_by {
+            None => serde_json::to_vec(&(version, records)).expect("serializable"),
+            Some(tag) => serde_json::to_vec(&(version, tag, records)).expect("serializable"),
+        }
     }
 
     fn encode(&self, data: &VaultData) -> Vec<u8> {
@@ -329,9 +334,10 @@ impl Vault {
         for (p, n) in &data.defaults {
             put(format!("default/{p}"), serde_json::to_vec(n).expect("serializable"));
         }
-        let mac = B64.encode(self.sealer.mac(&Self::mac_body(1, &records)));
+        let sealed_by = self.source.tag();
+        let mac = B64.encode(self.sealer.mac(&Self::mac_body(1, Some(&sealed_by), &records)));
         let mut out =
-            serde_json::to_vec_pretty(&FileFormat { version: 1, sealed_by: Some(self.source.tag()), records, mac }).expect("serializable");
+            serde_json::to_vec_pretty(&FileFormat { version: 1, sealed_by: Some(sealed_by), records, mac }).expect("serializable");
         out.push(b'\n');
         out
     }
@@ -346,7 +352,9 @@ impl Vault {
     fn decode(&self, bytes: &[u8]) -> Result<VaultData> {
         let file: FileFormat = serde_json::from_slice(bytes).map_err(|_| self.tampered())?;
         let tag = B64.decode(&file.mac).map_err(|_| self.tampered())?;
-        self.sealer.verify(&Self::mac_body(file.version, &file.records), &tag).map_err(|_: Tampered| self.tampered())?;
+        self.sealer
+            .verify(&Self::mac_body(file.version, file.sealed_by.as_deref(), &file.records), &tag)
+            .map_err(|_: Tampered| self.tampered())?;
         if file.version != 1 {
             return Err(Error::other(format!("vault {} has unsupported version {}", self.path.display(), file.version)));
         }
@@ -426,7 +434,7 @@ mod tests {
         file.records.insert("connection/openai/a".into(), b);
         file.records.insert("connection/openai/b".into(), a);
         // Even with a valid MAC over the swapped records, the AEAD binding refuses them.
-        file.mac = B64.encode(v.sealer.mac(&Vault::mac_body(1, &file.records)));
+        file.mac = B64.encode(v.sealer.mac(&Vault::mac_body(1, file.sealed_by.as_deref(), &file.records)));
         assert!(v.decode(&serde_json::to_vec(&file).unwrap()).is_err());
     }
 }
