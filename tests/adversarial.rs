@@ -375,3 +375,32 @@ fn item12_only_the_declared_port_gets_the_credential() {
     assert_eq!(seen[0].1, vec![format!("Bearer {PLACEHOLDER}")], "port 8443 must get nothing: {seen:?}");
     assert_eq!(seen[1].1, vec![format!("Bearer {OPENAI_KEY}")], "control: port 443 is injected");
 }
+
+/// Item 15: a forged `AUTHSOME_SHELL_STATE` made `export` panic (a name with
+/// `=`) or print code the shell then ran (a name with `;`). Every name is
+/// validated; a forged state is discarded without a panic.
+#[test]
+fn item15_forged_shell_state_neither_panics_nor_injects_code() {
+    use base64::Engine as _;
+    let env = LoginEnv::new();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("pwned");
+    for name in ["A=B".to_owned(), format!("X;touch {};Y", marker.display()), "OK\n".to_owned()] {
+        let state = serde_json::json!({"v": 1, "home": env.home(), "profile": "default", "project": "/nonexistent/authsome.toml",
+            "active": true, "watched": [], "saved": {name.clone(): "1", "FINE": null}});
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(state.to_string());
+        for shell in ["bash", "json"] {
+            let out = env.cmd(&["export", shell]).current_dir(dir.path()).env("AUTHSOME_SHELL_STATE", &raw).output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert_eq!(out.status.code(), Some(0), "{name:?} {shell}: {stderr}");
+            assert!(!stderr.contains("panicked"), "{stderr}");
+            assert!(!stdout.contains(name.trim()), "{name:?} reached the output: {stdout}");
+            if shell == "bash" {
+                let ran = std::process::Command::new("bash").arg("-c").arg(&stdout).status().unwrap();
+                assert!(ran.success() || !marker.exists());
+                assert!(!marker.exists(), "the forged name ran as code: {stdout}");
+            }
+        }
+    }
+}

@@ -76,7 +76,9 @@ pub fn render(shell: Shell, changes: &Changes) -> String {
             changes.iter().map(|(k, v)| (k.clone(), v.clone().map_or(serde_json::Value::Null, serde_json::Value::String))).collect();
         return format!("{}\n", serde_json::Value::Object(map));
     }
-    let ordered = changes.iter().filter(|(k, _)| *k != STATE_VAR).chain(changes.iter().filter(|(k, _)| *k == STATE_VAR));
+    // Only plain names reach the shell's `eval`; anything else could be code.
+    let named = changes.iter().filter(|(k, _)| *k != STATE_VAR && crate::text::valid_env_name(k));
+    let ordered = named.chain(changes.iter().filter(|(k, _)| *k == STATE_VAR));
     ordered
         .map(|(k, v)| match (k.as_str(), v) {
             (STATE_VAR, Some(v)) => quote::set_local(shell, SHELL_VAR, v),
