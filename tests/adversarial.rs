@@ -404,3 +404,28 @@ fn item15_forged_shell_state_neither_panics_nor_injects_code() {
         }
     }
 }
+
+/// Item 4: parsing was quadratic (each requirement's line and column counted
+/// from the start of the file: 20,000 requirements took seconds in the
+/// prompt hook). Ten times the requirements must cost about ten times as much
+/// (fastest of three runs each; quadratic parsing costs a hundred times).
+#[test]
+fn item04_parsing_is_linear_in_the_number_of_requirements() {
+    let file = |n: usize| -> String { (0..n).map(|i| format!("[[providers.github]]\nconnection = \"c{i}\"\n")).collect() };
+    let fastest = |text: &str| {
+        (0..3)
+            .map(|_| {
+                let mut reg = authsome::providers::Registry::bundled().unwrap();
+                let start = Instant::now();
+                let project = authsome::project::config::parse(text, Path::new("/p/authsome.toml"), &mut reg).unwrap();
+                let took = start.elapsed();
+                assert!(project.requirements.len() >= 2000);
+                took
+            })
+            .min()
+            .unwrap()
+    };
+    let (small, large) = (file(2000), file(20000));
+    let (t_small, t_large) = (fastest(&small), fastest(&large));
+    assert!(t_large < t_small * 30, "2,000 requirements: {t_small:?}, 20,000: {t_large:?} (quadratic)");
+}
