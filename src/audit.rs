@@ -128,14 +128,14 @@ impl AuditSink for FileAudit {
             match self.open() {
                 Ok(f) => *guard = Some(f),
                 Err(e) => {
-                    eprintln!("authsome: cannot open audit log {}: {e}", self.path.display());
+                    crate::ui::say(format_args!("authsome: cannot open audit log {}: {e}", self.path.display()));
                     return;
                 }
             }
         }
         if let Some(f) = guard.as_mut() {
             if let Err(e) = f.write_all(&line) {
-                eprintln!("authsome: cannot write audit log {}: {e}", self.path.display());
+                crate::ui::say(format_args!("authsome: cannot write audit log {}: {e}", self.path.display()));
             }
         }
     }

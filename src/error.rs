@@ -112,7 +112,7 @@ impl Error {
         if ui.json {
             eprintln!("{}", self.to_json());
         } else {
-            eprintln!("{} {}", ui.paint("authsome: error:", "31"), self.message);
+            eprintln!("{} {}", ui.paint("authsome: error:", "31"), crate::text::printable(&self.message));
         }
         self.code
     }

@@ -79,6 +79,25 @@ fn is_continuation(b: u8) -> bool {
     b & 0xC0 == 0x80
 }
 
+/// `s` safe to show on a terminal: control characters (other than newline
+/// and tab) and bidirectional overrides are written as `\x1b` / `\u{202e}`,
+/// so a directory name, provider title or upstream answer cannot move the
+/// cursor, retitle the window or reorder what the user reads.
+pub fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\x7f' => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') => {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Quote `s` for a POSIX shell when it needs it (commands shown to users).
 pub fn shell_quote(s: &str) -> String {
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-:,=+@%".contains(&b)) {
@@ -105,6 +124,11 @@ pub fn connection_label(provider: &str, connection: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printable_escapes_controls_and_bidi_overrides() {
+        assert_eq!(printable("a\x1b]0;t\x07b\nc\td\u{9b}e\u{202e}f é"), "a\\x1b]0;t\\x07b\nc\td\\u{9b}e\\u{202e}f é");
+    }
 
     #[test]
     fn positions_count_characters_and_lines() {

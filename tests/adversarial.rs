@@ -429,3 +429,36 @@ fn item04_parsing_is_linear_in_the_number_of_requirements() {
     let (t_small, t_large) = (fastest(&small), fastest(&large));
     assert!(t_large < t_small * 30, "2,000 requirements: {t_small:?}, 20,000: {t_large:?} (quadratic)");
 }
+
+/// Item 5: terminal escapes in a directory name reached the terminal raw
+/// through hook and status messages. Every message escapes control characters.
+#[test]
+fn item05_terminal_escapes_from_directory_names_are_escaped_in_every_message() {
+    let env = LoginEnv::new();
+    let parent = tempfile::tempdir().unwrap();
+    let evil = parent.path().join("repo\x1b]0;owned\x07\x1b[2J\u{9b}31m\u{202e}");
+    std::fs::create_dir(&evil).unwrap();
+    std::fs::write(evil.join("authsome.toml"), "[providers.openai]\n").unwrap();
+    let run = |args: &[&str]| {
+        let out = env.cmd(args).current_dir(&evil).env("AUTHSOME_SHELL_STATE", "").output().unwrap();
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let raw = |s: &str| s.chars().any(|c| (c.is_control() && c != '\n' && c != '\t') || c == '\u{202e}');
+    let mut shown = Vec::new();
+    for args in [&["export", "bash"][..], &["status"], &["exec", "--", "true"], &["allow"], &["status"]] {
+        let (stdout, stderr) = run(args);
+        assert!(
+            stderr.contains("repo\\x1b]0;owned\\x07") || stdout.contains("repo\\x1b]0;owned\\x07"),
+            "{args:?}: the name is shown, escaped:\n{stdout}\n{stderr}"
+        );
+        if args[0] != "export" {
+            assert!(!raw(&stdout), "{args:?} stdout: {stdout:?}");
+        }
+        assert!(!raw(&stderr), "{args:?} stderr: {stderr:?}");
+        shown.push(stderr);
+    }
+    // A broken file's report carries nothing raw either.
+    std::fs::write(evil.join("authsome.toml"), "[providers.openai\n").unwrap();
+    let (_, stderr) = run(&["export", "bash"]);
+    assert!(!raw(&stderr) && stderr.contains("invalid table header"), "{stderr:?}");
+}

@@ -139,7 +139,7 @@ fn report(ctx: &Ctx, checks: &[Check]) -> Result<i32> {
     } else {
         for c in checks {
             let mark = if c.ok { ctx.ui.paint("✓", "32") } else { ctx.ui.paint("✗", "31") };
-            println!("{mark} {:<17}{}", c.name, c.detail);
+            println!("{mark} {:<17}{}", c.name, crate::text::printable(&c.detail));
         }
     }
     Ok(if failed == 0 { 0 } else { crate::error::exit::UNEXPECTED })

@@ -32,7 +32,7 @@ pub fn require_trust(ctx: &Ctx, project: &Project, may_prompt: bool) -> Result<(
         return Err(Error::bad_input(trust::refusal(project, &state)));
     }
     let verb = if state == Trust::Changed { "changed since you allowed it" } else { "is not allowed yet" };
-    eprintln!("{} {verb}. It asks for:\n{}", project.file.display(), trust::summary(project));
+    crate::ui::say(format_args!("{} {verb}. It asks for:\n{}", project.file.display(), trust::summary(project)));
     let answer = crate::ui::prompt_line("Allow it? [y/N] ").map_err(|e| Error::other(format!("cannot read the answer: {e}")))?;
     if matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
         trust::allow(&ctx.home, project)
@@ -58,7 +58,7 @@ pub fn status(ctx: &Ctx) -> Result<i32> {
             "requirements": checks.iter().map(Check::to_json).collect::<Vec<_>>(),
         }));
     } else {
-        println!("{} ({})", project.file.display(), trust.as_str());
+        println!("{} ({})", crate::text::printable(&project.file.display().to_string()), trust.as_str());
         if checks.is_empty() {
             println!("no providers declared; add a [providers.NAME] table");
         } else {

@@ -28,7 +28,7 @@ pub async fn from_form(ui: &Ui, provider: &Provider, opener: &Opener, server: &m
         server.redirect_uri()
     ));
     if let Err(e) = opener.open(&url) {
-        eprintln!("Could not open a browser ({e}); open {url} yourself.");
+        crate::ui::say(format_args!("Could not open a browser ({e}); open {url} yourself."));
     }
     loop {
         match server.next_event().await {
@@ -47,7 +47,9 @@ pub async fn from_form(ui: &Ui, provider: &Provider, opener: &Opener, server: &m
 pub async fn from_terminal(provider: &Provider, redirect_uri: &str) -> Result<ClientCredentials> {
     let title = provider.def.title().to_owned();
     let docs = provider.def.docs_url.clone().map(|d| format!(" (create one at {d})")).unwrap_or_default();
-    eprintln!("{title} needs your OAuth app's client ID and secret{docs}.\nRegister this redirect URI there: {redirect_uri}");
+    crate::ui::say(format_args!(
+        "{title} needs your OAuth app's client ID and secret{docs}.\nRegister this redirect URI there: {redirect_uri}"
+    ));
     let answers = tokio::task::spawn_blocking(move || -> std::io::Result<(Option<String>, Option<String>)> {
         let id = super::input::ask(&format!("{title} client ID: "), false)?;
         if id.is_none() {

@@ -130,7 +130,7 @@ pub fn api_key_interactive(ui: &Ui, provider: &Provider, no_browser: bool, valid
             let url = server.url();
             ui.info(format_args!("Enter your {} API key in the form at {url}", provider.def.title()));
             if let Err(e) = opener.open(&url) {
-                eprintln!("Could not open a browser ({e}); open {url} yourself.");
+                crate::ui::say(format_args!("Could not open a browser ({e}); open {url} yourself."));
             }
             let key = loop {
                 match server.next_event().await {

@@ -791,8 +791,9 @@ connection = "work-bot"
 
     #[test]
     fn locations_count_characters() {
-        assert_eq!(Location::of("ab\ncé\nx", 7), Location { line: 3, column: 1 });
-        assert_eq!(Location::of("ab\ncéd", 6), Location { line: 2, column: 3 });
+        use crate::text::LineIndex;
+        assert_eq!(Location::of(&LineIndex::new("ab\ncé\nx"), 7), Location { line: 3, column: 1 });
+        assert_eq!(Location::of(&LineIndex::new("ab\ncéd"), 6), Location { line: 2, column: 3 });
     }
 
     #[test]

@@ -104,7 +104,7 @@ pub fn run(home: &Home, shell: Shell, shell_pid: Option<u32>) -> i32 {
     let (changes, notices) = reconcile(&*activator, home, shell_pid, raw.is_some(), state, project);
     // One write for all lines, so typed-ahead input echoed by the terminal
     // cannot land in the middle of a message.
-    let lines: String = notices.iter().map(|n| format!("authsome: {n}\n")).collect();
+    let lines: String = notices.iter().map(|n| format!("authsome: {}\n", crate::text::printable(n))).collect();
     let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), lines.as_bytes());
     print!("{}", render(shell, &changes));
     0
