@@ -4,7 +4,7 @@
 
 pub mod def;
 pub mod hosts;
-pub mod jsonpos;
+pub(crate) mod jsonpos;
 
 pub use def::{ApiKeyDef, AuthType, ExportSource, Flow, KeyLocation, OAuthDef, ProviderDef, PLACEHOLDER};
 pub use hosts::HostPattern;

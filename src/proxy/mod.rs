@@ -13,12 +13,12 @@
 //! [`inject`] (the injection rule), [`upstream`] (pooled upstream clients),
 //! [`bundle`] (the CA bundle file clients trust).
 
-pub mod bundle;
+pub(crate) mod bundle;
 pub mod ca;
-pub mod inject;
-pub mod intercept;
-pub mod server;
-pub mod upstream;
+pub(crate) mod inject;
+pub(crate) mod intercept;
+pub(crate) mod server;
+pub(crate) mod upstream;
 
 use crate::audit::AuditSink;
 use crate::error::{Error, Result};

@@ -7,8 +7,8 @@
 //! tampered", never as a silently empty vault. Writers hold an flock and replace
 //! the file atomically, so concurrent processes never lose each other's records.
 
-pub mod crypto;
-pub mod key;
+pub(crate) mod crypto;
+pub(crate) mod key;
 
 use crate::error::{Error, Result};
 use crate::fsutil::ensure_private_dir;
