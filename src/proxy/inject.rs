@@ -7,6 +7,7 @@
 //! the credential is written (Bearer, API-key header, Basic, query parameter).
 
 use super::Route;
+use crate::error::{Error, Result};
 use crate::providers::{AuthType, KeyLocation, Provider};
 use crate::secret::Secret;
 use base64::Engine as _;
@@ -114,13 +115,13 @@ fn parse_basic(value: &str) -> Option<(String, String)> {
 /// whatever the client sent there, and drop every other header that still
 /// carries one of `placeholders` (never forwarded). The error never contains
 /// the secret.
-pub fn apply(provider: &Provider, parts: &mut http::request::Parts, secret: &Secret, placeholders: &[&str]) -> Result<(), String> {
-    let invalid = || format!("the stored {} credential is not a valid HTTP header value", provider.name());
+pub fn apply(provider: &Provider, parts: &mut http::request::Parts, secret: &Secret, placeholders: &[&str]) -> Result<()> {
+    let invalid = || Error::other(format!("the stored {} credential is not a valid HTTP header value", provider.name()));
     let injected: HeaderName = match (provider.def.auth_type, provider.def.api_key.as_ref()) {
         (AuthType::ApiKey, Some(k)) => match k.location {
             KeyLocation::Header => {
-                let name =
-                    HeaderName::from_bytes(k.header_name.as_bytes()).map_err(|_| format!("invalid header name {:?}", k.header_name))?;
+                let name = HeaderName::from_bytes(k.header_name.as_bytes())
+                    .map_err(|_| Error::other(format!("invalid header name {:?}", k.header_name)))?;
                 let value = match k.header_prefix.as_deref().filter(|p| !p.is_empty()) {
                     Some(prefix) => format!("{prefix} {}", secret.expose()),
                     None => secret.expose().to_owned(),
@@ -180,7 +181,7 @@ pub fn strip_placeholder_headers(headers: &mut http::HeaderMap, keep: Option<&He
 }
 
 /// Replace (or add) query parameter `name` with `value` in `uri`.
-fn set_query_param(uri: &mut http::Uri, name: &str, value: &str) -> Result<(), String> {
+fn set_query_param(uri: &mut http::Uri, name: &str, value: &str) -> Result<()> {
     let path = uri.path().to_owned();
     let mut ser = url::form_urlencoded::Serializer::new(String::new());
     if let Some(q) = uri.query() {
@@ -193,8 +194,8 @@ fn set_query_param(uri: &mut http::Uri, name: &str, value: &str) -> Result<(), S
     ser.append_pair(name, value);
     let pq = format!("{path}?{}", ser.finish());
     let mut p = std::mem::take(uri).into_parts();
-    p.path_and_query = Some(pq.parse().map_err(|_| "cannot rewrite the query string".to_owned())?);
-    *uri = http::Uri::from_parts(p).map_err(|_| "cannot rewrite the query string".to_owned())?;
+    p.path_and_query = Some(pq.parse().map_err(|_| Error::other("cannot rewrite the query string"))?);
+    *uri = http::Uri::from_parts(p).map_err(|_| Error::other("cannot rewrite the query string"))?;
     Ok(())
 }
 
