@@ -6,7 +6,7 @@ use super::client::OAuthHttp;
 use crate::error::{Error, Result};
 use crate::fsutil::now_unix;
 use crate::providers::Provider;
-use crate::vault::{ClientCredentials, Connection, Secret, Status};
+use crate::vault::{ClientCredentials, Connection, Secret};
 use oauth2::basic::{BasicClient, BasicTokenResponse};
 use oauth2::{EndpointMaybeSet, EndpointNotSet, RequestTokenError, TokenResponse};
 
@@ -100,19 +100,13 @@ pub fn granted_scopes(resp: &BasicTokenResponse, requested: &[String]) -> Vec<St
 pub fn new_connection(provider: &str, name: &str, resp: &BasicTokenResponse, requested: &[String], base_url: Option<&str>) -> Connection {
     let now = now_unix();
     Connection {
-        provider: provider.to_owned(),
-        name: name.to_owned(),
-        status: Status::Connected,
-        status_reason: None,
         scopes: granted_scopes(resp, requested),
-        access_token: Some(Secret::new(resp.access_token().secret().clone())),
         refresh_token: resp.refresh_token().map(|r| Secret::new(r.secret().clone())),
-        api_key: None,
         token_type: Some(token_type_name(resp)),
         expires_at: resp.expires_in().map(|d| now + d.as_secs()),
         obtained_at: now,
-        account: None,
         base_url: base_url.map(str::to_owned),
+        ..Connection::oauth(provider, name, Secret::new(resp.access_token().secret().clone()))
     }
 }
 

@@ -109,6 +109,17 @@ impl Connection {
         }
     }
 
+    /// A connected OAuth record holding a bearer `access_token` (the login
+    /// flows fill in the rest from the token response).
+    pub fn oauth(provider: &str, name: &str, access_token: Secret) -> Connection {
+        Connection {
+            access_token: Some(access_token),
+            api_key: None,
+            token_type: Some("Bearer".to_owned()),
+            ..Connection::api_key(provider, name, Secret::new(String::new()))
+        }
+    }
+
     /// The credential the proxy injects: the access token or the API key.
     pub fn credential(&self) -> Option<&Secret> {
         self.access_token.as_ref().or(self.api_key.as_ref())

@@ -5,7 +5,6 @@
 //! Special paths: `/redirect?to=URL` answers 302 to URL; `…/info/refs`
 //! answers a minimal git smart-HTTP advertisement (one ref) so `git ls-remote`
 //! succeeds; `/ws` accepts a WebSocket-style upgrade and echoes bytes.
-#![allow(dead_code)]
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -35,7 +34,7 @@ impl Seen {
 /// A running echo server.
 pub struct Echo {
     pub port: u16,
-    pub ca_pem: String,
+    /// The test CA that issued its certificate (PEM file): what `AUTHSOME_UPSTREAM_CA` names.
     pub ca_path: PathBuf,
     seen: Arc<Mutex<Vec<Seen>>>,
     _dir: tempfile::TempDir,
@@ -106,7 +105,7 @@ impl Echo {
                 }
             });
         });
-        Echo { port, ca_pem: ca_cert.pem(), ca_path, seen, _dir: dir, _stop: stop_tx }
+        Echo { port, ca_path, seen, _dir: dir, _stop: stop_tx }
     }
 
     /// Every request received so far.

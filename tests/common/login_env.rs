@@ -1,6 +1,5 @@
 //! Running the real binary against a fake authorization server: a private
 //! home, a free callback port, a BROWSER stand-in, and output checks.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -51,6 +50,7 @@ pub fn support(name: &str) -> PathBuf {
 impl LoginEnv {
     /// A fresh home; the vault key lives in `<home>/vault.key` so the test can read the vault too.
     pub fn new() -> LoginEnv {
+        super::process_env();
         LoginEnv { dir: tempfile::tempdir().unwrap(), callback: free_addr(), vars: Vec::new() }
     }
 

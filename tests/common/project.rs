@@ -19,6 +19,7 @@ pub struct Sandbox {
 impl Sandbox {
     /// Fresh home and project dir.
     pub fn new() -> Sandbox {
+        super::process_env();
         let tmp = tempfile::tempdir().unwrap();
         let home = tmp.path().join("home");
         let dir = tmp.path().join("proj");
