@@ -120,7 +120,7 @@ fn a_ci_run_injects_the_secret_from_the_environment_and_hides_it_from_the_child(
     let secret = "acme-ci-secret-from-the-runner-42";
     let home = tmp.path().join("home");
     let cmd = |args: &[&str]| {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_authsome"));
+        let mut c = std::process::Command::new(crate::common::bin());
         c.args(args)
             .current_dir(&dir)
             .env_clear()

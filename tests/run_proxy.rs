@@ -280,7 +280,7 @@ fn log_shows_the_audit_events() {
 #[test]
 fn run_without_any_connection_still_runs_the_command_and_creates_no_key() {
     let home = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_authsome"))
+    let out = std::process::Command::new(crate::common::bin())
         .args(["run", "--", "sh", "-c", "test -n \"$HTTPS_PROXY\" && test -s \"$SSL_CERT_FILE\" && echo proxied"])
         .env("AUTHSOME_HOME", home.path())
         .env_remove("AUTHSOME_VAULT_KEY")

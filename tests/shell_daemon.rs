@@ -122,7 +122,7 @@ fn project_edits_reach_the_running_proxy_without_reactivation() {
     sb.login_acme();
     let sleeper = Command::new("sleep").arg("300").spawn().unwrap();
     let mut env = sb.base_env();
-    let o = Command::new(crate::common::shell::bin())
+    let o = Command::new(crate::common::bin())
         .args(["export", "json", "--pid", &sleeper.id().to_string()])
         .current_dir(sb.path("proj"))
         .env_clear()
@@ -167,7 +167,7 @@ fn daemon_status_stop_and_lost_home() {
     let pid = sleeper.id().to_string();
     let mut env = sb.base_env();
     let export = |env: &BTreeMap<String, String>| {
-        Command::new(crate::common::shell::bin())
+        Command::new(crate::common::bin())
             .args(["export", "json", "--pid", &pid])
             .current_dir(sb.path("proj"))
             .env_clear()
@@ -210,7 +210,7 @@ fn daemon_stop_through_a_symlink_stops_the_projects_proxy() {
     let sb = Sandbox::new();
     let mut sleeper = Command::new("sleep").arg("300").spawn().unwrap();
     let pid = sleeper.id().to_string();
-    let o = Command::new(crate::common::shell::bin())
+    let o = Command::new(crate::common::bin())
         .args(["export", "json", "--pid", &pid])
         .current_dir(sb.path("proj"))
         .env_clear()

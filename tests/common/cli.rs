@@ -35,9 +35,7 @@ impl Run {
     }
 }
 
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_authsome")
-}
+use super::bin;
 
 impl Home {
     /// A fresh home with a random AUTHSOME_VAULT_KEY.

@@ -10,6 +10,11 @@ pub mod proxy;
 pub mod proxy_client;
 pub mod shell;
 
+/// The binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_authsome")
+}
+
 /// The vault key (base64 of 32 bytes) of every harness but `cli::Home`, which
 /// makes its own.
 pub const VAULT_KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";

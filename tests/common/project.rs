@@ -39,7 +39,7 @@ impl Sandbox {
 
     /// `authsome ARGS` in the project dir, with a clean, isolated environment.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_authsome"));
+        let mut c = Command::new(super::bin());
         c.args(args)
             .current_dir(&self.dir)
             .env_clear()

@@ -61,7 +61,7 @@ impl World {
 
     /// The binary with this world's environment (and no inherited proxy settings).
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_authsome"));
+        let mut c = Command::new(super::bin());
         c.args(args)
             .env("AUTHSOME_HOME", self.home.path())
             .env("AUTHSOME_VAULT_KEY", super::VAULT_KEY)

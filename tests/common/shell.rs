@@ -9,10 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// The binary under test.
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_authsome")
-}
+use super::bin;
 
 /// A value exercising every quoting hazard: both quotes, `$`, backquote,
 /// backslash, newline, tab, unicode, a leading dash and a trailing newline.
