@@ -10,6 +10,7 @@
 //! - [`net`]: outbound connections (resolve overrides, upstream trust, HTTPS client);
 //! - [`oauth`]: login flows, token refresh and revocation;
 //! - [`proxy`], [`runner`], [`audit`]: the injecting proxy, `authsome run`, and its audit log;
+//! - [`fence`]: what keeps a hostile child away from secrets (Landlock, a hardened authsome process);
 //! - [`project`]: `authsome.toml`, trust, requirements, and the plumbing of `up` and `exec`;
 //! - [`shell`], [`daemon`]: the `cd` hook and the per-project background proxy behind it;
 //! - [`cli`]: argument parsing and the commands users type;
@@ -21,6 +22,7 @@ pub mod audit;
 pub mod cli;
 pub mod daemon;
 pub mod error;
+pub mod fence;
 pub mod fsutil;
 pub mod net;
 pub mod oauth;

@@ -16,6 +16,10 @@ use std::sync::Arc;
 /// Arguments of `up` and `exec`.
 #[derive(Debug, Args)]
 pub struct ProjectRunArgs {
+    /// Run the command without the fence (it could then read the authsome home
+    /// and signal authsome; see SECURITY.md).
+    #[arg(long)]
+    pub no_fence: bool,
     /// The command (default: `[run] command`, else your $SHELL).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
     pub cmd: Vec<OsString>,
@@ -44,8 +48,9 @@ pub fn exec(ctx: &Ctx, a: ProjectRunArgs) -> Result<i32> {
     for note in proxy::uninterceptable(&routes) {
         ctx.ui.warn(note);
     }
-    let env_lookup = |k: &str| std::env::var(k).ok();
-    let ci = routes::ci_secrets(&checks, &env_lookup);
+    // Still single-threaded: CI secrets leave the environment (and its bytes)
+    // before the proxy helper is forked or the command exists.
+    let ci = routes::ci_secrets(&checks, &crate::fence::process::take);
     let need_vault = !ProjectCredentials::covers(&ci, &routes);
     let credentials = Arc::new(ProjectCredentials::new(&ctx.home, ci, need_vault)?);
     let deny = project.undeclared_hosts == crate::project::UndeclaredHosts::Deny;
@@ -55,5 +60,15 @@ pub fn exec(ctx: &Ctx, a: ProjectRunArgs) -> Result<i32> {
     let current = |k: &str| std::env::var(k).ok();
     let changes = crate::project::env::child_env_active(&project, &registry, &active, &started.url, &started.bundle, &current);
     let env = changes.applied_to(std::env::vars_os());
-    Err(helper::exec(&program, &argv, &env))
+    let fence = if a.no_fence || project.run.no_fence {
+        crate::fence::Fence::none()
+    } else {
+        let port = url::Url::parse(&started.url).ok().and_then(|u| u.port()).unwrap_or(0);
+        crate::runner::prepare_fence(
+            Some(crate::runner::FenceRequest { home: ctx.home.root(), deny_undeclared: deny }),
+            &started.bundle,
+            port,
+        )?
+    };
+    Err(helper::exec(&program, &argv, &env, &fence))
 }

@@ -12,6 +12,14 @@ use std::sync::Arc;
 /// `authsome run [--] CMD...`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// Run the command without the fence (it could then read the authsome home
+    /// and signal authsome; see SECURITY.md).
+    #[arg(long)]
+    pub no_fence: bool,
+    /// Refuse connections to undeclared hosts (403), and limit the command's
+    /// TCP connections to the proxy where the kernel can fence them.
+    #[arg(long)]
+    pub deny_undeclared: bool,
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
     pub cmd: Vec<OsString>,
@@ -58,10 +66,11 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
     }
     let credentials = Arc::new(VaultCredentials::new(&ctx.home));
     let rt = crate::runtime()?;
-    let options = ProxyOptions::for_run(&ctx.home, routes, false, credentials)?;
+    let options = ProxyOptions::for_run(&ctx.home, routes, a.deny_undeclared, credentials)?;
+    let fence = (!a.no_fence).then_some(crate::runner::FenceRequest { home: ctx.home.root(), deny_undeclared: a.deny_undeclared });
     let code = rt.block_on(async {
         let handle = proxy::start(options).await?;
-        crate::runner::run_behind(handle, &program, &a.cmd).await
+        crate::runner::run_behind(handle, &program, &a.cmd, fence).await
     });
     rt.shutdown_background();
     code

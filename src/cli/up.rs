@@ -24,10 +24,10 @@ pub fn up(ctx: &Ctx, a: ProjectRunArgs) -> Result<i32> {
     let checks = reconcile_blocking(ctx, &project, &registry)?;
     let argv = routes::command_argv(&project, &a.cmd);
     let program = crate::runner::resolve_program(&argv[0])?;
+    // Single-threaded still: CI secrets leave the environment before any thread or child exists.
+    let ci = routes::ci_secrets(&checks, &crate::fence::process::take);
     let rt = crate::runtime()?;
     let code = rt.block_on(async move {
-        let env_lookup = |k: &str| std::env::var(k).ok();
-        let ci = routes::ci_secrets(&checks, &env_lookup);
         let credentials = Arc::new(ProjectCredentials::new(&ctx.home, ci, true)?);
         let deny = project.undeclared_hosts == crate::project::UndeclaredHosts::Deny;
         let handle = proxy::start(ProxyOptions::for_run(&ctx.home, routes::routes(&registry, &checks)?, deny, credentials)?).await?;
@@ -39,8 +39,11 @@ pub fn up(ctx: &Ctx, a: ProjectRunArgs) -> Result<i32> {
         if a.cmd.is_empty() && project.run.command.is_none() {
             ctx.ui.info(format_args!("entering {} with the project's connections; `exit` leaves it", program.display()));
         }
+        let fence_request =
+            (!a.no_fence && !project.run.no_fence).then_some(crate::runner::FenceRequest { home: ctx.home.root(), deny_undeclared: deny });
+        let fence = crate::runner::prepare_fence(fence_request, &bundle, handle.addr().port())?;
         let session = Session { ctx, digest: trust::digest(&project), project, handle, pending: false };
-        session.run(&program, &argv, env).await
+        session.run(&program, &argv, env, &fence).await
     });
     rt.shutdown_background();
     code
@@ -109,7 +112,7 @@ fn login_args(ctx: &Ctx, c: &Check) -> Vec<String> {
 /// same code path and prompts as typing the fix command by hand.
 fn login(ctx: &Ctx, c: &Check) -> Result<()> {
     let exe = std::env::current_exe().map_err(|e| Error::other(format!("cannot find the authsome binary: {e}")))?;
-    let status = std::process::Command::new(exe)
+    let status = with_vault_key(std::process::Command::new(exe))
         .args(login_args(ctx, c))
         .status()
         .map_err(|e| Error::other(format!("cannot run the login: {e}")))?;
@@ -123,7 +126,20 @@ fn login(ctx: &Ctx, c: &Check) -> Result<()> {
 /// Async variant for logins while the command runs.
 async fn login_async(ctx: &Ctx, c: &Check) -> bool {
     let Ok(exe) = std::env::current_exe() else { return false };
-    tokio::process::Command::new(exe).args(login_args(ctx, c)).status().await.is_ok_and(|s| s.success())
+    let mut cmd = tokio::process::Command::new(exe);
+    if let Some(k) = crate::fence::process::taken(crate::vault::key::ENV_VAR) {
+        cmd.env(crate::vault::key::ENV_VAR, k);
+    }
+    cmd.args(login_args(ctx, c)).status().await.is_ok_and(|s| s.success())
+}
+
+/// A login is another authsome process: it gets the vault key this one took
+/// out of its environment (see [`crate::fence::process`]).
+fn with_vault_key(mut cmd: std::process::Command) -> std::process::Command {
+    if let Some(k) = crate::fence::process::taken(crate::vault::key::ENV_VAR) {
+        cmd.env(crate::vault::key::ENV_VAR, k);
+    }
+    cmd
 }
 
 /// The running command and proxy, kept in line with `authsome.toml`.
@@ -142,9 +158,10 @@ impl Session<'_> {
         program: &std::path::Path,
         argv: &[std::ffi::OsString],
         env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+        fence: &crate::fence::Fence,
     ) -> Result<i32> {
         let mut watch = FileWatch::new(&self.project.file);
-        let mut child = crate::runner::Supervised::spawn(program, &argv[0], &argv[1..], env)?;
+        let mut child = crate::runner::Supervised::spawn(program, &argv[0], &argv[1..], env, fence)?;
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         let code = loop {
             tokio::select! {

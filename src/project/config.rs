@@ -43,6 +43,16 @@ pub fn is_reserved(var: &str) -> bool {
         || CA_VARS.contains(&var)
         || REMOVED_VARS.contains(&var)
         || ["NO_PROXY", "no_proxy", super::env::ACTIVE_VAR].contains(&var)
+        || is_owned_or_loader(var)
+}
+
+/// Names authsome owns (`AUTHSOME_*`, the hook's `__authsome*` state) and the
+/// dynamic loader's and shells' start-up hooks: a project file setting one
+/// could hand a child the user's earlier values or run code in every child.
+fn is_owned_or_loader(var: &str) -> bool {
+    const LOADER_AND_SHELL: [&str; 8] =
+        ["LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "BASH_ENV", "ENV", "PROMPT_COMMAND", "ZDOTDIR", "IFS"];
+    var.starts_with("AUTHSOME_") || var.starts_with("__authsome") || var.starts_with("DYLD_") || LOADER_AND_SHELL.contains(&var)
 }
 
 /// The nearest `authsome.toml` at or above `start`, without reading it.
@@ -213,6 +223,9 @@ pub struct Run {
     pub command: Option<RunCommand>,
     /// Extra plain (non-secret) variables for the child.
     pub env: BTreeMap<String, String>,
+    /// `fence = false`: run the child without the fence (security-relevant,
+    /// so part of what `allow` covers).
+    pub no_fence: bool,
 }
 
 /// A parsed and checked `authsome.toml`.
@@ -325,6 +338,8 @@ struct RawRun {
     command: Option<Spanned<RawCommand>>,
     #[serde(default)]
     env: BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    fence: Option<bool>,
 }
 
 struct RawCommand(RunCommand);
@@ -554,6 +569,7 @@ pub fn parse(text: &str, file: &Path, registry: &mut Registry) -> Result<Project
             }
             run.command = Some(cmd.clone());
         }
+        run.no_fence = r.fence == Some(false);
         for (k, v) in &r.env {
             if !valid_env_name(k.get_ref()) {
                 p.at(k.span(), format_args!("{:?} is not a valid environment variable name", k.get_ref()));

@@ -73,14 +73,19 @@ pub fn canonical(project: &Project) -> serde_json::Value {
         .collect();
     let definitions: Vec<_> =
         project.definitions.iter().map(|d| serde_json::json!({"name": d.name, "path": d.path, "definition": d.def})).collect();
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "version": 1,
         "requirements": requirements,
         "definitions": definitions,
         "command": project.run.command,
         "env": project.run.env,
         "undeclared_hosts": project.undeclared_hosts.as_str(),
-    })
+    });
+    // Only present when turned off, so files allowed before it existed keep their trust.
+    if project.run.no_fence {
+        v["fence"] = serde_json::Value::Bool(false);
+    }
+    v
 }
 
 /// SHA-256 of [`canonical`], hex.
@@ -167,6 +172,9 @@ pub fn summary(project: &Project) -> String {
         out.push_str(&format!("  env       {k}\n"));
     }
     out.push_str(&format!("  proxy     undeclared hosts: {}\n", project.undeclared_hosts.as_str()));
+    if project.run.no_fence {
+        out.push_str("  fence     off: the command can read the authsome home and signal authsome\n");
+    }
     out
 }
 

@@ -8,6 +8,7 @@
 pub mod env;
 
 use crate::error::{Error, Result};
+use crate::fence::Fence;
 use crate::proxy::ProxyHandle;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -34,8 +35,14 @@ pub struct Supervised {
 
 impl Supervised {
     /// Spawn `program` (`argv[0]` kept as `arg0`, as the user typed it) with
-    /// `args` and exactly `envs`. Must run inside a tokio runtime.
-    pub fn spawn(program: &std::path::Path, arg0: &OsString, args: &[OsString], envs: Vec<(OsString, OsString)>) -> Result<Supervised> {
+    /// `args` and exactly `envs`, inside `fence`. Must run inside a tokio runtime.
+    pub fn spawn(
+        program: &std::path::Path,
+        arg0: &OsString,
+        args: &[OsString],
+        envs: Vec<(OsString, OsString)>,
+        fence: &Fence,
+    ) -> Result<Supervised> {
         use tokio::signal::unix::{signal, SignalKind};
         // Handlers first: from here on these signals cannot kill authsome. They
         // are caught (not ignored), so the child starts with default dispositions.
@@ -43,13 +50,13 @@ impl Supervised {
         let hup = signal(SignalKind::hangup())?;
         let int = signal(SignalKind::interrupt())?;
         let quit = signal(SignalKind::quit())?;
-        let child = tokio::process::Command::new(program)
-            .arg0(arg0)
-            .args(args)
-            .env_clear()
-            .envs(envs)
-            .spawn()
-            .map_err(|e| Error::other(format!("cannot start {}: {e}", program.display())))?;
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.arg0(arg0).args(args).env_clear().envs(envs);
+        // SAFETY: the hook only makes two async-signal-safe syscalls.
+        unsafe {
+            cmd.pre_exec(fence.pre_exec_hook());
+        }
+        let child = cmd.spawn().map_err(|e| Error::other(format!("cannot start {}: {e}", program.display())))?;
         Ok(Supervised { child, term, hup, int, quit })
     }
 
@@ -75,23 +82,46 @@ impl Supervised {
     }
 }
 
-/// Spawn a supervised child and wait for its exit code.
-pub async fn spawn_and_wait(program: &std::path::Path, arg0: &OsString, args: &[OsString], envs: Vec<(OsString, OsString)>) -> Result<i32> {
-    Supervised::spawn(program, arg0, args, envs)?.wait().await
-}
-
 /// The shell convention: the exit code, or `128+N` for death by signal N.
 pub fn exit_code(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
     status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(1)
 }
 
-/// Run `cmd` (whose program was resolved to `program`) behind `proxy` and stop
-/// the proxy afterwards, removing its bundle file whatever happened.
-pub async fn run_behind(proxy: ProxyHandle, program: &std::path::Path, cmd: &[OsString]) -> Result<i32> {
-    let bundle = proxy.bundle_path().map(|p| p.to_owned()).ok_or_else(|| Error::other("the proxy has no CA bundle file"))?;
-    let envs = env::child_env(&proxy.routes(), &proxy.url(), &bundle, &|k| std::env::var(k).ok()).applied_to(std::env::vars_os());
-    let result = spawn_and_wait(program, &cmd[0], &cmd[1..], envs).await;
+/// Run `cmd` (whose program was resolved to `program`) behind `proxy`, fenced
+/// by `fence` when given (see [`crate::fence`]), and stop the proxy
+/// afterwards, removing its bundle file whatever happened.
+pub async fn run_behind(proxy: ProxyHandle, program: &std::path::Path, cmd: &[OsString], fence: Option<FenceRequest<'_>>) -> Result<i32> {
+    let result = async {
+        let bundle = proxy.bundle_path().map(|p| p.to_owned()).ok_or_else(|| Error::other("the proxy has no CA bundle file"))?;
+        let envs = env::child_env(&proxy.routes(), &proxy.url(), &bundle, &|k| std::env::var(k).ok()).applied_to(std::env::vars_os());
+        let fence = prepare_fence(fence, &bundle, proxy.addr().port())?;
+        Supervised::spawn(program, &cmd[0], &cmd[1..], envs, &fence)?.wait().await
+    }
+    .await;
     proxy.shutdown().await;
     result
+}
+
+/// Whether and how to fence a child: the home to fence it from, and whether
+/// its outgoing TCP is limited to the proxy (`undeclared_hosts = "deny"`).
+#[derive(Debug, Clone, Copy)]
+pub struct FenceRequest<'a> {
+    /// The authsome home.
+    pub home: &'a std::path::Path,
+    /// Limit the child's TCP connections to the proxy's port.
+    pub deny_undeclared: bool,
+}
+
+/// The fence for a child of the proxy listening on `proxy_port` whose CA
+/// bundle is `bundle`; no fence when `request` is `None` (`--no-fence`).
+/// Says once on stderr when the kernel cannot fence.
+pub fn prepare_fence(request: Option<FenceRequest<'_>>, bundle: &std::path::Path, proxy_port: u16) -> Result<Fence> {
+    let Some(r) = request else { return Ok(Fence::none()) };
+    if let Some(notice) = crate::fence::unavailable_notice() {
+        eprintln!("authsome: {notice}");
+        return Ok(Fence::none());
+    }
+    let policy = crate::fence::Policy::for_child(r.home, bundle, r.deny_undeclared.then_some(proxy_port));
+    crate::fence::prepare(&policy)
 }
