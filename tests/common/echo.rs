@@ -5,6 +5,9 @@
 //! Special paths: `/redirect?to=URL` answers 302 to URL; `…/info/refs`
 //! answers a minimal git smart-HTTP advertisement (one ref) so `git ls-remote`
 //! succeeds; `/ws` accepts a WebSocket-style upgrade and echoes bytes.
+//! Paths starting with `/reflect` answer 302 with the request URL (query
+//! included) in `Location` and a `Link` pagination header, as real APIs do;
+//! paths starting with `/gzip` gzip the record when the client accepts it.
 #![allow(dead_code)]
 
 use bytes::Bytes;
@@ -171,5 +174,36 @@ async fn respond(
             .unwrap());
     }
     let body = serde_json::to_vec(&record).unwrap();
+    if path.starts_with("/reflect") {
+        let url = format!("https://{}{}", record.sni.clone().unwrap_or_default(), record.target);
+        return Ok(hyper::Response::builder()
+            .status(302)
+            .header("location", &url)
+            .header("link", format!("<{url}&page=2>; rel=\"next\""))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap());
+    }
+    let gzip_ok = record.header("accept-encoding").iter().any(|v| v.contains("gzip"));
+    if path.starts_with("/gzip") && gzip_ok {
+        return Ok(hyper::Response::builder()
+            .header("content-type", "application/json")
+            .header("content-encoding", "gzip")
+            .body(Full::new(Bytes::from(gzip(&body))))
+            .unwrap());
+    }
     Ok(hyper::Response::builder().header("content-type", "application/json").body(Full::new(Bytes::from(body))).unwrap())
+}
+
+/// `data` compressed by the system's `gzip`.
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("gzip")
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzip is installed");
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    child.wait_with_output().unwrap().stdout
 }
