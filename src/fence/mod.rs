@@ -30,22 +30,25 @@ use std::path::{Path, PathBuf};
 pub struct Policy {
     /// Directories (and files) the child may not touch at all.
     pub denied: Vec<PathBuf>,
-    /// Files inside `denied` the child may still read (the CA bundle).
+    /// Files (or directories whose files) inside `denied` the child may
+    /// still read: the CA bundle's own directory.
     pub readable: Vec<PathBuf>,
     /// When set, outgoing TCP is allowed to this port only (the proxy's).
     pub tcp_only_to: Option<u16>,
 }
 
 impl Policy {
-    /// The fence of a child of the proxy on `home`, reading `bundle`, with
-    /// outgoing TCP restricted to `proxy_port` when the project denies
-    /// undeclared hosts.
+    /// The fence of a child of the proxy on `home`, reading `bundle` (from
+    /// its own directory, which the proxy rewrites atomically when it adds a
+    /// CA), with outgoing TCP restricted to `proxy_port` when the project
+    /// denies undeclared hosts.
     pub fn for_child(home: &Path, bundle: &Path, proxy_port: Option<u16>) -> Policy {
         let mut denied = vec![home.to_path_buf()];
         if Abi::current().fences_path_sockets() {
             denied.extend(session_bus_socket());
         }
-        Policy { denied, readable: vec![bundle.to_path_buf()], tcp_only_to: proxy_port }
+        let readable = bundle.parent().filter(|d| *d != home && d.starts_with(home)).unwrap_or(bundle);
+        Policy { denied, readable: vec![readable.to_path_buf()], tcp_only_to: proxy_port }
     }
 }
 

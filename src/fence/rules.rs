@@ -43,8 +43,8 @@ pub fn build(policy: &Policy) -> Result<OwnedFd, String> {
             created = created.add_rule(PathBeneath::new(fd.as_fd(), rights)).map_err(|e| e.to_string())?;
         }
     }
-    for file in &policy.readable {
-        if let Ok(fd) = open_path(file, false) {
+    for path in &policy.readable {
+        if let Ok(fd) = open_path(path, false) {
             created = created.add_rule(PathBeneath::new(fd.as_fd(), AccessFs::ReadFile)).map_err(|e| e.to_string())?;
         }
     }

@@ -1,5 +1,5 @@
 //! The combined CA bundle a child trusts (SPEC §4): the system roots plus every
-//! run CA, in one PEM file of mode 0600 under `<home>/run`. It is rewritten
+//! run CA, in one PEM file of mode 0600 in a directory of its own under `<home>/run`. It is rewritten
 //! atomically when a CA is added, so a client never reads half a file, and
 //! removed when the proxy stops.
 
@@ -63,8 +63,12 @@ impl BundleFile {
             .map_err(|e| format!("cannot write the CA bundle {}: {e}", self.path.display()))
     }
 
-    /// Delete the file (idempotent).
+    /// Delete the file (idempotent), and its directory when that is now
+    /// empty (a run's own; a shared directory keeps its other files).
     pub fn remove(&self) {
         let _ = std::fs::remove_file(&self.path);
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }
