@@ -555,3 +555,37 @@ fn doctor_says_whether_the_fence_is_available() {
         assert!(line.contains("unavailable"), "{line}");
     }
 }
+
+#[test]
+fn abstract_sockets_outside_the_fence_are_closed_and_the_childs_own_work_goes_on() {
+    use std::os::linux::net::SocketAddrExt;
+    let h = Hostile::new(None, true);
+    let name = format!("authsome-hostile-test-{}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    // The child connects to an abstract socket outside its tree (a keyring or
+    // D-Bus stand-in), then does ordinary work: signals its own child, writes
+    // its own files, reads the project.
+    let script = format!(
+        "import os, signal, socket, subprocess\n\
+         s = socket.socket(socket.AF_UNIX)\n\
+         try:\n    s.connect('\\0{name}'); print('abstract: connected')\n\
+         except OSError as e: print('abstract: refused', e.errno)\n\
+         p = subprocess.Popen(['sleep', '30']); os.kill(p.pid, signal.SIGTERM); print('own child:', p.wait())\n\
+         open('written-by-child', 'w').write('x'); print('wrote:', open('written-by-child').read())\n\
+         print('project:', open('authsome.toml').read().strip())\n"
+    );
+    std::fs::write(h.proj.join("authsome.toml"), "[providers.acme]\n").unwrap();
+    let out = h.cmd(&["run", "--", "/usr/bin/python3", "-c", &script]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(stdout.contains("own child: -15") && stdout.contains("wrote: x") && stdout.contains("project: [providers.acme]"), "{stdout}");
+    if landlock_abi() >= 6 {
+        assert!(stdout.contains("abstract: refused 1"), "EPERM expected: {stdout}");
+    } else {
+        println!("not asserting abstract socket scoping: Landlock ABI {} < 6", landlock_abi());
+    }
+    let out = h.cmd(&["run", "--no-fence", "--", "/usr/bin/python3", "-c", &script]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("abstract: connected"), "unfenced, it connects: {}", text(&out));
+}

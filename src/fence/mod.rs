@@ -176,3 +176,26 @@ pub fn unavailable_notice() -> Option<String> {
     let abi = Abi::current();
     (!abi.available()).then(|| format!("warning: the child runs unfenced: {} (see `authsome doctor`)", describe(abi)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bundle_directory_is_readable_and_the_home_is_not() {
+        let p = Policy::for_child(Path::new("/h/.authsome"), Path::new("/h/.authsome/run/abc.1/ca.pem"), Some(8080));
+        assert_eq!(p.denied[0], Path::new("/h/.authsome"));
+        assert_eq!(p.readable, vec![PathBuf::from("/h/.authsome/run/abc.1")]);
+        assert_eq!(p.tcp_only_to, Some(8080));
+        // A bundle directly in the home: only the file.
+        let p = Policy::for_child(Path::new("/h/.authsome"), Path::new("/h/.authsome/ca.pem"), None);
+        assert_eq!(p.readable, vec![PathBuf::from("/h/.authsome/ca.pem")]);
+    }
+
+    #[test]
+    fn a_kernel_without_landlock_is_named_never_silent() {
+        assert!(describe(Abi(0)).starts_with("unavailable"));
+        assert!(describe(Abi(5)).contains("not fenced: ABI < 6"));
+        assert!(describe(Abi(9)).contains("session bus is fenced"));
+    }
+}
