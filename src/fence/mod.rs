@@ -98,6 +98,17 @@ fn enter(fd: Option<i32>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The fence of a child of the proxy on `proxy_port` whose CA bundle is
+/// `bundle`, fenced from `home`; its TCP limited to the proxy when
+/// `deny_undeclared`. Says once on stderr when the kernel cannot fence.
+pub fn for_child(home: &Path, bundle: &Path, proxy_port: u16, deny_undeclared: bool) -> Result<Fence> {
+    if let Some(notice) = unavailable_notice() {
+        eprintln!("authsome: {notice}");
+        return Ok(Fence::none());
+    }
+    prepare(&Policy::for_child(home, bundle, deny_undeclared.then_some(proxy_port)))
+}
+
 /// Build the ruleset for `policy` (in the parent). Without Landlock this is
 /// [`Fence::none`]; callers say so once with [`unavailable_notice`].
 pub fn prepare(policy: &Policy) -> Result<Fence> {

@@ -1,25 +1,20 @@
-//! Running a child behind a proxy: `authsome run` (and later `up`/`exec`).
+//! Supervising a child behind a proxy (`run`, `up`; `exec` replaces itself
+//! with the command instead, see [`super::helper`]).
 //!
 //! The child keeps the terminal (same process group, inherited stdio), so
 //! Ctrl-C reaches it directly; authsome ignores the terminal's SIGINT/SIGQUIT
 //! while it waits, and forwards SIGTERM and SIGHUP sent to it. The exit code is
 //! the child's, `128+N` when it died of signal N.
 
-pub mod env;
-
 use crate::error::{Error, Result};
 use crate::fence::Fence;
-use crate::proxy::ProxyHandle;
 use std::ffi::OsString;
 use std::path::PathBuf;
-
-/// Exit code when CMD cannot be found (as shells, `env` and `timeout` do).
-pub const NOT_FOUND: i32 = 127;
 
 /// Resolve `program` on `PATH` (or as a path) before anything else starts,
 /// so "command not found" is a clear error, not a proxy start-up then failure.
 pub fn resolve_program(program: &OsString) -> Result<PathBuf> {
-    which::which(program).map_err(|_| Error { code: NOT_FOUND, message: format!("command not found: {}", program.to_string_lossy()) })
+    which::which(program).map_err(|_| Error::not_found(format!("command not found: {}", program.to_string_lossy())))
 }
 
 /// A child whose signals are supervised: SIGTERM and SIGHUP sent to authsome
@@ -56,7 +51,9 @@ impl Supervised {
         unsafe {
             cmd.pre_exec(fence.pre_exec_hook());
         }
-        let child = cmd.spawn().map_err(|e| Error::other(format!("cannot start {}: {e}", program.display())))?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| Error::other(format!("cannot start {}: {e}", program.display())))?;
         Ok(Supervised { child, term, hup, int, quit })
     }
 
@@ -82,46 +79,19 @@ impl Supervised {
     }
 }
 
+/// Spawn a supervised child inside `fence` and wait for its exit code.
+pub async fn spawn_and_wait(
+    program: &std::path::Path,
+    arg0: &OsString,
+    args: &[OsString],
+    envs: Vec<(OsString, OsString)>,
+    fence: &Fence,
+) -> Result<i32> {
+    Supervised::spawn(program, arg0, args, envs, fence)?.wait().await
+}
+
 /// The shell convention: the exit code, or `128+N` for death by signal N.
 pub fn exit_code(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
-    status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(1)
-}
-
-/// Run `cmd` (whose program was resolved to `program`) behind `proxy`, fenced
-/// by `fence` when given (see [`crate::fence`]), and stop the proxy
-/// afterwards, removing its bundle file whatever happened.
-pub async fn run_behind(proxy: ProxyHandle, program: &std::path::Path, cmd: &[OsString], fence: Option<FenceRequest<'_>>) -> Result<i32> {
-    let result = async {
-        let bundle = proxy.bundle_path().map(|p| p.to_owned()).ok_or_else(|| Error::other("the proxy has no CA bundle file"))?;
-        let envs = env::child_env(&proxy.routes(), &proxy.url(), &bundle, &|k| std::env::var(k).ok()).applied_to(std::env::vars_os());
-        let fence = prepare_fence(fence, &bundle, proxy.addr().port())?;
-        Supervised::spawn(program, &cmd[0], &cmd[1..], envs, &fence)?.wait().await
-    }
-    .await;
-    proxy.shutdown().await;
-    result
-}
-
-/// Whether and how to fence a child: the home to fence it from, and whether
-/// its outgoing TCP is limited to the proxy (`undeclared_hosts = "deny"`).
-#[derive(Debug, Clone, Copy)]
-pub struct FenceRequest<'a> {
-    /// The authsome home.
-    pub home: &'a std::path::Path,
-    /// Limit the child's TCP connections to the proxy's port.
-    pub deny_undeclared: bool,
-}
-
-/// The fence for a child of the proxy listening on `proxy_port` whose CA
-/// bundle is `bundle`; no fence when `request` is `None` (`--no-fence`).
-/// Says once on stderr when the kernel cannot fence.
-pub fn prepare_fence(request: Option<FenceRequest<'_>>, bundle: &std::path::Path, proxy_port: u16) -> Result<Fence> {
-    let Some(r) = request else { return Ok(Fence::none()) };
-    if let Some(notice) = crate::fence::unavailable_notice() {
-        eprintln!("authsome: {notice}");
-        return Ok(Fence::none());
-    }
-    let policy = crate::fence::Policy::for_child(r.home, bundle, r.deny_undeclared.then_some(proxy_port));
-    crate::fence::prepare(&policy)
+    status.code().or_else(|| status.signal().map(|s| crate::error::exit::SIGNAL_BASE + s)).unwrap_or(crate::error::exit::UNEXPECTED)
 }

@@ -163,5 +163,5 @@ pub fn exec(
         return Error::other(format!("cannot fence {}: {e}", program.display()));
     }
     let err = nix::unistd::execve(&prog, &args, &vars).unwrap_err();
-    Error { code: 126, message: format!("cannot execute {}: {err}", program.display()) }
+    Error::cannot_execute(format!("cannot execute {}: {err}", program.display()))
 }
