@@ -37,7 +37,7 @@ fn default_routes(ctx: &Ctx) -> Result<Vec<Route>> {
         .filter_map(|p| {
             let conn = data.connection(p.name(), None)?;
             (conn.status != Status::Revoked && conn.credential().is_some()).then(|| Route {
-                provider: Arc::new(p.clone()),
+                provider: Arc::new(p.bound(conn.base_url.as_deref(), &conn.values)),
                 connection: conn.name.clone(),
                 placeholder: PLACEHOLDER.to_owned(),
                 is_default: true,

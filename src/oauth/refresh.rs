@@ -125,7 +125,7 @@ async fn refresh_in(
     };
 
     let attempt = async {
-        let ep = Endpoints::of(provider, conn.base_url.as_deref()).map_err(Failure::Other)?;
+        let ep = Endpoints::bound(provider, conn.base_url.as_deref(), &conn.values).map_err(Failure::Other)?;
         let creds = vault
             .load()
             .map_err(Failure::Other)?

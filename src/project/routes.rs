@@ -19,7 +19,7 @@ pub fn routes(registry: &Registry, checks: &[Check]) -> Result<Vec<Route>> {
     for c in checks.iter().filter(|c| c.state.is_met()) {
         let provider = registry.get(&c.requirement.provider)?;
         out.push(Route {
-            provider: Arc::new(provider.clone()),
+            provider: Arc::new(provider.bound(c.binding.base_url.as_deref(), &c.binding.values)),
             connection: c.connection.clone(),
             placeholder: c.requirement.placeholder.clone(),
             is_default: c.requirement.primary,

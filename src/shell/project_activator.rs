@@ -62,7 +62,7 @@ fn shell_routes(registry: &Registry, checks: &[Check]) -> Result<Vec<Route>> {
         .iter()
         .map(|c| {
             Ok(Route {
-                provider: Arc::new(registry.get(&c.requirement.provider)?.clone()),
+                provider: Arc::new(registry.get(&c.requirement.provider)?.bound(c.binding.base_url.as_deref(), &c.binding.values)),
                 connection: c.connection.clone(),
                 placeholder: c.requirement.placeholder.clone(),
                 is_default: c.requirement.primary,
