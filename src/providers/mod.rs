@@ -5,6 +5,7 @@
 pub mod def;
 pub mod hosts;
 pub mod jsonpos;
+pub mod page;
 pub mod parts;
 pub mod values;
 
@@ -19,6 +20,25 @@ use std::path::{Path, PathBuf};
 mod bundled {
     include!(concat!(env!("OUT_DIR"), "/bundled_providers.rs"));
 }
+
+/// Variables exported by more than one bundled provider, because those
+/// providers are alternative ways into the same account (an API and its MCP
+/// server take the same token). Only one of each pair is normally connected;
+/// if both are, the child sees the same placeholder either way. Every other
+/// bundled variable belongs to exactly one provider (checked by the test suite).
+pub const SHARED_VARIABLES: &[(&str, &[&str])] = &[
+    ("CLOUDFLARE_API_TOKEN", &["cloudflare", "cloudflare-mcp"]),
+    ("GH_TOKEN", &["github", "github-mcp"]),
+    ("NOTION_ACCESS_TOKEN", &["notion", "notion-mcp"]),
+    ("SENTRY_AUTH_TOKEN", &["sentry", "sentry-mcp"]),
+];
+
+/// Registrable domains under which a bundled regex or templated host may
+/// match more than one host: each belongs to the provider itself, so
+/// `<anything>.<domain>` is still that provider's. Any other pattern needs a
+/// literal suffix of at least three labels (`api.mailchimp.com`).
+pub const REGISTRABLE_DOMAINS: &[&str] =
+    &["googleapis.com", "githubusercontent.com", "linear.app", "pinecone.io", "myshopify.com", "zendesk.com", "freshdesk.com"];
 
 /// The embedded provider files as (name, JSON text), sorted by name.
 pub fn bundled_files() -> &'static [(&'static str, &'static str)] {
