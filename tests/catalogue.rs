@@ -148,10 +148,13 @@ fn pages_are_current() {
     }
     let have: BTreeSet<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     let expected: BTreeSet<String> = want.keys().cloned().collect();
-    assert_eq!(have, expected, "docs/providers/ has stale or missing pages; run UPDATE_PAGES=1 cargo test --test catalogue pages");
+    assert_eq!(
+        have, expected,
+        "docs/providers/ has stale or missing pages; run UPDATE_PAGES=1 cargo test --test catalogue pages_are_current"
+    );
     for (f, text) in &want {
         let on_disk = std::fs::read_to_string(dir.join(f)).unwrap();
-        assert!(on_disk == *text, "docs/providers/{f} is out of date; run UPDATE_PAGES=1 cargo test --test catalogue pages");
+        assert!(on_disk == *text, "docs/providers/{f} is out of date; run UPDATE_PAGES=1 cargo test --test catalogue pages_are_current");
     }
 }
 
@@ -240,7 +243,12 @@ fn every_oauth_provider_logs_in_end_to_end_with_its_own_flags() {
                 client_secret: Some(authsome::vault::Secret::new(secret.clone())),
                 registered_at: None,
             };
-            vault.update(|d| Ok(drop(d.clients.insert(name.clone(), creds)))).unwrap();
+            vault
+                .update(|d| {
+                    d.clients.insert(name.clone(), creds);
+                    Ok(())
+                })
+                .unwrap();
         }
         let mut flows = vec![def.flow];
         if o.supports_device_code && def.flow != Flow::DeviceCode {
@@ -566,4 +574,51 @@ fn list_filters_by_category_and_inspect_prints_pages() {
     assert!(err.stderr.contains("llm"), "the error lists the categories");
     let page = h.run(&["inspect", "stripe", "--page"]).ok().stdout;
     assert_eq!(page, std::fs::read_to_string(docs_dir().join("stripe.md")).unwrap());
+}
+
+/// The whole path for the new shapes, through the real binary: a login value
+/// given with `--value`, a two-part key piped one part per line, both reaching
+/// an upstream through `authsome run` in their places, with nothing secret in
+/// `get` and placeholders only in the child.
+#[test]
+fn login_values_and_multi_part_keys_work_through_login_and_run() {
+    let h = common::cli::Home::with_key_file();
+    let echo = Echo::start(&["acme.myshopify.com", "api.datadoghq.com"]);
+    let shop_key = "shpat_0123456789abcdef0123456789abcdef";
+    let (dd_api, dd_app) = ("0123456789abcdef0123456789abcdef", "0123456789abcdef0123456789abcdef01234567");
+    h.run_stdin(&["login", "shopify", "--value", "shop=acme"], shop_key).ok();
+    let err = h.run_stdin(&["login", "shopify", "--value", "shop=evil.com/x"], shop_key).expect_code(2);
+    assert!(err.stderr.contains("one host-name label"), "{}", err.stderr);
+    let err = h.run_stdin(&["login", "datadog"], dd_api).expect_code(2);
+    assert!(err.stderr.contains("one per line"), "{}", err.stderr);
+    h.run_stdin(&["login", "datadog"], &format!("{dd_api}\n{dd_app}\n")).ok();
+    let got = h.run(&["get", "shopify", "--json"]).ok().stdout;
+    assert!(got.contains("\"shop\": \"acme\"") || got.contains("\"shop\":\"acme\""), "{got}");
+    for secret in [shop_key, dd_api, dd_app] {
+        assert!(!h.run(&["get", "datadog", "--json"]).ok().stdout.contains(secret));
+        assert!(!got.contains(secret));
+    }
+    let script = "echo \"child: $SHOPIFY_ACCESS_TOKEN $DD_API_KEY $DD_APP_KEY\"; \
+        curl -sS -f -o /dev/null -H \"X-Shopify-Access-Token: $SHOPIFY_ACCESS_TOKEN\" https://acme.myshopify.com/admin/api/2025-01/shop.json && \
+        curl -sS -f -o /dev/null -H \"DD-API-KEY: $DD_API_KEY\" -H \"DD-APPLICATION-KEY: $DD_APP_KEY\" https://api.datadoghq.com/api/v1/validate";
+    let resolve = ["acme.myshopify.com", "api.datadoghq.com"].iter().map(|h| echo.resolve(h)).collect::<Vec<_>>().join(",");
+    let out = h
+        .cmd(&["run", "--", "sh", "-c", script])
+        .env("AUTHSOME_RESOLVE", resolve)
+        .env("AUTHSOME_UPSTREAM_CA", &echo.ca_path)
+        .env_remove("HTTPS_PROXY")
+        .env_remove("https_proxy")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("child: {PLACEHOLDER} {PLACEHOLDER} {PLACEHOLDER}")), "{stdout}");
+    let seen = echo.seen();
+    let shop = seen.iter().find(|s| s.sni.as_deref() == Some("acme.myshopify.com")).expect("the shop was reached");
+    assert_eq!(shop.header("x-shopify-access-token"), vec![shop_key.to_owned()]);
+    let dd = seen.iter().find(|s| s.sni.as_deref() == Some("api.datadoghq.com")).expect("Datadog was reached");
+    assert_eq!(dd.header("dd-api-key"), vec![dd_api.to_owned()]);
+    assert_eq!(dd.header("dd-application-key"), vec![dd_app.to_owned()]);
 }

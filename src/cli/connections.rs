@@ -365,19 +365,11 @@ fn prompts(parts: &[crate::providers::def::KeyPart]) -> String {
 
 /// Check a key against the provider's `key_pattern`; the message shows the hint, never the key.
 pub fn validate_key(provider: &Provider, key: String) -> Result<Secret> {
-    if key.is_empty() {
+    let part = provider.def.api_key.as_ref().map(|k| k.effective_parts().remove(0));
+    if let Some(part) = part {
+        crate::providers::parts::check(&part, provider.def.title(), &key).map_err(Error::bad_input)?;
+    } else if key.is_empty() {
         return Err(Error::bad_input(format!("no {} API key given", provider.def.title())));
-    }
-    if key.chars().any(|c| c.is_control() || c == ' ') {
-        return Err(Error::bad_input(format!("the {} API key contains spaces or control characters", provider.def.title())));
-    }
-    let spec = provider.def.api_key.as_ref();
-    if let Some(pattern) = spec.and_then(|k| k.key_pattern.as_deref()) {
-        let re = regex_lite::Regex::new(pattern).map_err(|e| Error::bad_input(format!("invalid key_pattern: {e}")))?;
-        if !re.is_match(&key) {
-            let hint = spec.and_then(|k| k.key_pattern_hint.clone()).unwrap_or_else(|| format!("expected a key matching {pattern}"));
-            return Err(Error::bad_input(format!("that does not look like a {} API key: {hint}", provider.def.title())));
-        }
     }
     Ok(Secret::new(key))
 }

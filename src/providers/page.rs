@@ -247,7 +247,7 @@ pub fn index(defs: &[&ProviderDef]) -> String {
     let _ = writeln!(s, "# Bundled providers\n");
     let _ = writeln!(
         s,
-        "{} providers, generated from `providers/*.json` (do not edit by hand: `UPDATE_PAGES=1 cargo test --test catalogue pages` rewrites this directory).\n",
+        "{} providers, generated from `providers/*.json` (do not edit by hand: `UPDATE_PAGES=1 cargo test --test catalogue pages_are_current` rewrites this directory).\n",
         defs.len()
     );
     let mut cats: Vec<&str> = super::def::CATEGORIES.to_vec();
