@@ -557,6 +557,9 @@ impl ProviderDef {
                             _ => {}
                         }
                     }
+                    if k.parts.len() == 1 {
+                        bad("/api_key/parts", "a single key is described by the api_key fields themselves, not by one part".into());
+                    }
                     if basic.len() > 2 || (basic.len() == 2 && basic[0].1 == basic[1].1) {
                         bad(
                             &at(basic[basic.len() - 1].0, "basic_position"),
