@@ -622,3 +622,101 @@ fn login_values_and_multi_part_keys_work_through_login_and_run() {
     assert_eq!(dd.header("dd-api-key"), vec![dd_api.to_owned()]);
     assert_eq!(dd.header("dd-application-key"), vec![dd_app.to_owned()]);
 }
+
+// ---------------------------------------------------------------- reference facts
+
+/// Where a bundled definition deliberately differs from the Python reference
+/// 0.7.2 (`tests/data/providers-upstream-0.7.2.tsv`), and why. Every other fact
+/// of its 86 non-cookie providers must match.
+const DIFFERENCES: &[(&str, &str, &str)] = &[
+    ("ashby", "api_key", "HTTP Basic with the key as user name (the reference sent the raw key after 'Basic')"),
+    ("bedrock", "*", "Bedrock API keys (Authorization: Bearer, AWS_BEARER_TOKEN_BEDROCK) on a per-region host; the reference injected an access key ID as a security token, which AWS rejects"),
+    ("github", "api_url", "the githubusercontent regex is anchored on a dot (the reference's also matched evilgithubusercontent.com)"),
+    ("google", "api_url", "googleapis.com and its subdomains only (the reference's .*googleapis.* also matched googleapis.evil.test)"),
+    ("hubspot", "revocation_url", "HubSpot's refresh-token endpoint is not an RFC 7009 revocation endpoint"),
+    ("mailchimp", "api_key", "the key as the HTTP Basic password, as Mailchimp documents"),
+    ("mailchimp", "api_url", "<dc>.api.mailchimp.com, where the API is (api.mailchimp.com serves nothing)"),
+    ("microsoft-calendar", "api_url", "also /me/calendar, /me/events and /me/calendarView, where Graph's calendar API is"),
+    ("microsoft-outlook", "api_url", "also /me/mailFolders and /me/sendMail, where Graph's mail API is"),
+    ("reddit", "scopes", "Reddit requires a scope; identity and read"),
+    ("semrush", "api_key", "the key as the 'key' query parameter, as SEMrush documents"),
+    ("todoist", "api_url", "also /api/v1, Todoist's current API (its revocation endpoint is there too)"),
+    ("x", "api_url", "also api.x.com, X's current API host"),
+    ("zoom", "authorization_method", "Zoom's token endpoint takes the client credentials as HTTP Basic"),
+    // Additions the reference lacks (nothing of it changed):
+    ("google", "authorization_params", "access_type=offline and prompt=consent, without which Google issues no refresh token (all google-*)"),
+    ("atlassian", "authorization_params", "audience=api.atlassian.com and prompt=consent, which Atlassian's 3LO requires (jira, confluence too)"),
+    ("notion", "authorization_params", "owner=user, which Notion's authorization URL requires"),
+    ("discord", "export", "DISCORD_REFRESH_TOKEN is declared as on the seed page (never exported)"),
+];
+
+fn differs(name: &str, field: &str) -> bool {
+    DIFFERENCES.iter().any(|(n, f, _)| *n == name && (*f == field || *f == "*"))
+}
+
+#[test]
+fn the_reference_providers_keep_their_facts_or_document_why_not() {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/providers-upstream-0.7.2.tsv")).unwrap();
+    let mut lines = text.lines();
+    let head: Vec<&str> = lines.next().unwrap().split('\t').collect();
+    let reg = registry();
+    let mut checked = 0;
+    for line in lines {
+        let row: BTreeMap<&str, &str> = head.iter().copied().zip(line.split('\t')).collect();
+        if row["auth_type"] == "browser" {
+            continue;
+        }
+        let name = row["name"];
+        let d = &reg.get(name).unwrap_or_else(|_| panic!("{name} from the reference is missing")).def;
+        checked += 1;
+        if differs(name, "*") {
+            continue;
+        }
+        assert_eq!(serde_json::to_value(d.auth_type).unwrap(), row["auth_type"], "{name}: auth_type");
+        assert_eq!(d.flow.as_str(), row["flow"], "{name}: flow");
+        assert_eq!(d.title(), row["display_name"], "{name}: display_name");
+        if !differs(name, "api_url") {
+            let want: Vec<&str> = row["api_host"].split(' ').collect();
+            assert_eq!(d.api_url.entries(), want, "{name}: api_url");
+        }
+        let exported: BTreeSet<&str> = d.exported_vars().collect();
+        for pair in row["env_vars"].split(' ') {
+            let var = pair.split("<-").next().unwrap();
+            assert!(exported.contains(var), "{name}: exports {var}");
+        }
+        if let Some(o) = &d.oauth {
+            let opt = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+            assert_eq!(o.authorization_url, opt(row["authorization_url"]), "{name}: authorization_url");
+            assert_eq!(o.token_url, opt(row["token_url"]), "{name}: token_url");
+            assert_eq!(o.device_authorization_url, opt(row["device_authorization_url"]), "{name}: device_authorization_url");
+            if !differs(name, "revocation_url") {
+                assert_eq!(o.revocation_url, opt(row["revocation_url"]), "{name}: revocation_url");
+            }
+            if !differs(name, "scopes") {
+                let want: Vec<&str> = row["default_scopes"].split(' ').filter(|s| !s.is_empty()).collect();
+                assert_eq!(o.scopes, want, "{name}: scopes");
+            }
+            assert_eq!(o.pkce, row["pkce"] == "True", "{name}: pkce");
+            assert_eq!(o.supports_device_code, row["device_code"] == "True", "{name}: device code");
+            assert_eq!(o.supports_dcr, row["dcr"] == "True", "{name}: dcr");
+            assert_eq!(d.registration.as_ref().and_then(|r| r.registration_endpoint.clone()), opt(row["registration_endpoint"]));
+            if !differs(name, "authorization_method") {
+                let basic = row["notes"].contains("authorization_method=basic");
+                assert_eq!(o.authorization_method == ClientAuth::Basic, basic, "{name}: client authentication");
+            }
+            let json = row["notes"].contains("device_token_request=json");
+            assert_eq!(o.device_token_request == authsome::providers::def::BodyFormat::Json, json, "{name}: device poll body");
+            if row["notes"].contains("duration=permanent") {
+                assert_eq!(o.authorization_params.get("duration").map(String::as_str), Some("permanent"), "{name}");
+            }
+        }
+        if let (Some(k), false) = (&d.api_key, differs(name, "api_key")) {
+            assert_eq!(k.header_name, row["header_name"], "{name}: header_name");
+            assert_eq!(k.header_prefix.as_deref().unwrap_or(""), row["header_prefix"], "{name}: header_prefix");
+            if !row["key_pattern"].is_empty() {
+                assert_eq!(k.key_pattern.as_deref(), Some(row["key_pattern"]), "{name}: key_pattern");
+            }
+        }
+    }
+    assert_eq!(checked, 86, "the reference has 86 non-cookie providers");
+}
