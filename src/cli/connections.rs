@@ -41,7 +41,7 @@ pub struct LoginArgs {
     pub scopes: Option<Vec<String>>,
     /// Login flow: pkce, device_code, dcr_pkce or api_key.
     #[arg(long, value_name = "F")]
-    pub flow: Option<String>,
+    pub flow: Option<Flow>,
     /// Ask for client credentials again and re-consent even if connected.
     #[arg(long)]
     pub force: bool,
@@ -66,8 +66,8 @@ impl ConnectionArgs {
 fn find<'a>(data: &'a VaultData, t: &ConnectionArgs) -> Result<&'a Connection> {
     let name = t.name(data);
     data.connection(&t.provider, Some(name)).ok_or_else(|| {
-        let flag = t.connection.as_ref().map(|c| format!(" --connection {c}")).unwrap_or_default();
-        Error::unknown(format!("no connection {name:?} for {}; run `authsome login {}{flag}`", t.provider, t.provider))
+        let fix = crate::fix::LoginFix::new(&t.provider, t.connection.as_deref());
+        Error::unknown(format!("no connection {name:?} for {}; {}", t.provider, fix.hint()))
     })
 }
 
@@ -196,12 +196,7 @@ pub fn login(ctx: &Ctx, a: LoginArgs) -> Result<i32> {
             return Err(Error::bad_input(format!("connection name {name:?} must be lower-case letters, digits, '-' or '_'")));
         }
     }
-    let flow = match &a.flow {
-        Some(f) => {
-            Flow::parse(f).ok_or_else(|| Error::bad_input(format!("unknown flow {f:?}; use pkce, device_code, dcr_pkce or api_key")))?
-        }
-        None => provider.def.flow,
-    };
+    let flow = a.flow.unwrap_or(provider.def.flow);
     let values = login_values(provider, &a.values)?;
     match provider.def.auth_type {
         AuthType::ApiKey => login_api_key(ctx, provider, &a, values),

@@ -3,17 +3,6 @@
 use super::Ctx;
 use crate::error::{Error, Result};
 use crate::providers::{self, Source};
-use crate::vault::VaultData;
-
-/// Connections per provider when a vault exists; an empty view otherwise
-/// (listing providers must not create a key or a vault).
-fn vault_snapshot(ctx: &Ctx) -> Result<VaultData> {
-    if ctx.home.vault_file().exists() {
-        ctx.vault()?.load()
-    } else {
-        Ok(VaultData::default())
-    }
-}
 
 /// `authsome list [--category NAME]`.
 pub fn list(ctx: &Ctx, category: Option<&str>) -> Result<i32> {
@@ -23,7 +12,7 @@ pub fn list(ctx: &Ctx, category: Option<&str>) -> Result<i32> {
         }
     }
     let reg = ctx.registry()?;
-    let data = vault_snapshot(ctx)?;
+    let data = crate::vault::snapshot(&ctx.home)?;
     let shown = || reg.iter().filter(|p| category.is_none_or(|c| p.def.category.as_deref() == Some(c)));
     if ctx.ui.json {
         let items: Vec<_> = shown()
@@ -91,7 +80,7 @@ pub fn register(ctx: &Ctx, file: &std::path::Path, force: bool) -> Result<i32> {
             dest.display()
         )));
     }
-    crate::paths::ensure_private_dir(&dir)?;
+    crate::fsutil::ensure_private_dir(&dir)?;
     crate::fsutil::atomic_write(&dest, text.as_bytes(), 0o600)?;
     let bundled = providers::bundled_files().iter().any(|(n, _)| *n == def.name);
     if ctx.ui.json {

@@ -1,14 +1,14 @@
-//! The provider definition (SPEC §3) as Rust types, plus the semantic checks the
-//! JSON shape alone cannot express.
+//! The provider definition (README.md, `schema/provider.schema.json`) as Rust
+//! types, plus the semantic checks the JSON shape alone cannot express.
 //!
-//! Field names follow the seed ecosystem so that files written for it load
+//! Field names follow the existing provider-file ecosystem so that files written for it load
 //! unchanged; authsome's extensions (`api_key.location`, `query_param`,
 //! `basic_position`) are optional and default to the reference behaviour.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The placeholder every exported variable holds in a child's environment (seed page).
+/// The placeholder every exported variable holds in a child's environment (README.md).
 pub const PLACEHOLDER: &str = "authsome-proxy-managed";
 
 /// Highest `schema_version` this build understands.
@@ -135,9 +135,10 @@ pub enum AuthType {
     ApiKey,
 }
 
-/// Login flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Login flow (also the values of `authsome login --flow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
 pub enum Flow {
     /// Browser authorization-code flow (with PKCE unless `oauth.pkce` is false).
     Pkce,
@@ -158,10 +159,6 @@ impl Flow {
             Flow::DcrPkce => "dcr_pkce",
             Flow::ApiKey => "api_key",
         }
-    }
-    /// Parse a `--flow` value.
-    pub fn parse(s: &str) -> Option<Flow> {
-        [Flow::Pkce, Flow::DeviceCode, Flow::DcrPkce, Flow::ApiKey].into_iter().find(|f| f.as_str() == s)
     }
 }
 
@@ -391,7 +388,7 @@ pub enum ExportSource {
     /// The OAuth access token.
     #[serde(rename = "ACCESS_TOKEN")]
     AccessToken,
-    /// The refresh token: accepted in files but never exported (seed page).
+    /// The refresh token: accepted in files but never exported (README.md).
     #[serde(rename = "REFRESH_TOKEN")]
     RefreshToken,
     /// The API key.
@@ -414,7 +411,7 @@ impl ProviderDef {
         self.display_name.as_deref().unwrap_or(&self.name)
     }
 
-    /// Variables exported to a child (refresh tokens excluded, SPEC §4).
+    /// Variables exported to a child (refresh tokens excluded).
     pub fn exported_vars(&self) -> impl Iterator<Item = &str> {
         self.export.iter().filter(|(_, s)| **s != ExportSource::RefreshToken).map(|(k, _)| k.as_str())
     }
@@ -446,17 +443,44 @@ impl ProviderDef {
 
     /// Checks the serde shape cannot express; empty when the definition is sound.
     pub fn problems(&self) -> Vec<Problem> {
-        let mut out = Vec::new();
-        let mut bad = |pointer: &str, message: String| out.push(Problem { pointer: pointer.to_owned(), message });
+        let mut out = Problems::default();
         if self.schema_version == 0 || self.schema_version > SCHEMA_VERSION {
-            bad("/schema_version", format!("unsupported schema_version {} (this build reads 1)", self.schema_version));
+            out.bad("/schema_version", format!("unsupported schema_version {} (this build reads 1)", self.schema_version));
         }
         if !valid_name(&self.name) {
-            bad("/name", format!("name {:?} must be lower-case letters, digits, '-' or '_', starting with a letter", self.name));
+            out.bad("/name", format!("name {:?} must be lower-case letters, digits, '-' or '_', starting with a letter", self.name));
         }
+        self.api_url_problems(&mut out);
+        self.catalogue_problems(&mut out);
+        match (self.auth_type, self.flow) {
+            (AuthType::ApiKey, Flow::ApiKey) | (AuthType::Oauth2, Flow::Pkce | Flow::DeviceCode | Flow::DcrPkce) => {}
+            (a, f) => out.bad("/flow", format!("flow {:?} does not fit auth_type {:?}", f.as_str(), auth_name(a))),
+        }
+        match (self.auth_type, &self.oauth, &self.api_key) {
+            (AuthType::Oauth2, None, _) => out.bad("/auth_type", "an oauth2 provider needs an \"oauth\" object".into()),
+            (AuthType::Oauth2, Some(o), _) => self.oauth_problems(o, &mut out),
+            (AuthType::ApiKey, _, None) => out.bad("/auth_type", "an api_key provider needs an \"api_key\" object".into()),
+            (AuthType::ApiKey, _, Some(k)) => api_key_problems(k, &mut out),
+        }
+        for (var, src) in &self.export {
+            if !crate::text::valid_env_name(var) {
+                out.bad(&format!("/export/{var}"), format!("{var:?} is not a valid environment variable name"));
+            }
+            let fits = matches!(
+                (self.auth_type, src),
+                (AuthType::Oauth2, ExportSource::AccessToken | ExportSource::RefreshToken) | (AuthType::ApiKey, ExportSource::ApiKey)
+            );
+            if !fits {
+                out.bad(&format!("/export/{var}"), format!("{} provider cannot export {src:?}", auth_name(self.auth_type)));
+            }
+        }
+        out.0
+    }
+
+    fn api_url_problems(&self, out: &mut Problems) {
         let entries = self.api_url.entries();
         if entries.is_empty() {
-            bad("/api_url", "api_url must name at least one host".into());
+            out.bad("/api_url", "api_url must name at least one host".into());
         }
         for (i, entry) in entries.iter().enumerate() {
             let pointer = match self.api_url {
@@ -466,112 +490,20 @@ impl ProviderDef {
             let samples = self.sample_values();
             let base = self.oauth.as_ref().and_then(|o| o.base_url.as_deref()).unwrap_or("https://base-url.invalid");
             match self.bind(entry, Some(base), &samples) {
-                None => bad(&pointer, format!("{entry:?} uses a {{value}} that connection_values does not declare")),
+                None => out.bad(&pointer, format!("{entry:?} uses a {{value}} that connection_values does not declare")),
                 Some(bound) => {
                     if let Err(e) = super::hosts::HostPattern::parse(&bound) {
-                        bad(&pointer, e);
+                        out.bad(&pointer, e);
                     }
                 }
             }
         }
-        match (self.auth_type, self.flow) {
-            (AuthType::ApiKey, Flow::ApiKey) | (AuthType::Oauth2, Flow::Pkce | Flow::DeviceCode | Flow::DcrPkce) => {}
-            (a, f) => bad("/flow", format!("flow {:?} does not fit auth_type {:?}", f.as_str(), auth_name(a))),
-        }
-        match self.auth_type {
-            AuthType::Oauth2 => match &self.oauth {
-                None => bad("/auth_type", "an oauth2 provider needs an \"oauth\" object".into()),
-                Some(o) => {
-                    let urls = [
-                        ("authorization_url", &o.authorization_url),
-                        ("token_url", &o.token_url),
-                        ("revocation_url", &o.revocation_url),
-                        ("device_authorization_url", &o.device_authorization_url),
-                    ];
-                    let samples = self.sample_values();
-                    for (field, url) in urls {
-                        if let Some(u) = url {
-                            let templated_ok = o.base_url.is_some() || !u.contains("{base_url}");
-                            let bound = self.bind(u, None, &samples).unwrap_or_else(|| u.clone());
-                            if let Err(e) = check_endpoint(&bound, templated_ok) {
-                                bad(&format!("/oauth/{field}"), e);
-                            }
-                        }
-                    }
-                    for name in o.authorization_params.keys() {
-                        if RESERVED_AUTHORIZE_PARAMS.contains(&name.as_str()) || name.is_empty() {
-                            bad(&format!("/oauth/authorization_params/{name}"), format!("{name:?} is set by authsome itself"));
-                        }
-                    }
-                    if let Some(b) = &o.base_url {
-                        if let Err(e) = check_endpoint(b, true) {
-                            bad("/oauth/base_url", e);
-                        }
-                    }
-                    if o.token_url.is_none() {
-                        bad("/oauth", "missing token_url".into());
-                    }
-                    if matches!(self.flow, Flow::Pkce | Flow::DcrPkce) && o.authorization_url.is_none() {
-                        bad("/oauth", "the browser flow needs authorization_url".into());
-                    }
-                    if self.flow == Flow::DeviceCode && o.device_authorization_url.is_none() {
-                        bad("/oauth", "flow device_code needs device_authorization_url".into());
-                    }
-                    if let Some(reg) = self.registration.as_ref().and_then(|r| r.registration_endpoint.as_ref()) {
-                        if let Err(e) = check_endpoint(reg, true) {
-                            bad("/registration/registration_endpoint", e);
-                        }
-                    }
-                }
-            },
-            AuthType::ApiKey => match &self.api_key {
-                None => bad("/auth_type", "an api_key provider needs an \"api_key\" object".into()),
-                Some(k) => {
-                    let parts = k.effective_parts();
-                    let at = |i: usize, field: &str| {
-                        if k.parts.is_empty() {
-                            format!("/api_key/{field}")
-                        } else {
-                            format!("/api_key/parts/{i}/{field}")
-                        }
-                    };
-                    let mut names = std::collections::BTreeSet::new();
-                    let mut basic = Vec::new();
-                    for (i, part) in parts.iter().enumerate() {
-                        if !names.insert(part.name.as_str()) || !valid_name(&part.name) {
-                            bad(&at(i, "name"), format!("part name {:?} must be unique lower-case letters, digits, '-' or '_'", part.name));
-                        }
-                        if let Some(p) = &part.key_pattern {
-                            if let Err(e) = regex_lite::Regex::new(p) {
-                                bad(&at(i, "key_pattern"), format!("invalid regular expression: {e}"));
-                            }
-                        }
-                        match part.location {
-                            KeyLocation::Query if part.query_param.as_deref().unwrap_or("").is_empty() => {
-                                bad(&at(i, "query_param"), "location \"query\" needs a query_param".into());
-                            }
-                            KeyLocation::Header if !valid_header_name(&part.header_name) => {
-                                bad(&at(i, "header_name"), format!("{:?} is not a valid HTTP header name", part.header_name));
-                            }
-                            KeyLocation::Basic => basic.push((i, part.basic_position)),
-                            _ => {}
-                        }
-                    }
-                    if k.parts.len() == 1 {
-                        bad("/api_key/parts", "a single key is described by the api_key fields themselves, not by one part".into());
-                    }
-                    if basic.len() > 2 || (basic.len() == 2 && basic[0].1 == basic[1].1) {
-                        bad(
-                            &at(basic[basic.len() - 1].0, "basic_position"),
-                            "basic parts need one username and one password at most".into(),
-                        );
-                    }
-                }
-            },
-        }
+    }
+
+    fn catalogue_problems(&self, out: &mut Problems) {
         if let Some(c) = &self.category {
             if !CATEGORIES.contains(&c.as_str()) {
-                bad("/category", format!("unknown category {c:?}; use one of {}", CATEGORIES.join(", ")));
+                out.bad("/category", format!("unknown category {c:?}; use one of {}", CATEGORIES.join(", ")));
             }
         }
         for (name, v) in &self.connection_values {
@@ -579,35 +511,65 @@ impl ProviderDef {
                 && name.starts_with(|c: char| c.is_ascii_lowercase())
                 && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
             if !ok {
-                bad(
+                out.bad(
                     &format!("/connection_values/{name}"),
                     format!("{name:?} must be lower-case letters, digits or '_' (and not base_url)"),
                 );
             }
             if let Some(p) = &v.pattern {
                 if let Err(e) = regex_lite::Regex::new(p) {
-                    bad(&format!("/connection_values/{name}/pattern"), format!("invalid regular expression: {e}"));
+                    out.bad(&format!("/connection_values/{name}/pattern"), format!("invalid regular expression: {e}"));
                 }
             }
             if let Some(d) = &v.default {
                 if let Err(e) = v.check(name, d) {
-                    bad(&format!("/connection_values/{name}/default"), e);
+                    out.bad(&format!("/connection_values/{name}/default"), e);
                 }
             }
         }
-        for (var, src) in &self.export {
-            if !valid_env_name(var) {
-                bad(&format!("/export/{var}"), format!("{var:?} is not a valid environment variable name"));
-            }
-            let fits = matches!(
-                (self.auth_type, src),
-                (AuthType::Oauth2, ExportSource::AccessToken | ExportSource::RefreshToken) | (AuthType::ApiKey, ExportSource::ApiKey)
-            );
-            if !fits {
-                bad(&format!("/export/{var}"), format!("{} provider cannot export {src:?}", auth_name(self.auth_type)));
+    }
+
+    fn oauth_problems(&self, o: &OAuthDef, out: &mut Problems) {
+        let urls = [
+            ("authorization_url", &o.authorization_url),
+            ("token_url", &o.token_url),
+            ("revocation_url", &o.revocation_url),
+            ("device_authorization_url", &o.device_authorization_url),
+        ];
+        let samples = self.sample_values();
+        for (field, url) in urls {
+            if let Some(u) = url {
+                let templated_ok = o.base_url.is_some() || !u.contains("{base_url}");
+                let bound = self.bind(u, None, &samples).unwrap_or_else(|| u.clone());
+                if let Err(e) = check_endpoint(&bound, templated_ok) {
+                    out.bad(&format!("/oauth/{field}"), e);
+                }
             }
         }
-        out
+        for name in o.authorization_params.keys() {
+            if RESERVED_AUTHORIZE_PARAMS.contains(&name.as_str()) || name.is_empty() {
+                out.bad(&format!("/oauth/authorization_params/{name}"), format!("{name:?} is set by authsome itself"));
+            }
+        }
+        if let Some(b) = &o.base_url {
+            if let Err(e) = check_endpoint(b, true) {
+                out.bad("/oauth/base_url", e);
+            }
+        }
+        if o.token_url.is_none() {
+            out.bad("/oauth", "missing token_url".into());
+        }
+        if matches!(self.flow, Flow::Pkce | Flow::DcrPkce) && o.authorization_url.is_none() {
+            out.bad("/oauth", "the browser flow needs authorization_url".into());
+        }
+        if self.flow == Flow::DeviceCode && o.device_authorization_url.is_none() {
+            out.bad("/oauth", "flow device_code needs device_authorization_url".into());
+        }
+        if let Some(reg) = self.registration.as_ref().and_then(|r| r.registration_endpoint.as_ref()) {
+            if let Err(e) = check_endpoint(reg, true) {
+                out.bad("/registration/registration_endpoint", e);
+            }
+        }
     }
 }
 
@@ -622,6 +584,48 @@ fn auth_name(a: AuthType) -> &'static str {
     }
 }
 
+/// Problems found so far, each at a JSON pointer.
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn bad(&mut self, pointer: &str, message: String) {
+        self.0.push(Problem { pointer: pointer.to_owned(), message });
+    }
+}
+
+fn api_key_problems(k: &ApiKeyDef, out: &mut Problems) {
+    let at = |i: usize, field: &str| if k.parts.is_empty() { format!("/api_key/{field}") } else { format!("/api_key/parts/{i}/{field}") };
+    let mut names = std::collections::BTreeSet::new();
+    let mut basic = Vec::new();
+    for (i, part) in k.effective_parts().iter().enumerate() {
+        if !names.insert(part.name.clone()) || !valid_name(&part.name) {
+            out.bad(&at(i, "name"), format!("part name {:?} must be unique lower-case letters, digits, '-' or '_'", part.name));
+        }
+        if let Some(p) = &part.key_pattern {
+            if let Err(e) = regex_lite::Regex::new(p) {
+                out.bad(&at(i, "key_pattern"), format!("invalid regular expression: {e}"));
+            }
+        }
+        match part.location {
+            KeyLocation::Query if part.query_param.as_deref().unwrap_or("").is_empty() => {
+                out.bad(&at(i, "query_param"), "location \"query\" needs a query_param".into());
+            }
+            KeyLocation::Header if !valid_header_name(&part.header_name) => {
+                out.bad(&at(i, "header_name"), format!("{:?} is not a valid HTTP header name", part.header_name));
+            }
+            KeyLocation::Basic => basic.push((i, part.basic_position)),
+            _ => {}
+        }
+    }
+    if k.parts.len() == 1 {
+        out.bad("/api_key/parts", "a single key is described by the api_key fields themselves, not by one part".into());
+    }
+    if basic.len() > 2 || (basic.len() == 2 && basic[0].1 == basic[1].1) {
+        out.bad(&at(basic[basic.len() - 1].0, "basic_position"), "basic parts need one username and one password at most".into());
+    }
+}
+
 /// Provider and connection names: a letter, then letters, digits, `-` or `_`.
 pub fn valid_name(s: &str) -> bool {
     let mut chars = s.chars();
@@ -630,16 +634,11 @@ pub fn valid_name(s: &str) -> bool {
         && s.len() <= 64
 }
 
-fn valid_env_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 fn valid_header_name(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-/// Endpoints are https, except loopback hosts, which may be http (SPEC §3).
+/// Endpoints are https, except loopback hosts, which may be http (README.md).
 pub fn check_endpoint(url: &str, templated_ok: bool) -> Result<(), String> {
     if !templated_ok {
         return Err(format!("{url:?} uses {{base_url}} but oauth.base_url is not set"));
@@ -647,7 +646,7 @@ pub fn check_endpoint(url: &str, templated_ok: bool) -> Result<(), String> {
     let parsed = url::Url::parse(url).map_err(|e| format!("{url:?} is not a valid URL: {e}"))?;
     match parsed.scheme() {
         "https" => Ok(()),
-        "http" if super::hosts::is_loopback_host(parsed.host_str().unwrap_or("")) => Ok(()),
+        "http" if crate::text::is_loopback_host(parsed.host_str().unwrap_or("")) => Ok(()),
         "http" => Err(format!("{url:?} must use https (plain http is only allowed for loopback hosts)")),
         s => Err(format!("{url:?} has unsupported scheme {s:?}")),
     }

@@ -168,11 +168,7 @@ impl Registry {
     /// Bundled definitions plus every override in `<home>/providers`.
     /// A broken override is an error (exit 2), never silently skipped.
     pub fn load(home: &Home) -> Result<Registry> {
-        let mut reg = Registry::default();
-        for (name, text) in bundled_files() {
-            let def = parse(text, &format!("<bundled>/{name}.json")).map_err(|e| Error::other(e.message))?;
-            reg.providers.insert(def.name.clone(), Provider::new(def, Source::Bundled, None));
-        }
+        let mut reg = Registry::bundled()?;
         let dir = home.providers_dir();
         if let Ok(entries) = std::fs::read_dir(&dir) {
             let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
@@ -190,6 +186,18 @@ impl Registry {
                 }
                 reg.providers.insert(def.name.clone(), Provider::new(def, Source::Custom, Some(path)));
             }
+        }
+        Ok(reg)
+    }
+
+    /// The definitions embedded in the binary alone (no home, no overrides):
+    /// what a component that knows nothing of homes, such as the proxy's own
+    /// tests, starts from.
+    pub fn bundled() -> Result<Registry> {
+        let mut reg = Registry::default();
+        for (name, text) in bundled_files() {
+            let def = parse(text, &format!("<bundled>/{name}.json")).map_err(|e| Error::other(e.message))?;
+            reg.providers.insert(def.name.clone(), Provider::new(def, Source::Bundled, None));
         }
         Ok(reg)
     }
