@@ -5,7 +5,9 @@
 
 mod common;
 
+mod catalogue;
 mod foundation;
+mod hostile_child;
 mod oauth_chromium;
 mod oauth_login;
 mod oauth_refresh;

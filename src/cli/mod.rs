@@ -60,11 +60,18 @@ pub(crate) enum Command {
     /// Refresh an OAuth token now if it is near expiry (always with --force).
     Refresh(connections::RefreshArgs),
     /// Every provider with its source and connections.
-    List,
+    List {
+        /// Only providers of this category (llm, devtools, productivity, crm, ...).
+        #[arg(long, value_name = "NAME")]
+        category: Option<String>,
+    },
     /// The effective definition of a provider, as a valid provider file.
     Inspect {
         /// Provider name.
         provider: String,
+        /// Print the provider's documentation page (Markdown) instead.
+        #[arg(long)]
+        page: bool,
     },
     /// Validate a provider file and install it under <home>/providers.
     Register {
@@ -164,6 +171,10 @@ pub fn main() -> i32 {
     if let Some(code) = crate::shell::fast_main(&args) {
         return code;
     }
+    // Before anything else (and while single-threaded): a child must not be able
+    // to read this process, nor find the vault key in its environment.
+    crate::fence::process::harden();
+    crate::fence::process::take(crate::vault::key::ENV_VAR);
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
@@ -195,8 +206,8 @@ fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::Logout(a) => connections::logout(ctx, a),
         Command::Get(a) => connections::get(ctx, a),
         Command::Refresh(a) => connections::refresh(ctx, a),
-        Command::List => registry::list(ctx),
-        Command::Inspect { provider } => registry::inspect(ctx, &provider),
+        Command::List { category } => registry::list(ctx, category.as_deref()),
+        Command::Inspect { provider, page } => registry::inspect(ctx, &provider, page),
         Command::Register { file, force } => registry::register(ctx, &file, force),
         Command::Remove { provider } => registry::remove(ctx, &provider),
         Command::Up(a) => up::up(ctx, a),

@@ -17,7 +17,7 @@ pub(crate) mod creds;
 pub(crate) mod dcr;
 pub(crate) mod device;
 pub(crate) mod input;
-pub(crate) mod login;
+pub mod login;
 pub(crate) mod pages;
 pub mod refresh;
 pub(crate) mod revoke;

@@ -168,7 +168,7 @@ async fn ask_provider(
     http: &OAuthHttp,
 ) -> std::result::Result<Refreshed, Failure> {
     let title = provider.def.title();
-    let ep = Endpoints::of(provider, conn.base_url.as_deref()).map_err(Failure::Other)?;
+    let ep = Endpoints::bound(provider, conn.base_url.as_deref(), &conn.values).map_err(Failure::Other)?;
     let creds = vault
         .load()
         .map_err(Failure::Other)?

@@ -15,8 +15,9 @@
 
 pub(crate) mod bundle;
 pub mod ca;
-pub(crate) mod inject;
+pub mod inject;
 pub(crate) mod intercept;
+pub mod scrub;
 pub(crate) mod server;
 pub(crate) mod upstream;
 

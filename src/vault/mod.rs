@@ -87,6 +87,10 @@ pub struct Connection {
     /// Base URL used at login (`--base-url`), for templated providers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
+    /// The provider's `connection_values` given at login (a Shopify shop):
+    /// they decide which hosts this connection's credential may reach.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, String>,
 }
 
 impl Connection {
@@ -106,6 +110,7 @@ impl Connection {
             obtained_at: now_unix(),
             account: None,
             base_url: None,
+            values: BTreeMap::new(),
         }
     }
 
@@ -142,6 +147,7 @@ impl Connection {
             "refresh_token": mark(&self.refresh_token),
             "api_key": mark(&self.api_key),
             "base_url": self.base_url,
+            "values": self.values,
         })
     }
 }

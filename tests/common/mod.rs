@@ -11,7 +11,7 @@ pub mod proxy_client;
 pub mod shell;
 
 /// The binary under test.
-pub fn bin() -> &'static str {
+pub const fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_authsome")
 }
 
