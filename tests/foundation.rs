@@ -1,8 +1,7 @@
 //! Black-box acceptance tests of the foundation: bundled registry, override
 //! workflow, validation errors, API-key storage, vault integrity and locking.
 
-mod common;
-use common::cli::Home;
+use crate::common::cli::Home;
 use serde_json::Value;
 
 const OPENAI_KEY: &str = "sk-testkey0123456789abcdefghij";

@@ -22,7 +22,7 @@ use clap::{Args, Parser, Subcommand};
 /// authsome: give programs authenticated API access without handing them a secret.
 #[derive(Debug, Parser)]
 #[command(name = "authsome", version, about, long_about = None, propagate_version = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Flags every command accepts.
     #[command(flatten)]
     pub global: Global,
@@ -33,7 +33,7 @@ pub struct Cli {
 
 /// Flags accepted by every command.
 #[derive(Debug, Args)]
-pub struct Global {
+pub(crate) struct Global {
     /// Stable machine-readable output.
     #[arg(long, global = true)]
     pub json: bool,
@@ -50,7 +50,7 @@ pub struct Global {
 
 /// Every command.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Log in to a provider (OAuth flow or API key) and store the credential.
     Login(connections::LoginArgs),
     /// Revoke at the provider when possible, then delete the connection.
@@ -146,7 +146,7 @@ fn shell_names(names: &'static [&'static str]) -> impl clap::builder::TypedValue
 
 /// What every command needs: output settings and the home. The registry and
 /// the vault are opened only by the commands that use them.
-pub struct Ctx {
+pub(crate) struct Ctx {
     /// Output settings.
     pub ui: Ui,
     /// Home and profile.

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::providers::Provider;
 use crate::ui::Ui;
 use crate::vault::{ClientCredentials, Secret};
-use oauth2::basic::BasicTokenResponse;
+use oauth2::basic::{BasicErrorResponseType, BasicTokenResponse};
 use std::time::Duration;
 
 /// How long a user may take in the browser.
@@ -99,8 +99,9 @@ pub async fn run(
         Err(e) => {
             let why = describe(&e, "exchanging the authorization code", &req.endpoints.token_host(), http);
             finish(reply, Err(why.clone()));
-            let hint =
-                if why.contains("invalid_client") { "; if the client credentials are wrong, run login again with --force" } else { "" };
+            let bad_client =
+                matches!(&e, oauth2::RequestTokenError::ServerResponse(r) if *r.error() == BasicErrorResponseType::InvalidClient);
+            let hint = if bad_client { "; if the client credentials are wrong, run login again with --force" } else { "" };
             Err(Error::login(format!("{title} login failed: {why}{hint}")))
         }
     }

@@ -238,9 +238,7 @@ mod tests {
     }
 
     fn oauth(provider: &str, name: &str, scopes: &[&str]) -> Connection {
-        let mut c = Connection::api_key(provider, name, Secret::new("x"));
-        c.api_key = None;
-        c.access_token = Some(Secret::new("tok"));
+        let mut c = Connection::oauth(provider, name, Secret::new("tok"));
         c.scopes = scopes.iter().map(|s| s.to_string()).collect();
         c.account = Some("octocat".into());
         c

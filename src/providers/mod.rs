@@ -4,7 +4,7 @@
 
 pub mod def;
 pub mod hosts;
-pub mod jsonpos;
+pub(crate) mod jsonpos;
 pub mod page;
 pub mod parts;
 pub mod values;

@@ -7,8 +7,8 @@
 //! tampered", never as a silently empty vault. Writers hold an flock and replace
 //! the file atomically, so concurrent processes never lose each other's records.
 
-pub mod crypto;
-pub mod key;
+pub(crate) mod crypto;
+pub(crate) mod key;
 
 use crate::error::{Error, Result};
 use crate::fsutil::ensure_private_dir;
@@ -111,6 +111,17 @@ impl Connection {
             account: None,
             base_url: None,
             values: BTreeMap::new(),
+        }
+    }
+
+    /// A connected OAuth record holding a bearer `access_token` (the login
+    /// flows fill in the rest from the token response).
+    pub fn oauth(provider: &str, name: &str, access_token: Secret) -> Connection {
+        Connection {
+            access_token: Some(access_token),
+            api_key: None,
+            token_type: Some("Bearer".to_owned()),
+            ..Connection::api_key(provider, name, Secret::new(String::new()))
         }
     }
 
