@@ -10,6 +10,7 @@
 //! - [`proxy`], [`audit`]: the injecting proxy engine and its audit log;
 //! - [`project`]: `authsome.toml`, trust and requirements (the model);
 //! - [`launch`]: the one recipe from a project or the vault's defaults to a child behind the proxy;
+//! - [`fence`]: what keeps a hostile child away from secrets (Landlock, a hardened authsome process);
 //! - [`shell`], [`daemon`]: the `cd` hook and the per-project background proxy behind it;
 //! - [`cli`]: argument parsing and the commands users type;
 //! - [`fix`]: the one rendering of every `authsome login …` hint;
@@ -18,13 +19,14 @@
 #![warn(missing_docs)]
 
 pub mod audit;
-pub mod child_vars;
+pub(crate) mod child_vars;
 pub mod cli;
-pub mod daemon;
+pub(crate) mod daemon;
 pub mod error;
+pub mod fence;
 pub mod fix;
 pub mod fsutil;
-pub mod launch;
+pub(crate) mod launch;
 pub mod net;
 pub mod oauth;
 pub mod paths;
@@ -32,8 +34,8 @@ pub mod project;
 pub mod providers;
 pub mod proxy;
 pub mod secret;
-pub mod shell;
-pub mod text;
+pub(crate) mod shell;
+pub(crate) mod text;
 pub mod ui;
 pub mod vault;
 

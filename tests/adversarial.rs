@@ -1,13 +1,10 @@
 //! Other local users and hostile repositories get nothing: one test per
 //! finding of the adversarial review, named `itemNN_…` after its finding.
 
-mod common;
-
+use crate::common::echo::Echo;
+use crate::common::fake_as::{http_get, Config, FakeAs};
+use crate::common::login_env::LoginEnv;
 use authsome::providers::PLACEHOLDER;
-use common::echo::Echo;
-use common::fake_as::{http_get, Config, FakeAs};
-use common::login_env::LoginEnv;
-use common::proxy::VAULT_KEY;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -96,7 +93,7 @@ fn item06_login_form_needs_the_per_login_token_and_refuses_a_second_use() {
     let (status, _, again) = http_get(&url);
     assert_eq!(status, 403, "{again}");
     assert!(nonce_of(&again).is_none(), "{again}");
-    let out = common::login_env::finish(login);
+    let out = crate::common::login_env::finish(login);
     assert_eq!(out.code, 4, "{}", out.all());
     assert!(out.stderr.contains("aborted") && out.stderr.contains("second time"), "{}", out.all());
     assert!(env.vault().connections.is_empty(), "nothing may be stored after an aborted login");
@@ -124,7 +121,7 @@ fn item06_client_form_second_use_aborts_the_login() {
     // The user's browser now opens the address it was given.
     let (status, _, _) = http_get(&url);
     assert_eq!(status, 403);
-    let out = common::login_env::finish(login);
+    let out = crate::common::login_env::finish(login);
     assert_eq!(out.code, 4, "{}", out.all());
     assert!(out.stderr.contains("Discord login aborted"), "{}", out.all());
     let data = env.vault();
@@ -221,6 +218,7 @@ fn item07_provider_file_and_vault_writable_by_others_are_refused() {
     assert_ne!(out.code, 0, "{}", out.all());
     assert!(out.stderr.contains("default.vault") && out.stderr.contains("writable by other users"), "{}", out.all());
     chmod(&env.home().join("vaults").join("default.vault"), 0o600);
+    std::fs::write(env.home().join("vault.key"), "unused").unwrap();
     chmod(&env.home().join("vault.key"), 0o622);
     let out = env.run(&["get", "openai"], None);
     assert!(out.code != 0 && out.stderr.contains("vault.key"), "{}", out.all());
@@ -268,14 +266,11 @@ fn item08_links_under_the_home_are_refused_not_followed() {
 /// A private home whose runs reach `echo` for `hosts` (and the extra
 /// `AUTHSOME_RESOLVE` entries), with a fixed vault key this process shares.
 fn upstream_env(echo: &Echo, hosts: &[&str], extra: &[String]) -> LoginEnv {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| std::env::set_var("AUTHSOME_VAULT_KEY", VAULT_KEY));
     let mut env = LoginEnv::new();
     let mut resolve: Vec<String> = hosts.iter().map(|h| echo.resolve(h)).collect();
     resolve.extend(extra.iter().cloned());
     env.set("AUTHSOME_RESOLVE", &resolve.join(","));
     env.set("AUTHSOME_UPSTREAM_CA", &echo.ca_path.display().to_string());
-    env.set("AUTHSOME_VAULT_KEY", VAULT_KEY);
     env
 }
 

@@ -120,6 +120,8 @@ pub fn run(ctx: &Ctx, fix: bool) -> Result<i32> {
             },
         });
     }
+    let abi = crate::fence::Abi::current();
+    checks.push(Check { name: "fence", ok: abi.available(), detail: crate::fence::describe(abi) });
     report(ctx, &checks)
 }
 

@@ -22,7 +22,7 @@ use clap::{Args, Parser, Subcommand};
 /// authsome: give programs authenticated API access without handing them a secret.
 #[derive(Debug, Parser)]
 #[command(name = "authsome", version, about, long_about = None, propagate_version = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Flags every command accepts.
     #[command(flatten)]
     pub global: Global,
@@ -33,7 +33,7 @@ pub struct Cli {
 
 /// Flags accepted by every command.
 #[derive(Debug, Args)]
-pub struct Global {
+pub(crate) struct Global {
     /// Stable machine-readable output.
     #[arg(long, global = true)]
     pub json: bool,
@@ -50,7 +50,7 @@ pub struct Global {
 
 /// Every command.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Log in to a provider (OAuth flow or API key) and store the credential.
     Login(connections::LoginArgs),
     /// Revoke at the provider when possible, then delete the connection.
@@ -60,11 +60,18 @@ pub enum Command {
     /// Refresh an OAuth token now if it is near expiry (always with --force).
     Refresh(connections::RefreshArgs),
     /// Every provider with its source and connections.
-    List,
+    List {
+        /// Only providers of this category (llm, devtools, productivity, crm, ...).
+        #[arg(long, value_name = "NAME")]
+        category: Option<String>,
+    },
     /// The effective definition of a provider, as a valid provider file.
     Inspect {
         /// Provider name.
         provider: String,
+        /// Print the provider's documentation page (Markdown) instead.
+        #[arg(long)]
+        page: bool,
     },
     /// Validate a provider file and install it under <home>/providers.
     Register {
@@ -143,7 +150,7 @@ fn shell_names(names: &'static [&'static str]) -> impl clap::builder::TypedValue
 
 /// What every command needs: output settings and the home. The registry and
 /// the vault are opened only by the commands that use them.
-pub struct Ctx {
+pub(crate) struct Ctx {
     /// Output settings.
     pub ui: Ui,
     /// Home and profile.
@@ -168,6 +175,10 @@ pub fn main() -> i32 {
     if let Some(code) = crate::shell::fast_main(&args) {
         return code;
     }
+    // Before anything else (and while single-threaded): a child must not be able
+    // to read this process, nor find the vault key in its environment.
+    crate::fence::process::harden();
+    crate::fence::process::take(crate::vault::key::ENV_VAR);
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
@@ -199,8 +210,8 @@ fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::Logout(a) => connections::logout(ctx, a),
         Command::Get(a) => connections::get(ctx, a),
         Command::Refresh(a) => connections::refresh(ctx, a),
-        Command::List => registry::list(ctx),
-        Command::Inspect { provider } => registry::inspect(ctx, &provider),
+        Command::List { category } => registry::list(ctx, category.as_deref()),
+        Command::Inspect { provider, page } => registry::inspect(ctx, &provider, page),
         Command::Register { file, force } => registry::register(ctx, &file, force),
         Command::Remove { provider } => registry::remove(ctx, &provider),
         Command::Up(a) => up::up(ctx, a),

@@ -10,14 +10,6 @@ use crate::providers::Provider;
 use crate::ui::Ui;
 use crate::vault::{ClientCredentials, Secret};
 
-/// Client credentials and whether they are new (to be stored after success).
-pub struct Obtained {
-    /// The credentials.
-    pub creds: ClientCredentials,
-    /// True when the user just entered them.
-    pub fresh: bool,
-}
-
 /// Collect credentials in the browser form served by `server`.
 pub async fn from_form(ui: &Ui, provider: &Provider, opener: &Opener, server: &mut LoginServer) -> Result<ClientCredentials> {
     server.set_page(Page::ClientForm { provider: provider.def.title().to_owned(), docs_url: provider.def.docs_url.clone() });

@@ -117,11 +117,6 @@ impl LoginServer {
         Ok(LoginServer { shared, events: rx, stop, task: Some(task) })
     }
 
-    /// The address actually bound.
-    pub fn addr(&self) -> SocketAddr {
-        self.shared.addr
-    }
-
     /// `http://ADDR/TOKEN/`, where the forms are: the only address that serves
     /// them, and only once.
     pub fn url(&self) -> String {

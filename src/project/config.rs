@@ -189,6 +189,9 @@ pub struct Run {
     pub command: Option<RunCommand>,
     /// Extra plain (non-secret) variables for the child.
     pub env: BTreeMap<String, String>,
+    /// `fence = false`: run the child without the fence (security-relevant,
+    /// so part of what `allow` covers).
+    pub no_fence: bool,
 }
 
 /// A parsed and checked `authsome.toml`.
@@ -214,16 +217,6 @@ impl Project {
         let file = absolute(file);
         let text = std::fs::read_to_string(&file).map_err(|e| Error::bad_input(format!("{}: {e}", file.display())))?;
         parse(&text, &file, registry)
-    }
-
-    /// The nearest project at or above `start`, if any.
-    pub fn discover(start: &Path, registry: &mut Registry) -> Result<Option<Project>> {
-        find(start).map(|f| Project::load(&f, registry)).transpose()
-    }
-
-    /// The requirements of one provider, in file order.
-    pub fn requirements_of<'a>(&'a self, provider: &'a str) -> impl Iterator<Item = &'a Requirement> + 'a {
-        self.requirements.iter().filter(move |r| r.provider == provider)
     }
 }
 
@@ -301,6 +294,8 @@ struct RawRun {
     command: Option<Spanned<RawCommand>>,
     #[serde(default)]
     env: BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    fence: Option<bool>,
 }
 
 struct RawCommand(RunCommand);
@@ -604,6 +599,7 @@ impl Checker<'_> {
             }
             run.command = Some(cmd.clone());
         }
+        run.no_fence = r.fence == Some(false);
         for (k, v) in &r.env {
             if !crate::text::valid_env_name(k.get_ref()) {
                 self.p.at(k.span(), format_args!("{:?} is not a valid environment variable name", k.get_ref()));

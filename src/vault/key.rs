@@ -48,6 +48,10 @@ impl std::fmt::Display for KeySource {
     }
 }
 
+/// The variable that may hold the key (taken out of the environment at start;
+/// see [`crate::fence::process`]).
+pub const ENV_VAR: &str = "AUTHSOME_VAULT_KEY";
+
 const KEYRING_TIMEOUT: Duration = Duration::from_millis(800);
 
 /// Decode a base64 32-byte key.
@@ -74,8 +78,8 @@ fn encode_key(k: &MasterKey) -> String {
 /// that source is out of reach.
 pub fn resolve(home: &Home) -> Result<(MasterKey, KeySource)> {
     home.check()?;
-    let env = std::env::var("AUTHSOME_VAULT_KEY");
-    if let Ok(v) = &env {
+    let env = crate::fence::process::secret_var(ENV_VAR);
+    if let Some(v) = &env {
         if !v.is_empty() {
             return Ok((decode_key(v)?, KeySource::Env));
         }
@@ -94,8 +98,8 @@ pub fn resolve(home: &Home) -> Result<(MasterKey, KeySource)> {
     }
     if let Some(vault) = super::existing_vault(home) {
         let env_why = match env {
-            Ok(_) => "AUTHSOME_VAULT_KEY is set but empty",
-            Err(_) => "AUTHSOME_VAULT_KEY is not set",
+            Some(_) => "AUTHSOME_VAULT_KEY is set but empty",
+            None => "AUTHSOME_VAULT_KEY is not set",
         };
         let keyring_why = match &keyring {
             Ok(kr) => format!("the OS keyring ({}) has no authsome entry for {account} or did not answer within 800 ms", kr.tool),
