@@ -457,3 +457,66 @@ fn item05_terminal_escapes_from_directory_names_are_escaped_in_every_message() {
     let (_, stderr) = run(&["export", "bash"]);
     assert!(!raw(&stderr) && stderr.contains("invalid table header"), "{stderr:?}");
 }
+
+/// Item 14: `authsome deny` did not stop a running `up` ("keeps the previous
+/// routes"). A refused reload drops injection at once; the command keeps
+/// running, and allowing the file again brings injection back.
+#[test]
+fn item14_deny_stops_injection_in_a_running_up() {
+    use crate::common::project_run::{curl_with, wait_for_file, ProjectWorld};
+    let w = ProjectWorld::new();
+    let step =
+        |name: &str, url: &str| format!("{} ; touch {name}; while [ ! -f go-{name} ]; do sleep 0.05; done", curl_with("ACME_API_KEY", url));
+    let script = format!(
+        "{}; {}; {}",
+        step("one", "https://api.acme.test/before"),
+        step("two", "https://api.acme.test/denied"),
+        curl_with("ACME_API_KEY", "https://api.acme.test/allowed-again")
+    );
+    w.write_toml(&format!("[providers.acme]\n[run]\ncommand = '''{script}'''\n"));
+    w.allow();
+    let mut child = w.cmd(&["up"]).stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    let wait_log = |needle: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !log.lock().unwrap().contains(needle) {
+            assert!(Instant::now() < deadline, "no {needle:?}:\n{}", log.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for_file(&w.dir.join("one"));
+    let out = w.run(&["deny"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_log("injection stopped");
+    std::fs::write(w.dir.join("go-one"), "").unwrap();
+    wait_for_file(&w.dir.join("two"));
+    w.allow();
+    // The same file is allowed again: the next request is injected again.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let probe = w.run(&["status", "--json"]);
+        if String::from_utf8_lossy(&probe.stdout).contains("\"trusted\": true") || Instant::now() > deadline {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    std::fs::write(w.dir.join("go-two"), "").unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", log.lock().unwrap());
+    let seen = w.world.echo.seen();
+    let auth = |target: &str| seen.iter().find(|s| s.target == target).map(|s| s.header("authorization")).unwrap_or_default();
+    let key = format!("Bearer {}", crate::common::proxy::ACME_KEY);
+    assert_eq!(auth("/before"), vec![key.clone()], "{seen:?}");
+    // Denied: the host is no longer decrypted (the request is tunnelled blind, so it carries no credential, if it arrives at all).
+    assert!(!auth("/denied").contains(&key), "denied, yet injected: {seen:?}");
+    assert_eq!(auth("/allowed-again"), vec![key], "{seen:?}");
+}

@@ -90,8 +90,14 @@ async fn run(project_file: &Path, dd: &DaemonDir, mut reloader: Reloader<'_>, wa
                         crate::ui::say(format_args!("authsome daemon: reload failed: {e}"));
                     }
                 }
-                Err(Kept::Refused(line)) => crate::ui::say(format_args!("authsome daemon: keeping the previous routes: {line}")),
-                Err(Kept::Broken(e)) => crate::ui::say(format_args!("authsome daemon: keeping the previous routes: {e}")),
+                Err(kept) => {
+                    let why = match kept {
+                        Kept::Refused(line) => line,
+                        Kept::Broken(e) => e.message,
+                    };
+                    let stopped = reload::withdraw(&handle).map_or_else(|e| format!("cannot stop injecting: {e}"), |()| "injection stopped".to_owned());
+                    crate::ui::say(format_args!("authsome daemon: {stopped}: {why}"));
+                }
             },
             _ = tick.tick() => {
                 if done(dd, &info, &mut empty_since, linger) {
