@@ -463,7 +463,7 @@ fn item05_terminal_escapes_from_directory_names_are_escaped_in_every_message() {
 /// running, and allowing the file again brings injection back.
 #[test]
 fn item14_deny_stops_injection_in_a_running_up() {
-    use crate::common::project_run::{curl_with, wait_for_file, ProjectWorld};
+    use crate::common::project_run::{curl_with, up_with_stderr_log, wait_for_file, ProjectWorld};
     let w = ProjectWorld::new();
     let step =
         |name: &str, url: &str| format!("{} ; touch {name}; while [ ! -f go-{name} ]; do sleep 0.05; done", curl_with("ACME_API_KEY", url));
@@ -475,16 +475,7 @@ fn item14_deny_stops_injection_in_a_running_up() {
     );
     w.write_toml(&format!("[providers.acme]\n[run]\ncommand = '''{script}'''\n"));
     w.allow();
-    let mut child = w.cmd(&["up"]).stderr(Stdio::piped()).spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push_str(&(line + "\n"));
-        }
-    });
+    let (mut child, log) = up_with_stderr_log(&w);
     let wait_log = |needle: &str| {
         let deadline = Instant::now() + Duration::from_secs(60);
         while !log.lock().unwrap().contains(needle) {
