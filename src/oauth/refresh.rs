@@ -176,7 +176,8 @@ async fn refresh_in(
                 return Ok((conn, RefreshOutcome::FailedStillValid(why)));
             }
             mark_expired(vault, &conn, &why, dead)?;
-            Err(Error::login(format!("{title} connection {connection:?} has expired ({why}); {relogin}")))
+            let fix = if dead { relogin } else { format!("{}, or {relogin}", refresh_hint(provider.name(), connection)) };
+            Err(Error::login(format!("{title} connection {connection:?} has expired ({why}); {fix}")))
         }
         Err(Failure::Other(e)) => Err(e),
     }
@@ -190,9 +191,18 @@ enum Failure {
     Other(Error),
 }
 
-fn login_hint(provider: &str, connection: &str) -> String {
+/// `authsome VERB PROVIDER [--connection NAME]`.
+fn command_for(verb: &str, provider: &str, connection: &str) -> String {
     let flag = if connection == crate::vault::DEFAULT_CONNECTION { String::new() } else { format!(" --connection {connection}") };
-    format!("run `authsome login {provider}{flag}`")
+    format!("authsome {verb} {provider}{flag}")
+}
+
+fn login_hint(provider: &str, connection: &str) -> String {
+    format!("run `{}`", command_for("login", provider, connection))
+}
+
+fn refresh_hint(provider: &str, connection: &str) -> String {
+    format!("run `{}` once the provider answers again", command_for("refresh", provider, connection))
 }
 
 fn mark_expired(vault: &Vault, conn: &Connection, reason: &str, drop_refresh: bool) -> Result<()> {

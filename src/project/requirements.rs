@@ -26,6 +26,9 @@ pub enum State {
     MissingScopes(Vec<String>),
     /// The token expired and cannot be refreshed.
     Expired,
+    /// The token expired; the proxy refreshes it before its first use
+    /// (`authsome refresh` does it now).
+    Refreshable,
     /// The provider rejected the credential.
     Revoked,
 }
@@ -33,7 +36,7 @@ pub enum State {
 impl State {
     /// Whether a run can use the connection.
     pub fn is_met(&self) -> bool {
-        matches!(self, State::Satisfied | State::FromEnv(_))
+        matches!(self, State::Satisfied | State::FromEnv(_) | State::Refreshable)
     }
     /// Stable machine word (`--json`).
     pub fn code(&self) -> &'static str {
@@ -43,7 +46,7 @@ impl State {
             State::NotLoggedIn => "not_logged_in",
             State::ClientMissing => "client_credentials_missing",
             State::MissingScopes(_) => "missing_scopes",
-            State::Expired => "expired",
+            State::Expired | State::Refreshable => "expired",
             State::Revoked => "revoked",
         }
     }
@@ -56,6 +59,7 @@ impl State {
             State::ClientMissing => "not logged in (client credentials missing)".to_owned(),
             State::MissingScopes(m) => format!("missing scopes: {}", m.join(", ")),
             State::Expired => "expired".to_owned(),
+            State::Refreshable => "expired (refreshed at first use)".to_owned(),
             State::Revoked => "revoked".to_owned(),
         }
     }
@@ -147,6 +151,7 @@ fn evaluate_one(index: usize, r: &Requirement, registry: &Registry, data: &Vault
             Some(c) if c.status == Status::Revoked => State::Revoked,
             Some(c) if c.status == Status::Expired => State::Expired,
             Some(c) if c.expires_at.is_some_and(|t| t <= now) && c.refresh_token.is_none() => State::Expired,
+            Some(c) if c.expires_at.is_some_and(|t| t <= now) => State::Refreshable,
             Some(c) => {
                 let have: BTreeSet<&str> = c.scopes.iter().map(String::as_str).collect();
                 let missing: Vec<String> = r.scopes.iter().filter(|s| !have.contains(s.as_str())).cloned().collect();
@@ -190,10 +195,26 @@ fn evaluate_one(index: usize, r: &Requirement, registry: &Registry, data: &Vault
         login_scopes,
         fix: None,
     };
-    if !check.state.is_met() {
-        check.fix = Some(login_command(&check, profile));
-    }
+    let refreshable = conn.is_some_and(|c| c.refresh_token.is_some());
+    check.fix = match check.state {
+        // The refresh token still works once the provider answers again.
+        State::Refreshable | State::Expired if refreshable => Some(refresh_command(&check, profile)),
+        _ if !check.state.is_met() => Some(login_command(&check, profile)),
+        _ => None,
+    };
     check
+}
+
+/// `authsome refresh PROVIDER [--connection NAME] [--profile P]`.
+pub fn refresh_command(check: &Check, profile: &str) -> String {
+    let mut cmd = format!("authsome refresh {}", check.requirement.provider);
+    if let Some(c) = check.connection_flag() {
+        cmd.push_str(&format!(" --connection {c}"));
+    }
+    if profile != crate::paths::DEFAULT_PROFILE {
+        cmd.push_str(&format!(" --profile {profile}"));
+    }
+    cmd
 }
 
 /// `authsome login PROVIDER [--connection NAME] [--scopes a,b] [--profile P]`.
