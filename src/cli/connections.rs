@@ -369,13 +369,24 @@ fn login_api_key(ctx: &Ctx, provider: &Provider, a: &LoginArgs) -> Result<i32> {
         Some(s.trim().to_owned())
     };
     let already = format!("{} ({name}) already has an API key", provider.def.title());
+    let given = piped.as_ref().is_some_and(|k| !k.is_empty());
+    if !given && existing.is_some() && !a.force {
+        ctx.ui.info(format_args!("{already}; pass --force to replace it"));
+        if a.default {
+            set_default(ctx, provider.name(), &name)?;
+        }
+        return Ok(0);
+    }
     // A key on standard input wins; with nothing piped (e.g. </dev/null) the form or prompt asks.
     let key = match piped {
-        Some(k) if !k.is_empty() || !crate::oauth::browser::Opener::detect(a.no_browser).available() => {
+        Some(k) if given || !crate::oauth::browser::Opener::detect(a.no_browser).available() => {
             let key = validate_key(provider, k)?;
             match &existing {
                 Some(old) if *old == key => {
                     ctx.ui.info(format_args!("{already}; it is the same key"));
+                    if a.default {
+                        set_default(ctx, provider.name(), &name)?;
+                    }
                     return Ok(0);
                 }
                 Some(_) if !a.force => return Err(Error::bad_input(format!("{already}; pass --force to replace it"))),
@@ -383,13 +394,6 @@ fn login_api_key(ctx: &Ctx, provider: &Provider, a: &LoginArgs) -> Result<i32> {
             }
         }
         _ => {
-            if existing.is_some() && !a.force {
-                ctx.ui.info(format_args!("{already}; pass --force to replace it"));
-                if a.default {
-                    set_default(ctx, provider.name(), &name)?;
-                }
-                return Ok(0);
-            }
             let p = provider.clone();
             let validate: crate::oauth::server::KeyValidator =
                 std::sync::Arc::new(move |k: &str| validate_key(&p, k.to_owned()).map_err(|e| e.message));

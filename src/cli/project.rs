@@ -48,7 +48,7 @@ pub fn status(ctx: &Ctx) -> Result<i32> {
         ctx.ui.print_json(&serde_json::json!({
             "file": project.file.display().to_string(),
             "trusted": trust == Trust::Allowed,
-            "trust": trust.as_str(),
+            "trust": trust.code(),
             "allow_command": (trust != Trust::Allowed).then(|| trust::allow_command(&project)),
             "satisfied": !unmet,
             "requirements": checks.iter().map(Check::to_json).collect::<Vec<_>>(),
@@ -65,7 +65,14 @@ pub fn status(ctx: &Ctx) -> Result<i32> {
             ctx.ui.warn(trust::refusal(&project, &trust));
         }
     }
-    Ok(if unmet { crate::error::exit::LOGIN } else { 0 })
+    // Not allowed yet: nothing would run, so this is not a green status.
+    Ok(if unmet {
+        crate::error::exit::LOGIN
+    } else if trust != Trust::Allowed {
+        crate::error::exit::BAD_INPUT
+    } else {
+        0
+    })
 }
 
 fn row(c: &Check) -> Vec<String> {
@@ -141,6 +148,10 @@ pub fn suggest_providers(registry: &Registry, names: &BTreeSet<String>) -> Vec<(
         if let Some(v) = p.def.api_key.as_ref().and_then(|k| k.env_var.as_deref()) {
             vars.push(v);
         }
+        // GITHUB_TOKEN is the name most .env files (and GitHub Actions) use.
+        if p.name() == "github" {
+            vars.push("GITHUB_TOKEN");
+        }
         if let Some(v) = vars.into_iter().find(|v| names.contains(*v)) {
             out.push((p.name().to_owned(), v.to_owned()));
         }
@@ -206,12 +217,10 @@ pub fn init(ctx: &Ctx) -> Result<i32> {
     if !created {
         return Err(Error::bad_input(format!("{} already exists; edit it, or delete it to start over", file.display())));
     }
-    let mut registry = registry;
-    let project = Project::load(&file, &mut registry)?;
-    trust::allow(&ctx.home, &project)?;
+    // Like every project file, the new one is inert until the user allows it.
     if ctx.ui.json {
         let suggested: Vec<_> = found.iter().map(|(p, v)| serde_json::json!({"provider": p, "found": v})).collect();
-        ctx.ui.print_json(&serde_json::json!({"file": file.display().to_string(), "allowed": true, "providers": suggested}));
+        ctx.ui.print_json(&serde_json::json!({"file": file.display().to_string(), "allowed": false, "providers": suggested}));
         return Ok(0);
     }
     ctx.ui.success(format_args!("wrote {}", file.display()));
@@ -220,6 +229,6 @@ pub fn init(ctx: &Ctx) -> Result<i32> {
             "  {p}: {v} is in .env; run `authsome login {p}`, then delete {v} from .env so programs never hold the secret"
         ));
     }
-    ctx.ui.info("next: edit it, then `authsome up` (or `authsome status` to see what is missing)");
+    ctx.ui.info("next: edit it, run `authsome allow` (the file does nothing until then), then `authsome up`");
     Ok(0)
 }

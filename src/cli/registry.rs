@@ -26,7 +26,7 @@ pub fn list(ctx: &Ctx) -> Result<i32> {
                 let default = data.default_connection(p.name());
                 let conns: Vec<_> = data
                     .connections_of(p.name())
-                    .map(|c| serde_json::json!({"name": c.name, "status": c.status.as_str(), "default": c.name == default}))
+                    .map(|c| serde_json::json!({"name": c.name, "status": c.status_at(crate::fsutil::now_unix()).as_str(), "default": c.name == default}))
                     .collect();
                 serde_json::json!({
                     "name": p.name(),
@@ -45,7 +45,17 @@ pub fn list(ctx: &Ctx) -> Result<i32> {
     let rows: Vec<Vec<String>> = reg
         .iter()
         .map(|p| {
-            let conns: Vec<String> = data.connections_of(p.name()).map(|c| format!("{} ({})", c.name, c.status.as_str())).collect();
+            let now = crate::fsutil::now_unix();
+            let default = data.default_connection(p.name());
+            let several = data.connections_of(p.name()).nth(1).is_some();
+            let conns: Vec<String> = data
+                .connections_of(p.name())
+                .map(|c| {
+                    // With several connections, the default is marked (what `run` and `get` use).
+                    let mark = if several && c.name == default { ", default" } else { "" };
+                    format!("{} ({}{mark})", c.name, c.status_at(now).as_str())
+                })
+                .collect();
             vec![
                 p.name().to_owned(),
                 p.def.title().to_owned(),

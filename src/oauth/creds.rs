@@ -18,8 +18,9 @@ pub struct Obtained {
     pub fresh: bool,
 }
 
-/// Collect credentials in the browser form served by `server`.
-pub async fn from_form(ui: &Ui, provider: &Provider, opener: &Opener, server: &mut LoginServer) -> Result<ClientCredentials> {
+/// Collect credentials in the browser form served by `server`; `None` when
+/// the browser could not be opened (the caller asks at the terminal instead).
+pub async fn from_form(ui: &Ui, provider: &Provider, opener: &Opener, server: &mut LoginServer) -> Result<Option<ClientCredentials>> {
     server.set_page(Page::ClientForm { provider: provider.def.title().to_owned(), docs_url: provider.def.docs_url.clone() });
     let url = server.url();
     ui.info(format_args!(
@@ -28,11 +29,12 @@ pub async fn from_form(ui: &Ui, provider: &Provider, opener: &Opener, server: &m
         server.redirect_uri()
     ));
     if let Err(e) = opener.open_async(&url).await {
-        eprintln!("Could not open a browser ({e}); open {url} yourself.");
+        eprintln!("Could not open a browser ({e}); asking here instead.");
+        return Ok(None);
     }
     loop {
         match server.next_event().await {
-            Some(Event::Client(c)) => return Ok(c),
+            Some(Event::Client(c)) => return Ok(Some(c)),
             Some(Event::Callback { reply, .. }) => {
                 let _ = reply.send(Err("authsome is still waiting for the client credentials form".into()));
             }

@@ -62,8 +62,13 @@ pub async fn oauth_login(home: &Home, ui: &Ui, provider: &Provider, opts: &Login
                         ui.info(format_args!("Registering authsome as a client at {title}…"));
                         (super::dcr::register(http, provider, &ep, opts.base_url.as_deref(), &server.redirect_uri()).await?, true)
                     }
-                    None if opener.available() => (creds::from_form(ui, provider, &opener, &mut server).await?, true),
-                    None => (creds::from_terminal(provider, Some(&server.redirect_uri())).await?, true),
+                    None => {
+                        let form = if opener.available() { creds::from_form(ui, provider, &opener, &mut server).await? } else { None };
+                        match form {
+                            Some(c) => (c, true),
+                            None => (creds::from_terminal(provider, Some(&server.redirect_uri())).await?, true),
+                        }
+                    }
                 };
                 let pkce = opts.flow == Flow::DcrPkce || oauth.pkce;
                 let req = super::authcode::AuthCodeRequest { provider, endpoints: &ep, creds: &creds, scopes: &scopes, pkce };
@@ -80,13 +85,20 @@ pub async fn oauth_login(home: &Home, ui: &Ui, provider: &Provider, opts: &Login
             }
             let (creds, fresh) = match stored {
                 Some(c) => (c, false),
-                None if opener.available() => {
-                    let mut server = LoginServer::bind(super::callback_addr()?).await?;
-                    let c = creds::from_form(ui, provider, &opener, &mut server).await;
-                    server.shutdown().await;
-                    (c?, true)
+                None => {
+                    let form = if opener.available() {
+                        let mut server = LoginServer::bind(super::callback_addr()?).await?;
+                        let c = creds::from_form(ui, provider, &opener, &mut server).await;
+                        server.shutdown().await;
+                        c?
+                    } else {
+                        None
+                    };
+                    match form {
+                        Some(c) => (c, true),
+                        None => (creds::from_terminal(provider, None).await?, true),
+                    }
                 }
-                None => (creds::from_terminal(provider, None).await?, true),
             };
             let resp = super::device::run(http, &opener, ui, provider, &ep, &creds, &scopes).await;
             (resp, creds, fresh)

@@ -151,14 +151,15 @@ fn evaluate_one(index: usize, r: &Requirement, registry: &Registry, data: &Vault
             Some(c) if c.status == Status::Revoked => State::Revoked,
             Some(c) if c.status == Status::Expired => State::Expired,
             Some(c) if c.expires_at.is_some_and(|t| t <= now) && c.refresh_token.is_none() => State::Expired,
-            Some(c) if c.expires_at.is_some_and(|t| t <= now) => State::Refreshable,
             Some(c) => {
                 let have: BTreeSet<&str> = c.scopes.iter().map(String::as_str).collect();
                 let missing: Vec<String> = r.scopes.iter().filter(|s| !have.contains(s.as_str())).cloned().collect();
-                if missing.is_empty() {
-                    State::Satisfied
-                } else {
+                if !missing.is_empty() {
                     State::MissingScopes(missing)
+                } else if c.expires_at.is_some_and(|t| t <= now) {
+                    State::Refreshable
+                } else {
+                    State::Satisfied
                 }
             }
         }
@@ -295,8 +296,9 @@ mod tests {
         c.refresh_token = Some(Secret::new("r"));
         data.put_connection(c);
         let check = &evaluate(&p, &reg, &data, &no_env, "default", 1000)[0];
-        assert_eq!(check.state, State::Satisfied, "the proxy refreshes it");
-        assert!(check.fix.is_none());
+        assert_eq!(check.state, State::Refreshable, "expired, but the proxy refreshes it");
+        assert!(!check.blocks());
+        assert_eq!(check.fix.as_deref(), Some("authsome refresh github"));
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub enum Trust {
     NotAllowed,
     /// Allowed once, but its security-relevant content changed since.
     Changed,
+    /// Blocked with `authsome deny` (until `authsome allow`).
+    Denied,
 }
 
 impl Trust {
@@ -34,6 +36,16 @@ impl Trust {
             Trust::Allowed => "allowed",
             Trust::NotAllowed => "not allowed",
             Trust::Changed => "changed since allowed",
+            Trust::Denied => "blocked",
+        }
+    }
+    /// Stable machine word (`--json`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Trust::Allowed => "allowed",
+            Trust::NotAllowed => "not_allowed",
+            Trust::Changed => "changed",
+            Trust::Denied => "denied",
         }
     }
 }
@@ -101,6 +113,7 @@ fn read_record(home: &Home, file: &Path) -> Option<Record> {
 pub fn check(home: &Home, project: &Project) -> Trust {
     match read_record(home, &project.file) {
         None => Trust::NotAllowed,
+        Some(r) if r.digest == DENIED => Trust::Denied,
         Some(r) if r.digest == digest(project) => Trust::Allowed,
         Some(_) => Trust::Changed,
     }
@@ -116,14 +129,20 @@ pub fn allow(home: &Home, project: &Project) -> Result<()> {
         .map_err(|e| Error::other(format!("cannot record trust in {}: {e}", dir.display())))
 }
 
+/// The digest recorded by `deny`: never the digest of a real project.
+const DENIED: &str = "denied";
+
 /// Revoke trust in the project file `file` (`authsome deny`); works even when
-/// the file no longer parses. Returns whether it was trusted before.
+/// the file no longer parses. The denial is remembered, so the hook says
+/// "blocked" rather than "not allowed yet". Returns whether it was trusted before.
 pub fn deny(home: &Home, file: &Path) -> Result<bool> {
-    match std::fs::remove_file(record_path(home, file)) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(Error::other(format!("cannot revoke trust: {e}"))),
-    }
+    let was = read_record(home, file).is_some_and(|r| r.digest != DENIED);
+    let dir = home.trust_dir();
+    ensure_private_dir(&dir).map_err(|e| Error::other(format!("cannot create {}: {e}", dir.display())))?;
+    let rec = Record { path: file.to_owned(), digest: DENIED.to_owned(), allowed_at: crate::fsutil::now_unix() };
+    let body = serde_json::to_vec_pretty(&rec).expect("record serializes");
+    crate::fsutil::atomic_write(&record_path(home, file), &body, 0o600).map_err(|e| Error::other(format!("cannot revoke trust: {e}")))?;
+    Ok(was)
 }
 
 /// The command that trusts this project, as users should type it.
@@ -144,6 +163,7 @@ pub fn shell_quote(s: &str) -> String {
 pub fn refusal(project: &Project, state: &Trust) -> String {
     let why = match state {
         Trust::Changed => "changed since it was allowed",
+        Trust::Denied => "is blocked (`authsome deny`)",
         _ => "is not allowed yet",
     };
     format!("{} {why}; review it, then run `{}`", project.file.display(), allow_command(project))
@@ -182,7 +202,11 @@ pub fn require(home: &Home, project: &Project, may_prompt: bool) -> Result<()> {
     if !interactive {
         return Err(Error::bad_input(refusal(project, &state)));
     }
-    let verb = if state == Trust::Changed { "changed since you allowed it" } else { "is not allowed yet" };
+    let verb = match state {
+        Trust::Changed => "changed since you allowed it",
+        Trust::Denied => "is blocked (you ran `authsome deny`)",
+        _ => "is not allowed yet",
+    };
     eprintln!("{} {verb}. It asks for:\n{}", project.file.display(), summary(project));
     let answer = crate::ui::prompt_line("Allow it? [y/N] ").map_err(|e| Error::other(format!("cannot read the answer: {e}")))?;
     if matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {

@@ -1,0 +1,499 @@
+//! A new user's first day, as issue-level acceptance: the seed page's override
+//! workflow word for word on a fresh home, and every rough edge found walking
+//! the README (one test per blocker and per "bad" item, papercuts where natural).
+
+mod common;
+
+use common::cli::{Home, Run};
+use common::project::{text, Sandbox};
+use serde_json::Value;
+use std::process::{Command, Stdio};
+
+const OPENAI_KEY: &str = "sk-firstday0123456789abcdefXYZ";
+const OPENAI_KEY_2: &str = "sk-firstday9876543210abcdefQRS";
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+/// `sh -c SCRIPT` with the home's environment and `authsome` on PATH, the way
+/// a user types the page's commands (the shell does the redirection).
+fn shell(h: &Home, script: &str) -> Run {
+    let bin_dir = std::path::Path::new(common::cli::bin()).parent().unwrap().to_owned();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let model = h.cmd(&[]);
+    let mut c = Command::new("/bin/sh");
+    c.arg("-c").arg(script).env("PATH", path).stdin(Stdio::null());
+    for (k, v) in model.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    let out = c.output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+fn source_of(h: &Home, name: &str) -> String {
+    let v = json(&h.run(&["list", "--json"]).ok().stdout);
+    let p = v["providers"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap_or_else(|| panic!("{name} not listed"));
+    p["source"].as_str().unwrap().to_owned()
+}
+
+// ---- Blocker 1: the seed's override command, word for word ------------------
+
+#[test]
+fn seed_override_command_works_as_written_on_a_fresh_home() {
+    let h = Home::new();
+    // The first thing a user does creates the home, and providers/ with it.
+    h.run_stdin(&["login", "openai"], OPENAI_KEY).ok();
+    assert!(h.path().join("providers").is_dir(), "providers/ must exist once the home does");
+
+    // The page's command: the shell truncates the file before authsome reads it.
+    let r = shell(&h, "authsome inspect discord > \"$AUTHSOME_HOME/providers/discord.json\"");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.is_empty(), "an empty override is simply absent: {}", r.stderr);
+    let written = json(&std::fs::read_to_string(h.path().join("providers/discord.json")).unwrap());
+    assert_eq!(written["name"], "discord");
+    assert_eq!(written["oauth"]["scopes"], serde_json::json!(["identify", "email", "guilds", "connections"]));
+
+    // "# edit scopes, base_url, or anything else"
+    let mut edited = written.clone();
+    edited["oauth"]["scopes"] = serde_json::json!(["identify"]);
+    std::fs::write(h.path().join("providers/discord.json"), serde_json::to_string_pretty(&edited).unwrap()).unwrap();
+
+    // "authsome list   # source now shows "custom" for discord"
+    let list = h.run(&["list"]).ok();
+    let line = list.stdout.lines().find(|l| l.starts_with("discord ")).unwrap();
+    assert!(line.contains("custom"), "{line}");
+    assert_eq!(json(&h.run(&["inspect", "discord"]).ok().stdout)["oauth"]["scopes"], serde_json::json!(["identify"]));
+    // Everything else keeps working.
+    assert_eq!(h.run(&["get", "openai", "--field", "status"]).ok().stdout.trim(), "connected");
+
+    // Re-running the page's command over an existing override also works.
+    let r = shell(&h, "authsome inspect discord > \"$AUTHSOME_HOME/providers/discord.json\"");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // The shell emptied the file first, so the bundled definition was written back.
+    let again = json(&std::fs::read_to_string(h.path().join("providers/discord.json")).unwrap());
+    assert_eq!(again, written);
+}
+
+#[test]
+fn an_empty_override_counts_as_absent() {
+    let h = Home::new();
+    std::fs::create_dir_all(h.path().join("providers")).unwrap();
+    std::fs::write(h.path().join("providers/discord.json"), "\n").unwrap();
+    let list = h.run(&["list"]).ok();
+    assert!(list.stderr.is_empty(), "{}", list.stderr);
+    assert_eq!(source_of(&h, "discord"), "bundled");
+    h.run(&["inspect", "discord"]).ok();
+}
+
+#[test]
+fn broken_and_stray_provider_files_warn_once_and_break_only_their_provider() {
+    let h = Home::new();
+    h.run_stdin(&["login", "openai"], OPENAI_KEY).ok();
+    let dir = h.path().join("providers");
+    let bundled = h.run(&["inspect", "discord"]).ok().stdout;
+    // A backup copy (name mismatch) and a half-written file.
+    std::fs::write(dir.join("discord-backup.json"), &bundled).unwrap();
+    std::fs::write(dir.join("acme.json"), "{\n  \"name\": \"acme\",\n").unwrap();
+
+    let list = h.run(&["list"]).ok();
+    let warnings: Vec<&str> = list.stderr.lines().collect();
+    assert_eq!(warnings.len(), 2, "one warning per file: {}", list.stderr);
+    assert!(warnings.iter().any(|w| w.contains("discord-backup.json") && w.contains("must match")), "{}", list.stderr);
+    assert!(warnings.iter().any(|w| w.contains("acme.json:3:1:")), "names file:line:column: {}", list.stderr);
+    assert!(list.stdout.lines().any(|l| l.starts_with("discord ") && l.contains("bundled")));
+
+    assert_eq!(h.run(&["get", "openai", "--field", "status"]).ok().stdout.trim(), "connected");
+    let r = h.run(&["run", "--", "sh", "-c", "echo $OPENAI_API_KEY"]).ok();
+    assert_eq!(r.stdout.trim(), "authsome-proxy-managed");
+
+    // The broken provider itself refuses with the location, never falls back silently.
+    let r = h.run_stdin(&["login", "acme"], "key").expect_code(2);
+    assert!(r.stderr.contains("acme.json:3:1:") && r.stderr.contains("authsome edit acme"), "{}", r.stderr);
+    // --json output stays machine-readable despite the warnings.
+    json(&h.run(&["list", "--json"]).ok().stdout);
+}
+
+#[test]
+fn edit_copies_opens_the_editor_and_saves_only_a_valid_definition() {
+    let h = Home::new();
+    let editor = h.path().join("editor.sh");
+    let set_editor = |script: &str| {
+        std::fs::write(&editor, format!("#!/bin/sh\n{script}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    let edit = |name: &str| {
+        let mut c = h.cmd(&["edit", name]);
+        c.env("EDITOR", &editor).env_remove("VISUAL");
+        let out = c.output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+        }
+    };
+
+    // Unchanged: nothing saved.
+    set_editor("true");
+    let r = edit("discord").ok();
+    assert!(r.stderr.contains("no changes"), "{}", r.stderr);
+    assert!(!h.path().join("providers/discord.json").exists());
+
+    // Invalid: refused with file:line:column, nothing saved.
+    set_editor("printf '{\\n  \"name\": \"discord\",\\n  oops\\n}\\n' > \"$1\"");
+    let r = edit("discord").expect_code(2);
+    assert!(r.stderr.contains(":3:3:") && r.stderr.contains("not saved"), "{}", r.stderr);
+    assert!(!h.path().join("providers/discord.json").exists());
+    assert_eq!(source_of(&h, "discord"), "bundled");
+
+    // Valid: saved as the custom override.
+    set_editor("sed -i 's/\"guilds\",//' \"$1\"");
+    edit("discord").ok();
+    assert_eq!(source_of(&h, "discord"), "custom");
+    let scopes = json(&h.run(&["inspect", "discord"]).ok().stdout)["oauth"]["scopes"].clone();
+    assert_eq!(scopes, serde_json::json!(["identify", "email", "connections"]));
+    // No scratch file is left behind.
+    let left: Vec<_> = std::fs::read_dir(h.path().join("providers")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("discord.json")]);
+}
+
+// ---- Blocker 2: project definitions are providers ---------------------------
+
+const ACME: &str = r#"{
+  "name": "acme",
+  "display_name": "Acme",
+  "auth_type": "api_key",
+  "flow": "api_key",
+  "api_url": "api.acme.test",
+  "api_key": { "header_name": "X-Api-Key", "env_var": "ACME_API_KEY" }
+}
+"#;
+
+#[test]
+fn project_definitions_can_be_logged_in_listed_inspected_and_read() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.dir.join("authsome")).unwrap();
+    std::fs::write(sb.dir.join("authsome/acme.json"), ACME).unwrap();
+    sb.write_toml("[definitions]\nacme = \"authsome/acme.json\"\n[providers.acme]\n");
+
+    // Before allow: the repository's definition is not used, and the answer says why.
+    let out = sb.run(&["login", "acme"]);
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("authsome allow"), "{err}");
+
+    assert!(sb.run(&["allow"]).status.success());
+    let status = sb.run(&["status"]);
+    assert_eq!(status.status.code(), Some(4));
+    assert!(text(&status).0.contains("authsome login acme"), "{}", text(&status).0);
+    // The fix `status` shows works.
+    sb.login_key("acme", None, "acme-key-123");
+    assert!(sb.run(&["status"]).status.success(), "{}", text(&sb.run(&["status"])).0);
+
+    let list = json(&text(&sb.run(&["list", "--json"])).0);
+    let acme = list["providers"].as_array().unwrap().iter().find(|p| p["name"] == "acme").unwrap().clone();
+    assert_eq!(acme["source"], "project");
+    assert_eq!(acme["connections"][0]["status"], "connected");
+    let inspect = sb.run(&["inspect", "acme"]);
+    assert_eq!(json(&text(&inspect).0)["api_url"], "api.acme.test");
+    assert_eq!(text(&sb.run(&["get", "acme", "--field", "status"])).0.trim(), "connected");
+    assert!(!text(&sb.run(&["get", "acme", "--json"])).0.contains("acme-key-123"));
+}
+
+// ---- Bad 7: default connections ---------------------------------------------
+
+#[test]
+fn logging_out_of_the_default_leaves_the_other_connection_usable_and_login_default_sets_it() {
+    let h = Home::new();
+    h.run_stdin(&["login", "openai"], OPENAI_KEY).ok();
+    h.run_stdin(&["login", "openai", "--connection", "work"], OPENAI_KEY_2).ok();
+    let list = h.run(&["list"]).ok();
+    let line = list.stdout.lines().find(|l| l.starts_with("openai ")).unwrap().to_owned();
+    assert!(line.contains("default (connected, default)") && line.contains("work (connected)"), "{line}");
+
+    let out = h.run(&["logout", "openai"]).ok();
+    assert!(out.stderr.contains("work is now the default connection of openai"), "{}", out.stderr);
+    assert_eq!(h.run(&["get", "openai", "--field", "connection"]).ok().stdout.trim(), "work");
+    let r = h.run(&["run", "--", "sh", "-c", "echo $OPENAI_API_KEY"]).ok();
+    assert_eq!(r.stdout.trim(), "authsome-proxy-managed");
+    assert!(!r.stderr.contains("no provider is connected"), "{}", r.stderr);
+
+    // --default on a new connection, and on an existing one without a new login.
+    h.run_stdin(&["login", "openai", "--connection", "personal", "--default"], OPENAI_KEY).ok();
+    assert_eq!(h.run(&["get", "openai", "--field", "connection"]).ok().stdout.trim(), "personal");
+    let v = json(&h.run(&["get", "openai", "--connection", "work", "--json"]).ok().stdout);
+    assert_eq!(v["default"], false);
+    h.run(&["login", "openai", "--connection", "work", "--default"]).ok();
+    assert_eq!(h.run(&["get", "openai", "--field", "connection"]).ok().stdout.trim(), "work");
+}
+
+// ---- Bad 8: expiry -----------------------------------------------------------
+
+/// Write a GitHub OAuth connection straight into a Sandbox's vault (its key is
+/// the same for every Sandbox, so setting it in this process is race-free).
+fn store_oauth(home: &std::path::Path, key: &str, name: &str, expires_at: u64, refresh: bool, status: authsome::vault::Status) {
+    std::env::set_var("AUTHSOME_VAULT_KEY", key);
+    let h = authsome::paths::Home::at(home, "default");
+    authsome::vault::Vault::open(&h)
+        .unwrap()
+        .update(|d| {
+            let mut c = authsome::vault::Connection::api_key("github", name, authsome::vault::Secret::new("x"));
+            c.api_key = None;
+            c.access_token = Some(authsome::vault::Secret::new("gho_expired_token"));
+            c.refresh_token = refresh.then(|| authsome::vault::Secret::new("ghr_refresh"));
+            c.expires_at = Some(expires_at);
+            c.status = status;
+            d.put_connection(c);
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn a_token_past_its_expiry_shows_expired_with_the_refresh_fix() {
+    use authsome::vault::Status;
+    let sb = Sandbox::new();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    store_oauth(&sb.home, &sb.key, "default", now - 60, true, Status::Connected);
+    store_oauth(&sb.home, &sb.key, "work", now - 60, true, Status::Expired);
+    store_oauth(&sb.home, &sb.key, "old", now - 60, false, Status::Connected);
+    assert_eq!(text(&sb.run(&["get", "github", "--field", "status"])).0.trim(), "expired");
+    let list = text(&sb.run(&["list"])).0;
+    assert!(list.lines().any(|l| l.starts_with("github ") && l.contains("default (expired")), "{list}");
+
+    sb.write_toml("[[providers.github]]\n[[providers.github]]\nconnection = \"work\"\n[[providers.github]]\nconnection = \"old\"\n");
+    assert!(sb.run(&["allow"]).status.success());
+    let v = json(&text(&sb.run(&["status", "--json"])).0);
+    let reqs = v["requirements"].as_array().unwrap();
+    // Past expiry with a refresh token: expired, refreshed at first use, fix is `refresh`.
+    assert_eq!(reqs[0]["state"], "expired");
+    assert_eq!(reqs[0]["met"], true);
+    assert_eq!(reqs[0]["fix"], "authsome refresh github");
+    // A refresh failed while the provider was down: `refresh` is still the fix, not a new login.
+    assert_eq!(reqs[1]["state"], "expired");
+    assert_eq!(reqs[1]["fix"], "authsome refresh github --connection work");
+    // No refresh token: only a login helps.
+    assert_eq!(reqs[2]["state"], "expired");
+    assert_eq!(reqs[2]["fix"], "authsome login github --connection old");
+    let human = text(&sb.run(&["status"])).0;
+    assert!(human.contains("expired (refreshed at first use)"), "{human}");
+}
+
+// ---- Bad 9: a failing BROWSER ------------------------------------------------
+
+#[test]
+fn a_failing_browser_is_noticed_and_the_url_printed() {
+    use common::fake_as::{Config, FakeAs};
+    use common::login_env::LoginEnv;
+    use std::io::BufRead;
+    let fake = FakeAs::start(Config::default());
+    let mut env = LoginEnv::new();
+    env.install_provider(&fake.discord_provider());
+    env.set("BROWSER", "false");
+    let c = fake.config();
+    let mut child = env.cmd(&["login", "discord"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        // The form could not open, so the terminal asks for the client credentials.
+        writeln!(stdin, "{}\n{}", c.client_id, c.client_secret.clone().unwrap()).unwrap();
+        std::mem::forget(stdin);
+    }
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "authsome stopped before printing the URL:\n{seen}");
+        seen.push_str(&line);
+        if line.contains("/oauth2/authorize") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen.contains("false failed"), "the failure is reported: {seen}");
+    assert!(!seen.contains("Opened"), "never claims it opened: {seen}");
+}
+
+#[test]
+fn an_opened_browser_still_gets_the_url_printed() {
+    use common::fake_as::{Config, FakeAs};
+    use common::login_env::LoginEnv;
+    let fake = FakeAs::start(Config::default());
+    let env = LoginEnv::with_discord(&fake);
+    let out = env.run(&["login", "discord"], None);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(out.stderr.lines().any(|l| l.trim_start().starts_with(&fake.url("/oauth2/authorize"))), "{}", out.all());
+}
+
+// ---- Bad 10: init / status / allow ------------------------------------------
+
+#[test]
+fn init_leaves_the_file_inert_finds_github_token_and_status_fails_until_allowed() {
+    let sb = Sandbox::new();
+    std::fs::write(sb.dir.join(".env"), "GITHUB_TOKEN=ghp_xxx\nOPENAI_API_KEY=sk-x\n").unwrap();
+    let out = sb.run(&["init"]);
+    let (_, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    let toml = std::fs::read_to_string(sb.dir.join("authsome.toml")).unwrap();
+    assert!(toml.contains("[providers.github]") && toml.contains("[providers.openai]"), "{toml}");
+    assert!(err.contains("authsome allow"), "init says the file is inert until allowed: {err}");
+    // Not allowed: status is not green.
+    let st = sb.run(&["status"]);
+    assert_ne!(st.status.code(), Some(0), "{}", text(&st).0);
+    let v = json(&text(&sb.run(&["status", "--json"])).0);
+    assert_eq!(v["trust"], "not_allowed");
+    assert!(sb.run(&["allow"]).status.success());
+    let v = json(&text(&sb.run(&["status", "--json"])).0);
+    assert_eq!(v["trust"], "allowed");
+}
+
+// ---- Bad 11: remove forgets the credentials of a provider that is gone ------
+
+#[test]
+fn removing_a_custom_only_provider_deletes_its_stored_credentials() {
+    let h = Home::new();
+    let file = h.path().join("acme.json");
+    std::fs::write(&file, ACME).unwrap();
+    h.run(&["register", file.to_str().unwrap()]).ok();
+    h.run_stdin(&["login", "acme"], "acme-key-123").ok();
+    let out = h.run(&["remove", "acme"]).ok();
+    assert!(out.stderr.contains("deleted its stored connections (default)"), "{}", out.stderr);
+    // Re-registering starts clean: the secret did not stay behind.
+    h.run(&["register", file.to_str().unwrap()]).ok();
+    assert_eq!(h.run(&["get", "acme", "--field", "status"]).ok().stdout.trim(), "not_connected");
+}
+
+// ---- Bad 12: closed pipes ----------------------------------------------------
+
+#[test]
+fn a_closed_pipe_ends_output_commands_quietly() {
+    let h = Home::new();
+    h.run_stdin(&["login", "openai"], OPENAI_KEY).ok();
+    let sb = Sandbox::new();
+    sb.write_toml("[providers.openai]\n");
+    for args in [
+        &["list", "--json"][..],
+        &["list"],
+        &["inspect", "discord"],
+        &["get", "openai"],
+        &["doctor"],
+        &["log", "--json"],
+        &["export", "json"],
+        &["hook", "bash"],
+        &["completions", "bash"],
+    ] {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        drop(read);
+        let out = h.cmd(args).stdout(Stdio::from(write)).stderr(Stdio::piped()).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        use std::os::unix::process::ExitStatusExt;
+        assert!(out.status.signal() == Some(13) || out.status.success(), "{args:?}: {:?} {err}", out.status);
+    }
+    let (read, write) = nix::unistd::pipe().unwrap();
+    drop(read);
+    let out = sb.cmd(&["status"]).stdout(Stdio::from(write)).output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
+
+// ---- Bad 14: client credentials survive a failed login ----------------------
+
+#[test]
+fn client_credentials_entered_once_survive_a_failed_login() {
+    use common::fake_as::{Config, FakeAs};
+    use common::login_env::LoginEnv;
+    let fake = FakeAs::start(Config { state_override: Some("stale-tab".into()), ..Config::default() });
+    let env = LoginEnv::with_discord(&fake);
+    let out = env.run(&["login", "discord"], None);
+    assert_eq!(out.code, 4, "{}", out.all());
+    assert!(env.wait_browser_log(2).iter().any(|v| v["kind"] == "client_form"));
+    fake.configure(|c| c.state_override = None);
+    let out = env.run(&["login", "discord"], None);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let log = env.wait_browser_log(3);
+    assert_eq!(log.iter().filter(|v| v["kind"] == "client_form").count(), 1, "asked again: {log:?}");
+}
+
+// ---- Papercuts ---------------------------------------------------------------
+
+#[test]
+fn api_key_logins_refuse_to_overwrite_without_force_and_say_an_openai() {
+    let h = Home::new();
+    let r = h.run_stdin(&["login", "openai"], "not-a-key").expect_code(2);
+    assert!(r.stderr.contains("an OpenAI API key"), "{}", r.stderr);
+    h.run_stdin(&["login", "openai"], OPENAI_KEY).ok();
+    let r = h.run_stdin(&["login", "openai"], OPENAI_KEY_2).expect_code(2);
+    assert!(r.stderr.contains("--force"), "{}", r.stderr);
+    h.run_stdin(&["login", "openai"], OPENAI_KEY).ok();
+    h.run_stdin(&["login", "openai", "--force"], OPENAI_KEY_2).ok();
+    // Names are case-insensitive.
+    assert_eq!(h.run(&["get", "OpenAI", "--field", "status"]).ok().stdout.trim(), "connected");
+    let r = h.run(&["get", "OpenAi", "--field", "provider"]).ok();
+    assert_eq!(r.stdout.trim(), "openai");
+    // --flow pkce on an API-key provider is an error, not ignored.
+    let r = h.run_stdin(&["login", "openai", "--flow", "pkce", "--force"], OPENAI_KEY).expect_code(2);
+    assert!(r.stderr.contains("API key"), "{}", r.stderr);
+}
+
+#[test]
+fn scopes_are_trimmed_and_an_empty_list_is_refused() {
+    use common::fake_as::{Config, FakeAs};
+    use common::login_env::LoginEnv;
+    let fake = FakeAs::start(Config::default());
+    let env = LoginEnv::with_discord(&fake);
+    let out = env.run(&["login", "discord", "--scopes", ""], None);
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(fake.requests().is_empty());
+    let out = env.run(&["login", "discord", "--scopes", "identify, email"], None);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(fake.requests_to("authorize")[0].query["scope"], "identify email");
+}
+
+#[test]
+fn status_of_a_never_connected_provider_and_logout_of_a_missing_connection() {
+    let h = Home::new();
+    assert_eq!(h.run(&["get", "discord", "--field", "status"]).ok().stdout.trim(), "not_connected");
+    let r = h.run(&["logout", "discord"]).expect_code(3);
+    assert!(!r.stderr.contains("authsome login"), "logging out must not suggest logging in: {}", r.stderr);
+    assert!(r.stderr.contains("no connection"), "{}", r.stderr);
+}
+
+#[test]
+fn errors_carry_one_prefix_on_every_line_and_usage_errors_match() {
+    let h = Home::new();
+    let r = h.run(&["lst"]).expect_code(2);
+    assert!(r.stderr.starts_with("authsome: error: "), "{}", r.stderr);
+    let r = h.run(&["--json", "lst"]).expect_code(2);
+    let v = json(r.stderr.trim());
+    assert_eq!(v["error"]["code"], 2);
+    assert!(v["error"]["message"].as_str().unwrap().contains("lst"));
+    std::fs::create_dir_all(h.path().join("providers")).unwrap();
+    std::fs::write(h.path().join("providers/acme.json"), "{").unwrap();
+    let r = h.run(&["inspect", "acme"]).expect_code(2);
+    let errors: Vec<&str> = r.stderr.lines().filter(|l| !l.starts_with("! ")).collect();
+    assert!(errors.len() >= 2 && errors.iter().all(|l| l.starts_with("authsome: ")), "{}", r.stderr);
+}
+
+#[test]
+fn help_says_what_run_sets_and_that_keys_can_be_piped() {
+    let h = Home::new();
+    let run = h.run(&["run", "--help"]).ok().stdout;
+    for var in ["authsome-proxy-managed", "HTTPS_PROXY", "NODE_USE_ENV_PROXY", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS"] {
+        assert!(run.contains(var), "{var} missing from run --help:\n{run}");
+    }
+    assert!(h.run(&["login", "--help"]).ok().stdout.contains("< key.txt"));
+    let top = h.run(&["--help"]).ok().stdout;
+    let pos = |c: &str| top.find(&format!("\n  {c} ")).unwrap_or_else(|| panic!("{c} missing"));
+    assert!(pos("run") < pos("get"), "run is among the first commands:\n{top}");
+    // -V only on the top level.
+    h.run(&["list", "-V"]).expect_code(2);
+}
