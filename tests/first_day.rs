@@ -30,12 +30,7 @@ fn shell(h: &Home, script: &str) -> Run {
             None => c.env_remove(k),
         };
     }
-    let out = c.output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into(),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-    }
+    Run::from(c.output().unwrap())
 }
 
 fn source_of(h: &Home, name: &str) -> String {
@@ -133,12 +128,7 @@ fn edit_copies_opens_the_editor_and_saves_only_a_valid_definition() {
     let edit = |name: &str| {
         let mut c = h.cmd(&["edit", name]);
         c.env("EDITOR", &editor).env_remove("VISUAL");
-        let out = c.output().unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into(),
-            stderr: String::from_utf8_lossy(&out.stderr).into(),
-        }
+        Run::from(c.output().unwrap())
     };
 
     // Unchanged: nothing saved.
