@@ -310,7 +310,9 @@ fn logout_revokes_access_then_refresh_token_and_deletes_even_on_failure() {
     assert_eq!(rev[0].form["token"], conn.access_token.unwrap().expose());
     assert_eq!(rev[1].form["token_type_hint"], "refresh_token");
     assert_eq!(rev[1].form["token"], conn.refresh_token.unwrap().expose());
-    assert_eq!(env.run(&["get", "discord"], None).code, 3);
+    assert_eq!(env.run(&["get", "discord", "--connection", "default"], None).code, 3);
+    // The remaining connection became the default.
+    assert_eq!(env.run(&["get", "discord", "--field", "connection"], None).stdout.trim(), "work");
 
     fake.configure(|c| c.revoke_status = 503);
     let failed = env.run(&["logout", "discord", "--connection", "work"], None);

@@ -38,9 +38,10 @@ pub const FILE_NAME: &str = "authsome.toml";
 /// variables, `NO_PROXY`, the activation marker), so `[run.env]` and `export`
 /// may not set it. Derived from [`crate::runner::env`], the one list of them.
 pub fn is_reserved(var: &str) -> bool {
-    use crate::runner::env::{CA_VARS, PROXY_VARS, REMOVED_VARS};
+    use crate::runner::env::{CA_VARS, FIXED_VARS, PROXY_VARS, REMOVED_VARS};
     PROXY_VARS.contains(&var)
         || CA_VARS.contains(&var)
+        || FIXED_VARS.iter().any(|(k, _)| *k == var)
         || REMOVED_VARS.contains(&var)
         || ["NO_PROXY", "no_proxy", super::env::ACTIVE_VAR].contains(&var)
 }

@@ -264,8 +264,11 @@ mod tests {
         assert_eq!(check(&home, &edited), Trust::Changed);
         assert!(require(&home, &edited, false).unwrap_err().message.contains("authsome allow /p"));
         assert!(deny(&home, &p.file).unwrap());
-        assert_eq!(check(&home, &p), Trust::NotAllowed);
+        assert_eq!(check(&home, &p), Trust::Denied);
+        assert!(require(&home, &p, false).unwrap_err().message.contains("is blocked"));
         assert!(!deny(&home, &p.file).unwrap());
+        allow(&home, &p).unwrap();
+        assert_eq!(check(&home, &p), Trust::Allowed);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// Variables common clients read for a CA bundle; all get the run's bundle.
-pub const CA_VARS: [&str; 8] = [
+pub const CA_VARS: [&str; 12] = [
     "SSL_CERT_FILE",
     "CURL_CA_BUNDLE",
     "REQUESTS_CA_BUNDLE",
@@ -24,7 +24,15 @@ pub const CA_VARS: [&str; 8] = [
     "AWS_CA_BUNDLE",
     "PIP_CERT",
     "DENO_CERT",
+    "HTTPLIB2_CA_CERTS",
+    "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+    "NIX_SSL_CERT_FILE",
+    "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE",
 ];
+
+/// Fixed values every proxied child gets: Node (22.21+, 24) ignores the proxy
+/// variables in its own `fetch` and `https` unless told to honour them.
+pub const FIXED_VARS: [(&str, &str); 1] = [("NODE_USE_ENV_PROXY", "1")];
 
 /// Proxy variables, upper and lower case (clients disagree on which they read).
 pub const PROXY_VARS: [&str; 4] = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"];
@@ -83,6 +91,9 @@ pub fn proxy_env(
     env.set.extend(placeholders);
     for var in PROXY_VARS {
         env.set.insert(var.to_owned(), proxy_url.to_owned());
+    }
+    for (var, value) in FIXED_VARS {
+        env.set.insert(var.to_owned(), value.to_owned());
     }
     let bundle = bundle.display().to_string();
     for var in CA_VARS {
