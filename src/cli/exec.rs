@@ -16,7 +16,7 @@ use std::sync::Arc;
 /// Arguments of `up` and `exec`.
 #[derive(Debug, Args)]
 pub struct ProjectRunArgs {
-    /// The command (default: `[run] command`, else your $SHELL).
+    /// The command (default: `[run] command`; `up` falls back to your $SHELL, `exec` refuses).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
     pub cmd: Vec<OsString>,
 }
@@ -25,12 +25,20 @@ pub struct ProjectRunArgs {
 pub fn exec(ctx: &Ctx, a: ProjectRunArgs) -> Result<i32> {
     let (project, registry) = current_project(ctx, None)?;
     trust::require(&ctx.home, &project, false)?;
+    // CI must not go green because a job forgot its command (no interactive shell here).
+    if a.cmd.is_empty() && project.run.command.is_none() {
+        return Err(crate::error::Error::bad_input(format!(
+            "nothing to run: pass `authsome exec -- CMD` or set [run] command in {}",
+            project.file.display()
+        )));
+    }
     let checks = evaluate(ctx, &project, &registry)?;
     let blocking: Vec<_> = checks.iter().filter(|c| c.blocks()).collect();
     if !blocking.is_empty() {
         if ctx.ui.json {
             let v: Vec<_> = blocking.iter().map(|c| c.to_json()).collect();
-            eprintln!("{}", serde_json::json!({"error": {"code": exit::LOGIN, "unmet": v}}));
+            let message: Vec<String> = blocking.iter().map(|c| routes::unmet_line(c)).collect();
+            eprintln!("{}", serde_json::json!({"error": {"code": exit::LOGIN, "message": message.join("; "), "unmet": v}}));
         } else {
             for c in blocking {
                 eprintln!("authsome: {}", routes::unmet_line(c));

@@ -49,6 +49,13 @@ fn default_routes(ctx: &Ctx) -> Result<Vec<Route>> {
 /// `authsome run`: proxy for every connected provider, then CMD.
 pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
     let program = crate::runner::resolve_program(&a.cmd[0])?;
+    if let Some(file) = crate::project::find(std::path::Path::new(".")) {
+        // `run` is the project-less mode: say so rather than silently ignore the file.
+        ctx.ui.warn(format_args!(
+            "`run` ignores {} and injects every connected provider; `authsome up` (or `exec`) applies it",
+            file.display()
+        ));
+    }
     let routes = default_routes(ctx)?;
     if routes.is_empty() {
         ctx.ui.warn("no provider is connected; running without injection (`authsome login PROVIDER` connects one)");

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod connect_proxy;
 pub mod echo;
 pub mod fake_as;
 pub mod login_env;
