@@ -640,3 +640,40 @@ fn run_inside_a_project_says_in_one_line_that_it_ignores_the_file() {
     let out = sb.cmd(&["run", "--", "true"]).current_dir(sb.tmp.path()).output().unwrap();
     assert!(!text(&out).1.contains("ignores"), "{:?}", text(&out));
 }
+
+// ---- Bad 13: a slow keyring is asked once, not on every command --------------
+
+#[test]
+fn once_the_key_file_exists_a_slow_keyring_is_not_asked_again() {
+    use std::os::unix::fs::PermissionsExt;
+    let h = Home::with_key_file();
+    let bin = h.path().join("fakebin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let calls = h.path().join("keyring-calls.log");
+    // A keyring that never answers in time, and logs every time it is asked.
+    std::fs::write(bin.join("secret-tool"), format!("#!/bin/sh\necho \"$1\" >> '{}'\nexec sleep 30\n", calls.display())).unwrap();
+    std::fs::set_permissions(bin.join("secret-tool"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let cmd = |args: &[&str]| {
+        let mut c = h.cmd(args);
+        c.env_remove("AUTHSOME_NO_KEYRING").env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent").env("PATH", &path);
+        c
+    };
+    let mut login = cmd(&["login", "openai"]);
+    login.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = login.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), OPENAI_KEY.as_bytes()).unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    assert!(h.path().join("vault.key").exists(), "the hung keyring made authsome fall back to a key file");
+    let asked = std::fs::read_to_string(&calls).unwrap_or_default().lines().count();
+    assert!(asked >= 1, "the keyring was tried on first use");
+
+    for _ in 0..3 {
+        let out = Run::from(cmd(&["get", "openai", "--field", "status"]).output().unwrap());
+        assert_eq!(out.stdout.trim(), "connected", "{}", out.stderr);
+    }
+    let doctor = Run::from(cmd(&["doctor"]).output().unwrap());
+    assert!(doctor.stdout.contains("key file"), "{}", doctor.stdout);
+    let now = std::fs::read_to_string(&calls).unwrap_or_default().lines().count();
+    assert_eq!(now, asked, "the remembered key file is used without asking the keyring again");
+}
