@@ -677,3 +677,25 @@ fn once_the_key_file_exists_a_slow_keyring_is_not_asked_again() {
     let now = std::fs::read_to_string(&calls).unwrap_or_default().lines().count();
     assert_eq!(now, asked, "the remembered key file is used without asking the keyring again");
 }
+
+// ---- Papercut: `up` shows its checklist once ------------------------------------
+
+#[test]
+fn up_shows_each_requirement_once_even_after_a_login() {
+    use common::project_run::{ProjectWorld, Pty};
+    let w = ProjectWorld::new();
+    w.write_toml("[providers.acme]\n[providers.openai]\n[run]\ncommand = \"echo RAN\"\n");
+    w.allow();
+    let mut cmd = w.cmd(&["up"]);
+    cmd.env("TERM", "dumb").env_remove("BROWSER").env_remove("DISPLAY").env_remove("WAYLAND_DISPLAY");
+    let mut pty = Pty::spawn(cmd);
+    pty.expect("API key (input hidden)");
+    pty.send(&format!("{OPENAI_KEY}\r"));
+    assert_eq!(pty.wait(), 0, "{}", pty.output());
+    let out = pty.output();
+    assert!(out.contains("RAN"), "{out}");
+    let acme_ok = out.lines().filter(|l| l.contains("acme") && l.contains(" ok")).count();
+    assert_eq!(acme_ok, 1, "the satisfied line is shown once:\n{out}");
+    let openai_ok = out.lines().filter(|l| l.contains("openai") && l.contains(" ok")).count();
+    assert_eq!(openai_ok, 1, "the fixed line is shown once, after the login:\n{out}");
+}
