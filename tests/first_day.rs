@@ -699,3 +699,17 @@ fn up_shows_each_requirement_once_even_after_a_login() {
     let openai_ok = out.lines().filter(|l| l.contains("openai") && l.contains(" ok")).count();
     assert_eq!(openai_ok, 1, "the fixed line is shown once, after the login:\n{out}");
 }
+
+// ---- Papercut: completions know providers, connections and flows -------------
+
+#[test]
+fn completions_offer_provider_and_connection_names_and_flows() {
+    let h = Home::new();
+    h.run_stdin(&["login", "openai", "--connection", "work"], OPENAI_KEY).ok();
+    let bash = h.run(&["completions", "bash"]).ok().stdout;
+    for word in ["discord", "openai", "work", "device_code"] {
+        assert!(bash.contains(word), "{word} missing from the bash completions");
+    }
+    let fish = h.run(&["completions", "fish"]).ok().stdout;
+    assert!(fish.contains("discord") && fish.contains("work"), "{fish}");
+}

@@ -273,6 +273,31 @@ fn sigpipe(handler: SigHandler) {
     let _ = unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, handler) };
 }
 
+/// The command tree for `completions`, with the provider names known now
+/// (bundled, custom, the current project's), the connection names of the
+/// vault when one exists, and the flow values offered as completions.
+fn completion_command(ctx: &Ctx) -> clap::Command {
+    use clap::builder::PossibleValuesParser;
+    use clap::CommandFactory;
+    let providers: Vec<String> = ctx.registry_here().map(|r| r.iter().map(|p| p.name().to_owned()).collect()).unwrap_or_default();
+    let data = if ctx.home.vault_file().exists() { ctx.vault().and_then(|v| v.load()).ok() } else { None };
+    let mut connections: Vec<String> = data.map(|d| d.connections.values().map(|c| c.name.clone()).collect()).unwrap_or_default();
+    connections.sort();
+    connections.dedup();
+    let mut cmd = Cli::command();
+    for sub in ["login", "logout", "get", "refresh", "inspect", "edit", "remove"] {
+        let names = providers.clone();
+        cmd = cmd.mut_subcommand(sub, |s| s.mut_arg("provider", |a| a.value_parser(PossibleValuesParser::new(names))));
+        if !connections.is_empty() && matches!(sub, "login" | "logout" | "get" | "refresh") {
+            let conns = connections.clone();
+            cmd = cmd.mut_subcommand(sub, |s| s.mut_arg("connection", |a| a.value_parser(PossibleValuesParser::new(conns))));
+        }
+    }
+    cmd.mut_subcommand("login", |s| {
+        s.mut_arg("flow", |a| a.value_parser(PossibleValuesParser::new(["pkce", "device_code", "dcr_pkce", "api_key"])))
+    })
+}
+
 /// Commands that run a proxy or a login server (see [`sigpipe`]).
 fn serves_sockets(cmd: &Command) -> bool {
     matches!(
@@ -327,8 +352,7 @@ fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::Export { shell, pid } => Ok(crate::shell::export_command(&ctx.home, &shell, pid)),
         Command::Daemon { command } => daemon::run(ctx, command),
         Command::Completions { shell } => {
-            use clap::CommandFactory;
-            clap_complete::generate(shell, &mut Cli::command(), "authsome", &mut std::io::stdout());
+            clap_complete::generate(shell, &mut completion_command(ctx), "authsome", &mut std::io::stdout());
             Ok(0)
         }
     }
