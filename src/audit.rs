@@ -106,7 +106,7 @@ impl FileAudit {
     fn open(&self) -> std::io::Result<std::fs::File> {
         if let Some(dir) = self.path.parent() {
             if !dir.exists() {
-                crate::paths::ensure_private_dir(dir)?;
+                crate::fsutil::ensure_private_dir(dir)?;
             }
         }
         std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path)

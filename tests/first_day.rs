@@ -471,8 +471,8 @@ fn errors_carry_one_prefix_on_every_line_and_usage_errors_match() {
     assert!(r.stderr.starts_with("authsome: error: "), "{}", r.stderr);
     let r = h.run(&["--json", "lst"]).expect_code(2);
     let v = json(r.stderr.trim());
-    assert_eq!(v["error"]["code"], 2);
-    assert!(v["error"]["message"].as_str().unwrap().contains("lst"));
+    assert_eq!(v["exit_code"], 2);
+    assert!(v["message"].as_str().unwrap().contains("lst"));
     std::fs::create_dir_all(h.path().join("providers")).unwrap();
     std::fs::write(h.path().join("providers/acme.json"), "{").unwrap();
     let r = h.run(&["inspect", "acme"]).expect_code(2);

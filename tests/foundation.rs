@@ -270,7 +270,17 @@ fn json_errors_are_machine_readable() {
     let h = Home::new();
     let r = h.run(&["--json", "get", "nosuchprovider"]).expect_code(3);
     let v = json(r.stderr.trim());
-    assert_eq!(v["error"]["code"], 3);
+    assert_eq!(v["error"], "unknown");
+    assert_eq!(v["exit_code"], 3);
+    assert!(v["message"].as_str().unwrap().contains("nosuchprovider"), "{v}");
+    // Usage errors too: `--json` always yields one JSON object.
+    let r = h.run(&["--json", "get"]).expect_code(2);
+    let v = json(r.stderr.trim());
+    assert_eq!(v["error"], "bad_input", "{v}");
+    assert!(!v["message"].as_str().unwrap().is_empty());
+    // A command that is not found.
+    let r = h.run(&["--json", "run", "--", "no-such-command-authsome-test"]).expect_code(127);
+    assert_eq!(json(r.stderr.trim())["error"], "command_not_found");
 }
 
 /// A stand-in `secret-tool` on PATH: stores secrets in a file, or hangs.

@@ -204,3 +204,30 @@ fn daemon_status_stop_and_lost_home() {
     let _ = sleeper.kill();
     let _ = sleeper.wait();
 }
+
+/// `daemon stop` through a symlink to the project names the daemon the hook
+/// started from the real directory: every command finds projects one way.
+#[test]
+fn daemon_stop_through_a_symlink_stops_the_projects_proxy() {
+    let sb = Sandbox::new();
+    let mut sleeper = Command::new("sleep").arg("300").spawn().unwrap();
+    let pid = sleeper.id().to_string();
+    let o = Command::new(common::shell::bin())
+        .args(["export", "json", "--pid", &pid])
+        .current_dir(sb.path("proj"))
+        .env_clear()
+        .envs(sb.base_env())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(sb.daemons().len(), 1);
+    std::os::unix::fs::symlink(sb.path("proj"), sb.path("link-to-project")).unwrap();
+
+    let o = sb.cmd(&["daemon", "stop", "./link-to-project"]).current_dir(&sb.root).output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("stopped the proxy of") && !stderr.contains("no project proxy is running"), "{stderr}");
+    assert!(sb.daemons().is_empty(), "the daemon still runs after `daemon stop ./link-to-project`");
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+}

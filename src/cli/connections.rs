@@ -40,7 +40,7 @@ pub struct LoginArgs {
     pub scopes: Option<Vec<String>>,
     /// Login flow: pkce, device_code, dcr_pkce or api_key.
     #[arg(long, value_name = "F")]
-    pub flow: Option<String>,
+    pub flow: Option<Flow>,
     /// Ask for client credentials again and re-consent even if connected.
     #[arg(long)]
     pub force: bool,
@@ -65,8 +65,8 @@ impl ConnectionArgs {
 fn find<'a>(data: &'a VaultData, t: &ConnectionArgs) -> Result<&'a Connection> {
     let name = t.name(data);
     data.connection(&t.provider, Some(name)).ok_or_else(|| {
-        let flag = t.connection.as_ref().map(|c| format!(" --connection {c}")).unwrap_or_default();
-        Error::unknown(format!("no connection {name:?} for {}; run `authsome login {}{flag}`", t.provider, t.provider))
+        let fix = crate::fix::LoginFix::new(&t.provider, t.connection.as_deref());
+        Error::unknown(format!("no connection {name:?} for {}; {}", t.provider, fix.hint()))
     })
 }
 
@@ -236,12 +236,7 @@ pub fn login(ctx: &Ctx, mut a: LoginArgs) -> Result<i32> {
             return Err(Error::bad_input(format!("connection name {name:?} must be lower-case letters, digits, '-' or '_'")));
         }
     }
-    let flow = match &a.flow {
-        Some(f) => {
-            Flow::parse(f).ok_or_else(|| Error::bad_input(format!("unknown flow {f:?}; use pkce, device_code, dcr_pkce or api_key")))?
-        }
-        None => default_flow(ctx, provider, a.no_browser),
-    };
+    let flow = a.flow.unwrap_or_else(|| default_flow(ctx, provider, a.no_browser));
     if provider.def.auth_type == AuthType::ApiKey && flow != Flow::ApiKey {
         return Err(Error::bad_input(format!("{} uses an API key; --flow {} does not apply to it", provider.name(), flow.as_str())));
     }

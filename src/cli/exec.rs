@@ -1,14 +1,18 @@
 //! `authsome exec [-- CMD]`: project mode for CI. Never prompts; an unmet
 //! requirement exits 4 with one line per requirement naming the exact fix.
 //! CI secrets named by `secret_env` go to the proxy and leave the command's
-//! environment. The command replaces authsome (see [`crate::project::helper`]).
+//! environment. The command replaces authsome (see [`crate::launch::helper`]).
 
-use super::project::{current_project, evaluate};
+use super::project::{current_project, require_trust};
 use super::Ctx;
-use crate::error::{exit, Result};
-use crate::project::routes::{self, ProjectCredentials};
-use crate::project::{helper, trust};
-use crate::proxy::{self, ProxyOptions};
+use crate::error::Result;
+use crate::launch::credentials::ProjectCredentials;
+use crate::launch::env::child_env;
+use crate::launch::helper;
+use crate::launch::options::{proxy_options, BundleIn};
+use crate::launch::plan::{command_argv, Plan, Serve};
+use crate::launch::project::{evaluate, process_env};
+use crate::project::requirements::unmet_error;
 use clap::Args;
 use std::ffi::OsString;
 use std::sync::Arc;
@@ -24,7 +28,7 @@ pub struct ProjectRunArgs {
 /// `authsome exec`.
 pub fn exec(ctx: &Ctx, a: ProjectRunArgs) -> Result<i32> {
     let (project, registry) = current_project(ctx, None)?;
-    trust::require(&ctx.home, &project, false)?;
+    require_trust(ctx, &project, false)?;
     // CI must not go green because a job forgot its command (no interactive shell here).
     if a.cmd.is_empty() && project.run.command.is_none() {
         return Err(crate::error::Error::bad_input(format!(
@@ -32,36 +36,19 @@ pub fn exec(ctx: &Ctx, a: ProjectRunArgs) -> Result<i32> {
             project.file.display()
         )));
     }
-    let checks = evaluate(ctx, &project, &registry)?;
-    let blocking: Vec<_> = checks.iter().filter(|c| c.blocks()).collect();
-    if !blocking.is_empty() {
-        if ctx.ui.json {
-            let v: Vec<_> = blocking.iter().map(|c| c.to_json()).collect();
-            let message: Vec<String> = blocking.iter().map(|c| routes::unmet_line(c)).collect();
-            eprintln!("{}", serde_json::json!({"error": {"code": exit::LOGIN, "message": message.join("; "), "unmet": v}}));
-        } else {
-            for c in blocking {
-                eprintln!("authsome: {}", routes::unmet_line(c));
-            }
-        }
-        return Ok(exit::LOGIN);
+    let checks = evaluate(&ctx.home, &project, &registry, &process_env)?;
+    if let Some(e) = unmet_error(&checks) {
+        let unmet: Vec<_> = checks.iter().filter(|c| c.blocks()).map(|c| c.to_json()).collect();
+        return Err(e.with_details(serde_json::json!({ "unmet": unmet })));
     }
-    let argv = routes::command_argv(&project, &a.cmd);
-    let program = crate::runner::resolve_program(&argv[0])?;
-    let routes = routes::routes(&registry, &checks)?;
-    for note in proxy::uninterceptable(&routes) {
+    let argv = command_argv(&project, &a.cmd);
+    let program = crate::launch::supervise::resolve_program(&argv[0])?;
+    let plan = Plan::project(&ctx.home, &project, &registry, &checks, Serve::Met)?;
+    for note in crate::proxy::uninterceptable(&plan.routes) {
         ctx.ui.warn(note);
     }
-    let env_lookup = |k: &str| std::env::var(k).ok();
-    let ci = routes::ci_secrets(&checks, &env_lookup);
-    let need_vault = !ProjectCredentials::covers(&ci, &routes);
-    let credentials = Arc::new(ProjectCredentials::new(&ctx.home, ci, need_vault)?);
-    let deny = project.undeclared_hosts == crate::project::UndeclaredHosts::Deny;
-    let options = ProxyOptions::for_run(&ctx.home, routes, deny, credentials)?;
-    let started = helper::start(options)?;
-    let active = routes::active(&project, &checks);
-    let current = |k: &str| std::env::var(k).ok();
-    let changes = crate::project::env::child_env_active(&project, &registry, &active, &started.url, &started.bundle, &current);
-    let env = changes.applied_to(std::env::vars_os());
+    let credentials = Arc::new(ProjectCredentials::new(&ctx.home, &checks, &process_env).fixed(&plan));
+    let started = helper::start(proxy_options(&ctx.home, &plan, credentials, BundleIn::RunDir)?)?;
+    let env = child_env(&plan, &started.url, &started.bundle, &process_env).applied_to(std::env::vars_os());
     Err(helper::exec(&program, &argv, &env))
 }

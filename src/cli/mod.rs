@@ -14,6 +14,7 @@ mod up;
 use crate::error::{Error, Result};
 use crate::paths::Home;
 use crate::providers::Registry;
+use crate::shell::Shell;
 use crate::ui::Ui;
 use crate::vault::Vault;
 use clap::{Args, Parser, Subcommand};
@@ -134,12 +135,14 @@ pub enum Command {
     /// Print the rc-file snippet that activates projects on `cd` (bash, zsh, fish).
     Hook {
         /// bash, zsh or fish.
-        shell: String,
+        #[arg(value_parser = shell_names(&["bash", "zsh", "fish"]))]
+        shell: Shell,
     },
     /// Print the statements moving this shell to the environment the current directory wants.
     Export {
         /// bash, zsh, fish or json.
-        shell: String,
+        #[arg(value_parser = shell_names(&["bash", "zsh", "fish", "json"]))]
+        shell: Shell,
         /// PID of the shell being activated (set by the hook).
         #[arg(long, hide = true)]
         pid: Option<u32>,
@@ -155,6 +158,12 @@ pub enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+}
+
+/// A parser accepting the shell names `names` (listed in `--help` and in the error for anything else).
+fn shell_names(names: &'static [&'static str]) -> impl clap::builder::TypedValueParser<Value = Shell> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(names).map(|s| Shell::parse(&s).expect("every listed name is a shell"))
 }
 
 /// What every command needs: output settings and the home. The registry and
@@ -234,22 +243,20 @@ pub fn main() -> i32 {
     }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
-            use clap::error::ErrorKind;
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand)
-            {
-                let _ = e.print();
-                return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand { crate::error::exit::BAD_INPUT } else { 0 };
-            }
-            // Usage errors look like every other error: `authsome: error: …`, or JSON with --json.
+        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            return 0;
+        }
+        // Usage errors leave through the one printer too, so `--json` gets JSON.
+        Err(e) if args.iter().any(|a| a == "--json") => {
             let text = e.render().to_string();
-            let text = text.strip_prefix("error: ").unwrap_or(&text).trim_end();
-            if args.iter().skip(1).take_while(|a| *a != "--").any(|a| a == "--json") {
-                let first = text.lines().next().unwrap_or_default();
-                eprintln!("{}", serde_json::json!({"error": {"code": crate::error::exit::BAD_INPUT, "message": first}}));
-            } else {
-                eprintln!("authsome: error: {text}");
-            }
+            let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ").to_owned();
+            return Error::bad_input(first).print(&Ui::new(true, false, true));
+        }
+        Err(e) => {
+            // Usage errors look like every other error: `authsome: error: …`.
+            let text = e.render().to_string();
+            eprintln!("authsome: error: {}", text.strip_prefix("error: ").unwrap_or(&text).trim_end());
             return crate::error::exit::BAD_INPUT;
         }
     };
@@ -260,7 +267,7 @@ pub fn main() -> i32 {
     let ctx = Ctx::new(ui, Home::from_env(cli.global.profile.as_deref()));
     match dispatch(&ctx, cli.command) {
         Ok(code) => code,
-        Err(e) => report(&ui, &e),
+        Err(e) => e.print(&ui),
     }
 }
 
@@ -312,22 +319,6 @@ fn serves_sockets(cmd: &Command) -> bool {
     )
 }
 
-/// Print an error once, in the requested format, and return its exit code.
-fn report(ui: &Ui, e: &Error) -> i32 {
-    if ui.json {
-        let v = serde_json::json!({"error": {"code": e.code, "message": e.message}});
-        eprintln!("{v}");
-    } else {
-        // Every line carries the prefix, so a multi-line error still reads as authsome's.
-        let mut lines = e.message.lines();
-        eprintln!("{} {}", ui.paint("authsome: error:", "31"), lines.next().unwrap_or_default());
-        for line in lines {
-            eprintln!("authsome: {line}");
-        }
-    }
-    e.code
-}
-
 fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
     match cmd {
         Command::Login(a) => connections::login(ctx, a),
@@ -348,8 +339,8 @@ fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::Run(a) => run::run(ctx, a),
         Command::Log(a) => run::log(ctx, a),
         Command::Doctor => doctor::run(ctx),
-        Command::Hook { shell } => Ok(crate::shell::hook_command(&shell)),
-        Command::Export { shell, pid } => Ok(crate::shell::export_command(&ctx.home, &shell, pid)),
+        Command::Hook { shell } => Ok(crate::shell::hook_command(shell)),
+        Command::Export { shell, pid } => Ok(crate::shell::export::run(&ctx.home, shell, pid)),
         Command::Daemon { command } => daemon::run(ctx, command),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut completion_command(ctx), "authsome", &mut std::io::stdout());

@@ -3,22 +3,11 @@
 use super::Ctx;
 use crate::error::{Error, Result};
 use crate::providers;
-use crate::vault::VaultData;
-
-/// Connections per provider when a vault exists; an empty view otherwise
-/// (listing providers must not create a key or a vault).
-fn vault_snapshot(ctx: &Ctx) -> Result<VaultData> {
-    if ctx.home.vault_file().exists() {
-        ctx.vault()?.load()
-    } else {
-        Ok(VaultData::default())
-    }
-}
 
 /// `authsome list`.
 pub fn list(ctx: &Ctx) -> Result<i32> {
     let reg = ctx.registry_here()?;
-    let data = vault_snapshot(ctx)?;
+    let data = crate::vault::snapshot(&ctx.home)?;
     if ctx.ui.json {
         let items: Vec<_> = reg
             .iter()

@@ -2,9 +2,9 @@
 
 use super::Ctx;
 use crate::error::{Error, Result};
-use crate::providers::PLACEHOLDER;
-use crate::proxy::{self, ProxyOptions, Route, VaultCredentials};
-use crate::vault::Status;
+use crate::launch::credentials::VaultCredentials;
+use crate::launch::plan::Plan;
+use crate::launch::{self, supervise};
 use clap::Args;
 use std::ffi::OsString;
 use std::sync::Arc;
@@ -25,30 +25,9 @@ pub struct LogArgs {
     pub lines: usize,
 }
 
-/// Routes for every provider's default connection that holds a credential.
-fn default_routes(ctx: &Ctx) -> Result<Vec<Route>> {
-    if !ctx.home.vault_file().exists() {
-        return Ok(Vec::new());
-    }
-    let reg = ctx.registry()?;
-    let data = ctx.vault()?.load()?;
-    Ok(reg
-        .iter()
-        .filter_map(|p| {
-            let conn = data.connection(p.name(), None)?;
-            (conn.status != Status::Revoked && conn.credential().is_some()).then(|| Route {
-                provider: Arc::new(p.clone()),
-                connection: conn.name.clone(),
-                placeholder: PLACEHOLDER.to_owned(),
-                is_default: true,
-            })
-        })
-        .collect())
-}
-
-/// `authsome run`: proxy for every connected provider, then CMD.
+/// `authsome run`: proxy for every connected provider's default connection, then CMD.
 pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
-    let program = crate::runner::resolve_program(&a.cmd[0])?;
+    let program = supervise::resolve_program(&a.cmd[0])?;
     if let Some(file) = crate::project::find(std::path::Path::new(".")) {
         // `run` is the project-less mode: say so rather than silently ignore the file.
         ctx.ui.warn(format_args!(
@@ -56,19 +35,20 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
             file.display()
         ));
     }
-    let routes = default_routes(ctx)?;
-    if routes.is_empty() {
+    let plan = if ctx.home.vault_file().exists() { Plan::vault_defaults(&ctx.registry()?, &ctx.vault()?.load()?) } else { Plan::default() };
+    if plan.routes.is_empty() {
         ctx.ui.warn("no provider is connected; running without injection (`authsome login PROVIDER` connects one)");
     }
-    for note in proxy::uninterceptable(&routes) {
+    for note in crate::proxy::uninterceptable(&plan.routes) {
         ctx.ui.warn(note);
     }
     let credentials = Arc::new(VaultCredentials::new(&ctx.home));
     let rt = crate::runtime()?;
-    let options = ProxyOptions::for_run(&ctx.home, routes, false, credentials)?;
     let code = rt.block_on(async {
-        let handle = proxy::start(options).await?;
-        crate::runner::run_behind(handle, &program, &a.cmd).await
+        let launched = launch::start(&ctx.home, &plan, credentials).await?;
+        let code = supervise::spawn_and_wait(&program, &a.cmd[0], &a.cmd[1..], launched.env).await;
+        launched.proxy.shutdown().await;
+        code
     });
     rt.shutdown_background();
     code

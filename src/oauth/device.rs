@@ -73,7 +73,7 @@ pub async fn run(
                 format!("access was denied at {title}")
             }
             RequestTokenError::ServerResponse(r) if *r.error() == DeviceCodeErrorResponseType::ExpiredToken => {
-                format!("the code {code} expired before it was approved; run `authsome login {}` again", provider.name())
+                format!("the code {code} expired before it was approved; {} again", crate::fix::LoginFix::new(provider.name(), None).hint())
             }
             _ => describe(&e, "waiting for approval", &ep.token_host(), http),
         };

@@ -10,10 +10,10 @@
 //!
 //! Records live in `<home>/trust/<sha256(path)>.json`; `deny` deletes the record.
 
-use super::config::Project;
+use super::config::{Definition, Project, Requirement, Run};
 use crate::error::{Error, Result};
-use crate::paths::{ensure_private_dir, Home};
-use std::io::IsTerminal;
+use crate::fsutil::ensure_private_dir;
+use crate::paths::Home;
 use std::path::{Path, PathBuf};
 
 /// Whether a project may be activated.
@@ -57,41 +57,50 @@ struct Record {
     allowed_at: u64,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn sha256(data: &[u8]) -> String {
-    hex(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
+    crate::text::hex(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
 }
 
 /// The canonical description of everything that decides what a run can do.
 /// Field order is fixed here; maps are sorted; comments and layout never appear.
+///
+/// Every struct is destructured without `..`, so a field added to the model
+/// does not compile until it is either part of the digest or named here as
+/// not deciding anything.
 pub fn canonical(project: &Project) -> serde_json::Value {
-    let requirements: Vec<_> = project
-        .requirements
+    // Where the file is decides nothing beyond the path trust is bound to.
+    let Project { file: _, dir: _, requirements, definitions, run, undeclared_hosts } = project;
+    let requirements: Vec<_> = requirements.iter().map(canonical_requirement).collect();
+    let definitions: Vec<_> = definitions
         .iter()
-        .map(|r| {
-            serde_json::json!({
-                "provider": r.provider,
-                "connection": r.connection,
-                "scopes": r.scopes,
-                "optional": r.optional,
-                "vars": r.vars,
-                "placeholder": r.placeholder,
-                "secret_env": r.secret_env,
-            })
+        .map(|d| {
+            let Definition { name, path, def } = d;
+            serde_json::json!({"name": name, "path": path, "definition": def})
         })
         .collect();
-    let definitions: Vec<_> =
-        project.definitions.iter().map(|d| serde_json::json!({"name": d.name, "path": d.path, "definition": d.def})).collect();
+    let Run { command, env } = run;
     serde_json::json!({
         "version": 1,
         "requirements": requirements,
         "definitions": definitions,
-        "command": project.run.command,
-        "env": project.run.env,
-        "undeclared_hosts": project.undeclared_hosts.as_str(),
+        "command": command,
+        "env": env,
+        "undeclared_hosts": undeclared_hosts.as_str(),
+    })
+}
+
+fn canonical_requirement(r: &Requirement) -> serde_json::Value {
+    // `primary` and `location` follow from the order and layout of the file:
+    // the placeholders they decide are part of the digest themselves.
+    let Requirement { provider, connection, scopes, optional, vars, placeholder, secret_env, primary: _, location: _ } = r;
+    serde_json::json!({
+        "provider": provider,
+        "connection": connection,
+        "scopes": scopes,
+        "optional": optional,
+        "vars": vars,
+        "placeholder": placeholder,
+        "secret_env": secret_env,
     })
 }
 
@@ -190,33 +199,6 @@ pub fn summary(project: &Project) -> String {
     out
 }
 
-/// Make sure `project` may be activated. Allowed: fine. Otherwise, on a
-/// terminal, show what it asks for and offer to allow it; without one (CI,
-/// pipes, `exec`) never prompt: fail with one line naming the command to run.
-pub fn require(home: &Home, project: &Project, may_prompt: bool) -> Result<()> {
-    let state = check(home, project);
-    if state == Trust::Allowed {
-        return Ok(());
-    }
-    let interactive = may_prompt && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    if !interactive {
-        return Err(Error::bad_input(refusal(project, &state)));
-    }
-    let verb = match state {
-        Trust::Changed => "changed since you allowed it",
-        Trust::Denied => "is blocked (you ran `authsome deny`)",
-        _ => "is not allowed yet",
-    };
-    eprintln!("{} {verb}. It asks for:\n{}", project.file.display(), summary(project));
-    let answer = crate::ui::prompt_line("Allow it? [y/N] ").map_err(|e| Error::other(format!("cannot read the answer: {e}")))?;
-    if matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
-        allow(home, project)?;
-        Ok(())
-    } else {
-        Err(Error::bad_input(refusal(project, &state)))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,10 +244,10 @@ mod tests {
         assert_eq!(check(&home, &p), Trust::Allowed);
         let edited = project(&BASE.replace("make", "make clean"));
         assert_eq!(check(&home, &edited), Trust::Changed);
-        assert!(require(&home, &edited, false).unwrap_err().message.contains("authsome allow /p"));
+        assert!(refusal(&edited, &check(&home, &edited)).contains("changed since it was allowed; review it, then run `authsome allow /p`"));
         assert!(deny(&home, &p.file).unwrap());
         assert_eq!(check(&home, &p), Trust::Denied);
-        assert!(require(&home, &p, false).unwrap_err().message.contains("is blocked"));
+        assert!(refusal(&p, &check(&home, &p)).contains("is blocked"));
         assert!(!deny(&home, &p.file).unwrap());
         allow(&home, &p).unwrap();
         assert_eq!(check(&home, &p), Trust::Allowed);

@@ -66,9 +66,10 @@ pub enum AuthType {
     ApiKey,
 }
 
-/// Login flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Login flow (also the values of `authsome login --flow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
 pub enum Flow {
     /// Browser authorization-code flow (with PKCE unless `oauth.pkce` is false).
     Pkce,
@@ -89,10 +90,6 @@ impl Flow {
             Flow::DcrPkce => "dcr_pkce",
             Flow::ApiKey => "api_key",
         }
-    }
-    /// Parse a `--flow` value.
-    pub fn parse(s: &str) -> Option<Flow> {
-        [Flow::Pkce, Flow::DeviceCode, Flow::DcrPkce, Flow::ApiKey].into_iter().find(|f| f.as_str() == s)
     }
 }
 
@@ -268,17 +265,43 @@ impl ProviderDef {
 
     /// Checks the serde shape cannot express; empty when the definition is sound.
     pub fn problems(&self) -> Vec<Problem> {
-        let mut out = Vec::new();
-        let mut bad = |pointer: &str, message: String| out.push(Problem { pointer: pointer.to_owned(), message });
+        let mut out = Problems::default();
         if self.schema_version == 0 || self.schema_version > SCHEMA_VERSION {
-            bad("/schema_version", format!("unsupported schema_version {} (this build reads 1)", self.schema_version));
+            out.bad("/schema_version", format!("unsupported schema_version {} (this build reads 1)", self.schema_version));
         }
         if !valid_name(&self.name) {
-            bad("/name", format!("name {:?} must be lower-case letters, digits, '-' or '_', starting with a letter", self.name));
+            out.bad("/name", format!("name {:?} must be lower-case letters, digits, '-' or '_', starting with a letter", self.name));
         }
+        self.api_url_problems(&mut out);
+        match (self.auth_type, self.flow) {
+            (AuthType::ApiKey, Flow::ApiKey) | (AuthType::Oauth2, Flow::Pkce | Flow::DeviceCode | Flow::DcrPkce) => {}
+            (a, f) => out.bad("/flow", format!("flow {:?} does not fit auth_type {:?}", f.as_str(), auth_name(a))),
+        }
+        match (self.auth_type, &self.oauth, &self.api_key) {
+            (AuthType::Oauth2, None, _) => out.bad("/auth_type", "an oauth2 provider needs an \"oauth\" object".into()),
+            (AuthType::Oauth2, Some(o), _) => self.oauth_problems(o, &mut out),
+            (AuthType::ApiKey, _, None) => out.bad("/auth_type", "an api_key provider needs an \"api_key\" object".into()),
+            (AuthType::ApiKey, _, Some(k)) => api_key_problems(k, &mut out),
+        }
+        for (var, src) in &self.export {
+            if !crate::text::valid_env_name(var) {
+                out.bad(&format!("/export/{var}"), format!("{var:?} is not a valid environment variable name"));
+            }
+            let fits = matches!(
+                (self.auth_type, src),
+                (AuthType::Oauth2, ExportSource::AccessToken | ExportSource::RefreshToken) | (AuthType::ApiKey, ExportSource::ApiKey)
+            );
+            if !fits {
+                out.bad(&format!("/export/{var}"), format!("{} provider cannot export {src:?}", auth_name(self.auth_type)));
+            }
+        }
+        out.0
+    }
+
+    fn api_url_problems(&self, out: &mut Problems) {
         let entries = self.api_url.entries();
         if entries.is_empty() {
-            bad("/api_url", "api_url must name at least one host".into());
+            out.bad("/api_url", "api_url must name at least one host".into());
         }
         for (i, entry) in entries.iter().enumerate() {
             let pointer = match self.api_url {
@@ -286,81 +309,44 @@ impl ProviderDef {
                 ApiUrl::Many(_) => format!("/api_url/{i}"),
             };
             if let Err(e) = super::hosts::HostPattern::parse(entry) {
-                bad(&pointer, e);
+                out.bad(&pointer, e);
             }
         }
-        match (self.auth_type, self.flow) {
-            (AuthType::ApiKey, Flow::ApiKey) | (AuthType::Oauth2, Flow::Pkce | Flow::DeviceCode | Flow::DcrPkce) => {}
-            (a, f) => bad("/flow", format!("flow {:?} does not fit auth_type {:?}", f.as_str(), auth_name(a))),
-        }
-        match self.auth_type {
-            AuthType::Oauth2 => match &self.oauth {
-                None => bad("/auth_type", "an oauth2 provider needs an \"oauth\" object".into()),
-                Some(o) => {
-                    let urls = [
-                        ("authorization_url", &o.authorization_url),
-                        ("token_url", &o.token_url),
-                        ("revocation_url", &o.revocation_url),
-                        ("device_authorization_url", &o.device_authorization_url),
-                    ];
-                    for (field, url) in urls {
-                        if let Some(u) = url {
-                            if let Err(e) = check_endpoint(&self.template(u, None), o.base_url.is_some() || !u.contains("{base_url}")) {
-                                bad(&format!("/oauth/{field}"), e);
-                            }
-                        }
-                    }
-                    if let Some(b) = &o.base_url {
-                        if let Err(e) = check_endpoint(b, true) {
-                            bad("/oauth/base_url", e);
-                        }
-                    }
-                    if o.token_url.is_none() {
-                        bad("/oauth", "missing token_url".into());
-                    }
-                    if matches!(self.flow, Flow::Pkce | Flow::DcrPkce) && o.authorization_url.is_none() {
-                        bad("/oauth", "the browser flow needs authorization_url".into());
-                    }
-                    if self.flow == Flow::DeviceCode && o.device_authorization_url.is_none() {
-                        bad("/oauth", "flow device_code needs device_authorization_url".into());
-                    }
-                    if let Some(reg) = self.registration.as_ref().and_then(|r| r.registration_endpoint.as_ref()) {
-                        if let Err(e) = check_endpoint(reg, true) {
-                            bad("/registration/registration_endpoint", e);
-                        }
-                    }
+    }
+
+    fn oauth_problems(&self, o: &OAuthDef, out: &mut Problems) {
+        let urls = [
+            ("authorization_url", &o.authorization_url),
+            ("token_url", &o.token_url),
+            ("revocation_url", &o.revocation_url),
+            ("device_authorization_url", &o.device_authorization_url),
+        ];
+        for (field, url) in urls {
+            if let Some(u) = url {
+                if let Err(e) = check_endpoint(&self.template(u, None), o.base_url.is_some() || !u.contains("{base_url}")) {
+                    out.bad(&format!("/oauth/{field}"), e);
                 }
-            },
-            AuthType::ApiKey => match &self.api_key {
-                None => bad("/auth_type", "an api_key provider needs an \"api_key\" object".into()),
-                Some(k) => {
-                    if let Some(p) = &k.key_pattern {
-                        if let Err(e) = regex_lite::Regex::new(p) {
-                            bad("/api_key/key_pattern", format!("invalid regular expression: {e}"));
-                        }
-                    }
-                    if k.location == KeyLocation::Query && k.query_param.as_deref().unwrap_or("").is_empty() {
-                        bad("/api_key/query_param", "location \"query\" needs a query_param".into());
-                    }
-                    if k.location == KeyLocation::Header && !valid_header_name(&k.header_name) {
-                        bad("/api_key/header_name", format!("{:?} is not a valid HTTP header name", k.header_name));
-                    }
-                }
-            },
-        }
-        for (var, src) in &self.export {
-            if !valid_env_name(var) {
-                bad(&format!("/export/{var}"), format!("{var:?} is not a valid environment variable name"));
-            }
-            let fits = matches!(
-                (self.auth_type, src),
-                (AuthType::Oauth2, ExportSource::AccessToken | ExportSource::RefreshToken) | (AuthType::ApiKey, ExportSource::ApiKey)
-            );
-            if !fits {
-                bad(&format!("/export/{var}"), format!("{} provider cannot export {src:?}", auth_name(self.auth_type)));
             }
         }
-        out
+        if let Some(b) = &o.base_url {
+            if let Err(e) = check_endpoint(b, true) {
+                out.bad("/oauth/base_url", e);
+            }
+        }
+        if o.token_url.is_none() {
+            out.bad("/oauth", "missing token_url".into());
+        }
+        if matches!(self.flow, Flow::Pkce | Flow::DcrPkce) && o.authorization_url.is_none() {
+            out.bad("/oauth", "the browser flow needs authorization_url".into());
+        }
+        if self.flow == Flow::DeviceCode && o.device_authorization_url.is_none() {
+            out.bad("/oauth", "flow device_code needs device_authorization_url".into());
+        }
+        if let Some(reg) = self.registration.as_ref().and_then(|r| r.registration_endpoint.as_ref()) {
+            if let Err(e) = check_endpoint(reg, true) {
+                out.bad("/registration/registration_endpoint", e);
+            }
+        }
     }
 }
 
@@ -371,17 +357,36 @@ fn auth_name(a: AuthType) -> &'static str {
     }
 }
 
+/// Problems found so far, each at a JSON pointer.
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn bad(&mut self, pointer: &str, message: String) {
+        self.0.push(Problem { pointer: pointer.to_owned(), message });
+    }
+}
+
+fn api_key_problems(k: &ApiKeyDef, out: &mut Problems) {
+    if let Some(p) = &k.key_pattern {
+        if let Err(e) = regex_lite::Regex::new(p) {
+            out.bad("/api_key/key_pattern", format!("invalid regular expression: {e}"));
+        }
+    }
+    if k.location == KeyLocation::Query && k.query_param.as_deref().unwrap_or("").is_empty() {
+        out.bad("/api_key/query_param", "location \"query\" needs a query_param".into());
+    }
+    if k.location == KeyLocation::Header && !valid_header_name(&k.header_name) {
+        out.bad("/api_key/header_name", format!("{:?} is not a valid HTTP header name", k.header_name));
+    }
+}
+
 /// Provider and connection names: a letter, then letters, digits, `-` or `_`.
 pub fn valid_name(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
         && s.len() <= 64
-}
-
-fn valid_env_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn valid_header_name(s: &str) -> bool {

@@ -154,11 +154,7 @@ impl Registry {
     /// create the empty file before authsome reads it. A broken or misnamed
     /// file is skipped and listed in [`Registry::skipped`].
     pub fn load(home: &Home) -> Result<Registry> {
-        let mut reg = Registry::default();
-        for (name, text) in bundled_files() {
-            let def = parse(text, &format!("<bundled>/{name}.json")).map_err(|e| Error::other(e.message))?;
-            reg.providers.insert(def.name.clone(), Provider::new(def, Source::Bundled, None));
-        }
+        let mut reg = Registry::bundled()?;
         let dir = home.providers_dir();
         if let Ok(entries) = std::fs::read_dir(&dir) {
             let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
@@ -186,6 +182,18 @@ impl Registry {
     /// definition of that name is added later), instead of "unknown provider".
     pub fn refuse(&mut self, name: &str, error: Error) {
         self.refused.insert(name.to_owned(), error);
+    }
+
+    /// The definitions embedded in the binary alone (no home, no overrides):
+    /// what a component that knows nothing of homes, such as the proxy's own
+    /// tests, starts from.
+    pub fn bundled() -> Result<Registry> {
+        let mut reg = Registry::default();
+        for (name, text) in bundled_files() {
+            let def = parse(text, &format!("<bundled>/{name}.json")).map_err(|e| Error::other(e.message))?;
+            reg.providers.insert(def.name.clone(), Provider::new(def, Source::Bundled, None));
+        }
+        Ok(reg)
     }
 
     /// Add a project-local definition; it wins over bundled and custom ones.

@@ -8,7 +8,7 @@
 
 use super::Route;
 use crate::providers::{AuthType, KeyLocation, Provider};
-use crate::vault::Secret;
+use crate::secret::Secret;
 use base64::Engine as _;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 
@@ -206,11 +206,10 @@ mod tests {
 
     fn provider(json: &str) -> Arc<Provider> {
         let def = crate::providers::parse(json, "t.json").unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("providers")).unwrap();
-        std::fs::write(dir.path().join("providers").join(format!("{}.json", def.name)), json).unwrap();
-        let reg = crate::providers::Registry::load(&crate::paths::Home::at(dir.path(), "default")).unwrap();
-        Arc::new(reg.get(&def.name).unwrap().clone())
+        let name = def.name.clone();
+        let mut reg = crate::providers::Registry::bundled().unwrap();
+        reg.add_project(def, "t.json".into());
+        Arc::new(reg.get(&name).unwrap().clone())
     }
 
     fn oauth() -> Arc<Provider> {

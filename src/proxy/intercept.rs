@@ -120,26 +120,8 @@ async fn inject_into(
     route: &Route,
     parts: &mut http::request::Parts,
 ) -> Result<(), (StatusCode, String)> {
-    let secret = match shared.credentials.credential(&route.provider, &route.connection).await {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            return Err((
-                StatusCode::BAD_GATEWAY,
-                format!(
-                    "no credential for {} ({}); run `authsome login {}{}`",
-                    route.provider.name(),
-                    route.connection,
-                    route.provider.name(),
-                    if route.connection == crate::vault::DEFAULT_CONNECTION {
-                        String::new()
-                    } else {
-                        format!(" --connection {}", route.connection)
-                    }
-                ),
-            ))
-        }
-        Err(e) => return Err((StatusCode::BAD_GATEWAY, e)),
-    };
+    let secret =
+        shared.credentials.credential(&route.provider, &route.connection).await.map_err(|e| (StatusCode::BAD_GATEWAY, e.to_string()))?;
     let placeholders = Shared::placeholders(routes);
     inject::apply(&route.provider, parts, &secret, &placeholders).map_err(|e| (StatusCode::BAD_GATEWAY, e))
 }

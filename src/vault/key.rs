@@ -85,7 +85,7 @@ pub fn resolve(home: &Home) -> Result<(MasterKey, KeySource)> {
             }
         }
     }
-    crate::paths::ensure_private_dir(home.root()).map_err(|e| Error::other(format!("cannot create {}: {e}", home.root().display())))?;
+    crate::fsutil::ensure_private_dir(home.root()).map_err(|e| Error::other(format!("cannot create {}: {e}", home.root().display())))?;
     let created = crate::fsutil::create_exclusive(&path, encode_key(&key).as_bytes(), 0o600)
         .map_err(|e| Error::other(format!("cannot create key file {}: {e}", path.display())))?;
     if created {

@@ -1,24 +1,19 @@
-//! Running a child behind a proxy: `authsome run` (and later `up`/`exec`).
+//! Supervising a child behind a proxy (`run`, `up`; `exec` replaces itself
+//! with the command instead, see [`super::helper`]).
 //!
 //! The child keeps the terminal (same process group, inherited stdio), so
 //! Ctrl-C reaches it directly; authsome ignores the terminal's SIGINT/SIGQUIT
 //! while it waits, and forwards SIGTERM and SIGHUP sent to it. The exit code is
 //! the child's, `128+N` when it died of signal N.
 
-pub mod env;
-
 use crate::error::{Error, Result};
-use crate::proxy::ProxyHandle;
 use std::ffi::OsString;
 use std::path::PathBuf;
-
-/// Exit code when CMD cannot be found (as shells, `env` and `timeout` do).
-pub const NOT_FOUND: i32 = 127;
 
 /// Resolve `program` on `PATH` (or as a path) before anything else starts,
 /// so "command not found" is a clear error, not a proxy start-up then failure.
 pub fn resolve_program(program: &OsString) -> Result<PathBuf> {
-    which::which(program).map_err(|_| Error { code: NOT_FOUND, message: format!("command not found: {}", program.to_string_lossy()) })
+    which::which(program).map_err(|_| Error::not_found(format!("command not found: {}", program.to_string_lossy())))
 }
 
 /// A child whose signals are supervised: SIGTERM and SIGHUP sent to authsome
@@ -83,15 +78,5 @@ pub async fn spawn_and_wait(program: &std::path::Path, arg0: &OsString, args: &[
 /// The shell convention: the exit code, or `128+N` for death by signal N.
 pub fn exit_code(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
-    status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(1)
-}
-
-/// Run `cmd` (whose program was resolved to `program`) behind `proxy` and stop
-/// the proxy afterwards, removing its bundle file whatever happened.
-pub async fn run_behind(proxy: ProxyHandle, program: &std::path::Path, cmd: &[OsString]) -> Result<i32> {
-    let bundle = proxy.bundle_path().map(|p| p.to_owned()).ok_or_else(|| Error::other("the proxy has no CA bundle file"))?;
-    let envs = env::child_env(&proxy.routes(), &proxy.url(), &bundle, &|k| std::env::var(k).ok()).applied_to(std::env::vars_os());
-    let result = spawn_and_wait(program, &cmd[0], &cmd[1..], envs).await;
-    proxy.shutdown().await;
-    result
+    status.code().or_else(|| status.signal().map(|s| crate::error::exit::SIGNAL_BASE + s)).unwrap_or(crate::error::exit::UNEXPECTED)
 }

@@ -1,46 +1,20 @@
-//! The environment of a child (SPEC §4): the one place that knows which
-//! variables a proxied process gets.
+//! The environment of a child: the one place that knows which variables a
+//! proxied process gets.
 //!
 //! Everything is computed as a [`ChildEnv`] (variables to set, variables to
-//! remove) from the placeholders, the proxy URL and the CA bundle, so `run`,
-//! `up`, `exec` and the shell hook (which exports the same changes into an
+//! remove) from a [`Plan`], the proxy URL and the CA bundle, so `run`, `up`,
+//! `exec` and the shell hook (which exports the same changes into an
 //! interactive shell) agree exactly: placeholders for exported variables,
 //! proxy variables with the per-run credential, `NO_PROXY` stripped of
-//! declared hosts, one CA bundle in every CA variable, and no authsome secret
-//! (the vault key) passed on.
+//! declared hosts, one CA bundle in every CA variable, no authsome secret (the
+//! vault key) and no CI secret passed on. It is a pure function, so the hook
+//! (no vault, no network) computes the very same environment.
 
+use super::plan::Plan;
+use crate::child_vars::{ACTIVE_VAR, CA_VARS, FIXED_VARS, NO_PROXY_VARS, PROXY_VARS, REMOVED_VARS};
 use crate::providers::HostPattern;
-use crate::proxy::Route;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-
-/// Variables common clients read for a CA bundle; all get the run's bundle.
-pub const CA_VARS: [&str; 12] = [
-    "SSL_CERT_FILE",
-    "CURL_CA_BUNDLE",
-    "REQUESTS_CA_BUNDLE",
-    "GIT_SSL_CAINFO",
-    "NODE_EXTRA_CA_CERTS",
-    "AWS_CA_BUNDLE",
-    "PIP_CERT",
-    "DENO_CERT",
-    "HTTPLIB2_CA_CERTS",
-    "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
-    "NIX_SSL_CERT_FILE",
-    "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE",
-];
-
-/// Fixed values every proxied child gets: Node (22.21+, 24) ignores the proxy
-/// variables in its own `fetch` and `https` unless told to honour them.
-pub const FIXED_VARS: [(&str, &str); 1] = [("NODE_USE_ENV_PROXY", "1")];
-
-/// Proxy variables, upper and lower case (clients disagree on which they read).
-pub const PROXY_VARS: [&str; 4] = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"];
-
-/// Variables never passed to a child: authsome's own secret, a CA directory
-/// that would let a client look elsewhere, and SOCKS proxies that would route
-/// around ours.
-pub const REMOVED_VARS: [&str; 4] = ["AUTHSOME_VAULT_KEY", "SSL_CERT_DIR", "ALL_PROXY", "all_proxy"];
 
 /// What to change in an inherited environment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,31 +38,15 @@ impl ChildEnv {
         }
         out.into_iter().collect()
     }
-
-    /// Apply to a `std::process::Command`.
-    pub fn apply(&self, cmd: &mut std::process::Command) {
-        for k in &self.unset {
-            cmd.env_remove(k);
-        }
-        for (k, v) in &self.set {
-            cmd.env(k, v);
-        }
-    }
 }
 
-/// The changes every proxied child gets: `placeholders` (variable, value),
-/// the proxy and CA variables, the removals of [`REMOVED_VARS`], and `NO_PROXY`
-/// (read through `current`) filtered so no declared host bypasses the proxy.
-pub fn proxy_env(
-    placeholders: impl IntoIterator<Item = (String, String)>,
-    hosts: &[HostPattern],
-    proxy_url: &str,
-    bundle: &Path,
-    current: &dyn Fn(&str) -> Option<String>,
-) -> ChildEnv {
+/// The changes for a child of `plan` behind the proxy at `proxy_url` (with
+/// its per-run credential) trusting `bundle`. `current` reads the inherited
+/// environment, for `NO_PROXY`, which is filtered, never replaced.
+pub fn child_env(plan: &Plan, proxy_url: &str, bundle: &Path, current: &dyn Fn(&str) -> Option<String>) -> ChildEnv {
     let mut env = ChildEnv::default();
     env.unset.extend(REMOVED_VARS.iter().map(|v| (*v).to_owned()));
-    env.set.extend(placeholders);
+    env.set.extend(plan.placeholders.iter().cloned());
     for var in PROXY_VARS {
         env.set.insert(var.to_owned(), proxy_url.to_owned());
     }
@@ -99,8 +57,8 @@ pub fn proxy_env(
     for var in CA_VARS {
         env.set.insert(var.to_owned(), bundle.clone());
     }
-    for var in ["NO_PROXY", "no_proxy"] {
-        match current(var).map(|v| filter_no_proxy(&v, hosts)) {
+    for var in NO_PROXY_VARS {
+        match current(var).map(|v| filter_no_proxy(&v, &plan.hosts)) {
             Some(v) if !v.is_empty() => {
                 env.set.insert(var.to_owned(), v);
             }
@@ -109,20 +67,19 @@ pub fn proxy_env(
             }
         }
     }
+    // Plain project variables never override what keeps the child behind the proxy.
+    for (k, v) in &plan.plain_env {
+        if !env.set.contains_key(k) && !env.unset.contains(k) {
+            env.set.insert(k.clone(), v.clone());
+        }
+    }
+    for s in plan.hidden.iter().filter(|s| !env.set.contains_key(*s)) {
+        env.unset.insert(s.clone());
+    }
+    if let Some(dir) = &plan.project_dir {
+        env.set.insert(ACTIVE_VAR.to_owned(), dir.display().to_string());
+    }
     env
-}
-
-/// Placeholder variables of one route: the provider's exported variables and
-/// its API-key `env_var`, each holding the route's placeholder.
-pub fn route_placeholders(route: &Route) -> impl Iterator<Item = (String, String)> + '_ {
-    let key_var = route.provider.def.api_key.as_ref().and_then(|k| k.env_var.as_deref());
-    route.provider.def.exported_vars().chain(key_var).map(move |v| (v.to_owned(), route.placeholder.clone()))
-}
-
-/// The environment changes for `authsome run`: every route's placeholders.
-pub fn child_env(routes: &[Route], proxy_url: &str, bundle: &Path, current: &dyn Fn(&str) -> Option<String>) -> ChildEnv {
-    let hosts: Vec<HostPattern> = routes.iter().flat_map(|r| r.provider.hosts.iter().cloned()).collect();
-    proxy_env(routes.iter().flat_map(route_placeholders), &hosts, proxy_url, bundle, current)
 }
 
 /// `NO_PROXY` without any entry that would let a declared host bypass the proxy.
@@ -163,23 +120,18 @@ mod tests {
     use super::*;
     use crate::providers::{Registry, PLACEHOLDER};
     use std::ffi::{OsStr, OsString};
-    use std::sync::Arc;
 
-    fn routes() -> Vec<Route> {
-        let reg = Registry::load(&crate::paths::Home::at("/nonexistent-authsome-home", "default")).unwrap();
-        ["github", "openai"]
-            .iter()
-            .map(|n| Route {
-                provider: Arc::new(reg.get(n).unwrap().clone()),
-                connection: "default".into(),
-                placeholder: PLACEHOLDER.into(),
-                is_default: true,
-            })
-            .collect()
+    fn plan() -> Plan {
+        let reg = Registry::bundled().unwrap();
+        let mut data = crate::vault::VaultData::default();
+        for p in ["github", "openai"] {
+            data.put_connection(crate::vault::Connection::api_key(p, "default", crate::secret::Secret::new("x")));
+        }
+        Plan::vault_defaults(&reg, &data)
     }
 
     #[test]
-    fn child_env_follows_spec_section_4() {
+    fn a_run_child_gets_placeholders_proxy_and_ca_but_no_secret_or_bypass() {
         let inherited = [
             ("GH_TOKEN", "ghp_real"),
             ("AUTHSOME_VAULT_KEY", "a2V5"),
@@ -192,7 +144,7 @@ mod tests {
         ]
         .map(|(k, v)| (OsString::from(k), OsString::from(v)));
         let current = |k: &str| inherited.iter().find(|(n, _)| n == k).map(|(_, v)| v.to_str().unwrap().to_owned());
-        let changes = child_env(&routes(), "http://u:p@127.0.0.1:1", Path::new("/run/b.pem"), &current);
+        let changes = child_env(&plan(), "http://u:p@127.0.0.1:1", Path::new("/run/b.pem"), &current);
         let env: BTreeMap<_, _> = changes.applied_to(inherited.clone()).into_iter().collect();
         let get = |k: &str| env.get(OsStr::new(k)).map(|v| v.to_str().unwrap().to_owned());
         assert_eq!(get("GH_TOKEN").unwrap(), PLACEHOLDER);
@@ -218,5 +170,35 @@ mod tests {
         assert_eq!(filter_no_proxy("*,mailchimp.com,us1.api.mailchimp.com,other.net", &hosts), "other.net");
         let any = vec![HostPattern::parse("regex:.*googleapis.*").unwrap()];
         assert_eq!(filter_no_proxy("other.net,localhost,127.0.0.1", &any), "localhost,127.0.0.1");
+    }
+
+    #[test]
+    fn a_project_child_gets_its_placeholders_and_plain_env_but_no_ci_secret() {
+        let mut reg = Registry::bundled().unwrap();
+        let p = crate::project::config::parse(
+            "[[providers.github]]\n[[providers.github]]\nconnection = \"work\"\n[providers.openai]\nsecret_env = \"CI_OPENAI\"\n[run.env]\nMODE = \"dev\"\n",
+            Path::new("/proj/authsome.toml"),
+            &mut reg,
+        )
+        .unwrap();
+        let current = |k: &str| (k == "NO_PROXY").then(|| "localhost,.github.com,127.0.0.1,api.openai.com:443,example.org".to_owned());
+        let home = crate::paths::Home::at("/nonexistent-authsome-home", "default");
+        let checks = crate::project::requirements::evaluate(&p, &reg, &Default::default(), &|_| None, "default", 0);
+        let plan = Plan::project(&home, &p, &reg, &checks, super::super::plan::Serve::Declared).unwrap();
+        let env = child_env(&plan, "http://u:p@127.0.0.1:1", Path::new("/run/ca.pem"), &current);
+        assert_eq!(env.set["GH_TOKEN"], "authsome-proxy-managed");
+        assert_eq!(env.set["GH_TOKEN_WORK"], "authsome-proxy-managed-work");
+        assert_eq!(env.set["OPENAI_API_KEY"], "authsome-proxy-managed");
+        assert_eq!(env.set["MODE"], "dev");
+        assert_eq!(env.set["HTTPS_PROXY"], "http://u:p@127.0.0.1:1");
+        assert_eq!(env.set["NODE_EXTRA_CA_CERTS"], "/run/ca.pem");
+        assert_eq!(env.set["NO_PROXY"], "localhost,127.0.0.1,example.org");
+        assert_eq!(env.set[ACTIVE_VAR], "/proj");
+        assert!(
+            env.unset.contains("CI_OPENAI")
+                && env.unset.contains("SSL_CERT_DIR")
+                && env.unset.contains("AUTHSOME_VAULT_KEY")
+                && env.unset.contains("no_proxy")
+        );
     }
 }

@@ -155,5 +155,5 @@ pub fn exec(program: &std::path::Path, argv: &[std::ffi::OsString], env: &[(std:
         let _ = nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl);
     }
     let err = nix::unistd::execve(&prog, &args, &vars).unwrap_err();
-    Error { code: 126, message: format!("cannot execute {}: {err}", program.display()) }
+    Error::cannot_execute(format!("cannot execute {}: {err}", program.display()))
 }

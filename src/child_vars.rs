@@ -1,0 +1,48 @@
+//! The names of the variables authsome itself manages in a child: one list,
+//! read by the child environment (`crate::launch::env`, which sets or removes
+//! them) and by `authsome.toml` validation (which refuses to let a project
+//! set them).
+
+/// Variables common clients read for a CA bundle; all get the run's bundle.
+pub const CA_VARS: [&str; 12] = [
+    "SSL_CERT_FILE",
+    "CURL_CA_BUNDLE",
+    "REQUESTS_CA_BUNDLE",
+    "GIT_SSL_CAINFO",
+    "NODE_EXTRA_CA_CERTS",
+    "AWS_CA_BUNDLE",
+    "PIP_CERT",
+    "DENO_CERT",
+    "HTTPLIB2_CA_CERTS",
+    "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+    "NIX_SSL_CERT_FILE",
+    "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE",
+];
+
+/// Fixed values every proxied child gets: Node (22.21+, 24) ignores the proxy
+/// variables in its own `fetch` and `https` unless told to honour them.
+pub const FIXED_VARS: [(&str, &str); 1] = [("NODE_USE_ENV_PROXY", "1")];
+
+/// Proxy variables, upper and lower case (clients disagree on which they read).
+pub const PROXY_VARS: [&str; 4] = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"];
+
+/// `NO_PROXY` in both cases: filtered (never replaced) so no declared host bypasses the proxy.
+pub const NO_PROXY_VARS: [&str; 2] = ["NO_PROXY", "no_proxy"];
+
+/// Variables never passed to a child: authsome's own secret, a CA directory
+/// that would let a client look elsewhere, and SOCKS proxies that would route
+/// around ours.
+pub const REMOVED_VARS: [&str; 4] = ["AUTHSOME_VAULT_KEY", "SSL_CERT_DIR", "ALL_PROXY", "all_proxy"];
+
+/// Marks a process (or shell) as running inside an activated project; its value is the project directory.
+pub const ACTIVE_VAR: &str = "AUTHSOME_ACTIVE";
+
+/// Whether authsome manages `var` in a child, so `[run.env]` and `export` may not set it.
+pub fn is_reserved(var: &str) -> bool {
+    PROXY_VARS.contains(&var)
+        || CA_VARS.contains(&var)
+        || FIXED_VARS.iter().any(|(k, _)| *k == var)
+        || REMOVED_VARS.contains(&var)
+        || NO_PROXY_VARS.contains(&var)
+        || var == ACTIVE_VAR
+}

@@ -1,0 +1,60 @@
+//! The proxy options of this machine's user: a fresh run id, the CA bundle in
+//! a private directory, the home's audit log, and upstream trust and name
+//! overrides from the environment. The proxy engine takes them ready-made.
+
+use super::plan::Plan;
+use crate::error::{Error, Result};
+use crate::paths::Home;
+use crate::proxy::{CredentialSource, ProxyOptions, UpstreamSettings};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Where a proxy keeps its CA bundle.
+#[derive(Debug, Clone, Copy)]
+pub enum BundleIn<'a> {
+    /// `<home>/run/<run id>.<pid>.ca.pem`; bundles of runs killed outright are swept.
+    RunDir,
+    /// `<dir>/ca-<run id>.pem` (the daemon keeps it with its other files).
+    Dir(&'a Path),
+}
+
+/// Options for a proxy serving `plan` with `credentials`.
+pub fn proxy_options(home: &Home, plan: &Plan, credentials: Arc<dyn CredentialSource>, bundle: BundleIn) -> Result<ProxyOptions> {
+    let run_id = crate::proxy::new_run_id();
+    let bundle_path = match bundle {
+        BundleIn::RunDir => {
+            let run_dir = home.run_dir();
+            crate::fsutil::ensure_private_dir(&run_dir).map_err(|e| Error::other(format!("cannot create {}: {e}", run_dir.display())))?;
+            sweep_stale_bundles(&run_dir);
+            run_dir.join(format!("{run_id}.{}.ca.pem", std::process::id()))
+        }
+        BundleIn::Dir(dir) => dir.join(format!("ca-{run_id}.pem")),
+    };
+    Ok(ProxyOptions {
+        routes: plan.routes.clone(),
+        deny_undeclared: plan.deny_undeclared,
+        bundle_path: Some(bundle_path),
+        run_id,
+        audit: Arc::new(crate::audit::FileAudit::new(home.audit_log())),
+        credentials,
+        upstream: UpstreamSettings::from_env().map_err(Error::bad_input)?,
+    })
+}
+
+/// Remove the bundles of runs whose process is gone. A run removes its own
+/// bundle when it ends; only a run killed outright (SIGKILL, power loss)
+/// leaves one, named `<run id>.<pid>.ca.pem`, which the next run cleans up.
+fn sweep_stale_bundles(run_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(run_dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_suffix(".ca.pem")).and_then(|n| n.rsplit_once('.')).map(|(_, p)| p) else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<i32>() else { continue };
+        let gone = matches!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None), Err(nix::errno::Errno::ESRCH));
+        if gone {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
