@@ -88,7 +88,7 @@ impl fmt::Display for LoginFix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("authsome")?;
         for a in self.argv() {
-            write!(f, " {}", crate::project::trust::shell_quote(&a))?;
+            write!(f, " {}", crate::text::shell_quote(&a))?;
         }
         Ok(())
     }

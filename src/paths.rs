@@ -1,4 +1,4 @@
-//! Where authsome keeps its files (SPEC §1), resolved once from the environment.
+//! Where authsome keeps its files (README.md lists them), resolved once from the environment.
 
 use std::path::{Path, PathBuf};
 

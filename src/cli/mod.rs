@@ -1,4 +1,4 @@
-//! Command-line interface: the clap definitions (SPEC §2) and dispatch to one
+//! Command-line interface: the clap definitions (README.md documents them) and dispatch to one
 //! module per command family. Every command returns its exit code; errors carry
 //! theirs (see [`crate::error::exit`]).
 
@@ -241,6 +241,10 @@ pub fn main() -> i32 {
     if let Some(code) = crate::shell::fast_main(&args) {
         return code;
     }
+    // Before anything else (and while single-threaded): a child must not be able
+    // to read this process, nor find the vault key in its environment.
+    crate::fence::process::harden();
+    crate::fence::process::take(crate::vault::key::ENV_VAR);
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
@@ -286,11 +290,15 @@ fn sigpipe(handler: SigHandler) {
 fn completion_command(ctx: &Ctx) -> clap::Command {
     use clap::builder::PossibleValuesParser;
     use clap::CommandFactory;
-    let providers: Vec<String> = ctx.registry_here().map(|r| r.iter().map(|p| p.name().to_owned()).collect()).unwrap_or_default();
+    // clap wants 'static names; this process prints the script and exits.
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let providers: Vec<&'static str> =
+        ctx.registry_here().map(|r| r.iter().map(|p| leak(p.name().to_owned())).collect()).unwrap_or_default();
     let data = if ctx.home.vault_file().exists() { ctx.vault().and_then(|v| v.load()).ok() } else { None };
     let mut connections: Vec<String> = data.map(|d| d.connections.values().map(|c| c.name.clone()).collect()).unwrap_or_default();
     connections.sort();
     connections.dedup();
+    let connections: Vec<&'static str> = connections.into_iter().map(leak).collect();
     let mut cmd = Cli::command();
     for sub in ["login", "logout", "get", "refresh", "inspect", "edit", "remove"] {
         let names = providers.clone();

@@ -58,7 +58,7 @@ impl Egress {
     /// of them with `:port`).
     pub fn applies_to(&self, host: &str, port: u16) -> bool {
         let host = host.trim_start_matches('[').trim_end_matches(']').trim_end_matches('.').to_ascii_lowercase();
-        if crate::providers::hosts::is_loopback_host(&host) {
+        if crate::text::is_loopback_host(&host) {
             return false;
         }
         !self.no_proxy.iter().any(|entry| {

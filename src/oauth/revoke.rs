@@ -3,8 +3,8 @@
 //! secret-free messages for the caller to report; they never keep the local record.
 //!
 //! Written directly over [`OAuthHttp`] rather than with the `oauth2` crate,
-//! which refuses plain-http revocation endpoints even on loopback (SPEC §3
-//! allows those).
+//! which refuses plain-http revocation endpoints even on loopback (README.md
+//! allows those for local providers).
 
 use super::client::OAuthHttp;
 use super::tokens::{host_of, Endpoints};

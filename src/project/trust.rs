@@ -78,15 +78,20 @@ pub fn canonical(project: &Project) -> serde_json::Value {
             serde_json::json!({"name": name, "path": path, "definition": def})
         })
         .collect();
-    let Run { command, env } = run;
-    serde_json::json!({
+    let Run { command, env, no_fence } = run;
+    let mut v = serde_json::json!({
         "version": 1,
         "requirements": requirements,
         "definitions": definitions,
         "command": command,
         "env": env,
         "undeclared_hosts": undeclared_hosts.as_str(),
-    })
+    });
+    // Only present when turned off, so files allowed before it existed keep their trust.
+    if *no_fence {
+        v["fence"] = serde_json::Value::Bool(false);
+    }
+    v
 }
 
 fn canonical_requirement(r: &Requirement) -> serde_json::Value {
@@ -156,16 +161,7 @@ pub fn deny(home: &Home, file: &Path) -> Result<bool> {
 
 /// The command that trusts this project, as users should type it.
 pub fn allow_command(project: &Project) -> String {
-    format!("authsome allow {}", shell_quote(&project.dir.display().to_string()))
-}
-
-/// Quote `s` for a POSIX shell when it needs it.
-pub fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-:,=+@%".contains(&b)) {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
+    format!("authsome allow {}", crate::text::shell_quote(&project.dir.display().to_string()))
 }
 
 /// The one line shown when an untrusted project is about to be activated.
@@ -196,6 +192,9 @@ pub fn summary(project: &Project) -> String {
         out.push_str(&format!("  env       {k}\n"));
     }
     out.push_str(&format!("  proxy     undeclared hosts: {}\n", project.undeclared_hosts.as_str()));
+    if project.run.no_fence {
+        out.push_str("  fence     off: the command can read the authsome home and signal authsome\n");
+    }
     out
 }
 
@@ -251,12 +250,5 @@ mod tests {
         assert!(!deny(&home, &p.file).unwrap());
         allow(&home, &p).unwrap();
         assert_eq!(check(&home, &p), Trust::Allowed);
-    }
-
-    #[test]
-    fn quoting_is_only_added_when_needed() {
-        assert_eq!(shell_quote("/home/me/bot"), "/home/me/bot");
-        assert_eq!(shell_quote("/home/me/my bot"), "'/home/me/my bot'");
-        assert_eq!(shell_quote("/it's"), "'/it'\\''s'");
     }
 }

@@ -1,14 +1,14 @@
-//! The provider definition (SPEC §3) as Rust types, plus the semantic checks the
-//! JSON shape alone cannot express.
+//! The provider definition (README.md, `schema/provider.schema.json`) as Rust
+//! types, plus the semantic checks the JSON shape alone cannot express.
 //!
-//! Field names follow the seed ecosystem so that files written for it load
+//! Field names follow the existing provider-file ecosystem so that files written for it load
 //! unchanged; authsome's extensions (`api_key.location`, `query_param`,
 //! `basic_position`) are optional and default to the reference behaviour.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The placeholder every exported variable holds in a child's environment (seed page).
+/// The placeholder every exported variable holds in a child's environment (README.md).
 pub const PLACEHOLDER: &str = "authsome-proxy-managed";
 
 /// Highest `schema_version` this build understands.
@@ -227,7 +227,7 @@ pub enum ExportSource {
     /// The OAuth access token.
     #[serde(rename = "ACCESS_TOKEN")]
     AccessToken,
-    /// The refresh token: accepted in files but never exported (seed page).
+    /// The refresh token: accepted in files but never exported (README.md).
     #[serde(rename = "REFRESH_TOKEN")]
     RefreshToken,
     /// The API key.
@@ -250,7 +250,7 @@ impl ProviderDef {
         self.display_name.as_deref().unwrap_or(&self.name)
     }
 
-    /// Variables exported to a child (refresh tokens excluded, SPEC §4).
+    /// Variables exported to a child (refresh tokens excluded).
     pub fn exported_vars(&self) -> impl Iterator<Item = &str> {
         self.export.iter().filter(|(_, s)| **s != ExportSource::RefreshToken).map(|(k, _)| k.as_str())
     }
@@ -393,7 +393,7 @@ fn valid_header_name(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-/// Endpoints are https, except loopback hosts, which may be http (SPEC §3).
+/// Endpoints are https, except loopback hosts, which may be http (README.md).
 pub fn check_endpoint(url: &str, templated_ok: bool) -> Result<(), String> {
     if !templated_ok {
         return Err(format!("{url:?} uses {{base_url}} but oauth.base_url is not set"));
@@ -401,7 +401,7 @@ pub fn check_endpoint(url: &str, templated_ok: bool) -> Result<(), String> {
     let parsed = url::Url::parse(url).map_err(|e| format!("{url:?} is not a valid URL: {e}"))?;
     match parsed.scheme() {
         "https" => Ok(()),
-        "http" if super::hosts::is_loopback_host(parsed.host_str().unwrap_or("")) => Ok(()),
+        "http" if crate::text::is_loopback_host(parsed.host_str().unwrap_or("")) => Ok(()),
         "http" => Err(format!("{url:?} must use https (plain http is only allowed for loopback hosts)")),
         s => Err(format!("{url:?} has unsupported scheme {s:?}")),
     }

@@ -1,4 +1,4 @@
-//! The injection rule (SPEC §5.3–5.4) as pure functions over request parts,
+//! The injection rule (README.md, ARCHITECTURE.md) as pure functions over request parts,
 //! so every branch is unit-testable without sockets.
 //!
 //! The caller has already checked that CONNECT authority, SNI and Host agree;
