@@ -710,6 +710,27 @@ fn completions_offer_provider_and_connection_names_and_flows() {
     for word in ["discord", "openai", "work", "device_code"] {
         assert!(bash.contains(word), "{word} missing from the bash completions");
     }
-    let fish = h.run(&["completions", "fish"]).ok().stdout;
-    assert!(fish.contains("discord") && fish.contains("work"), "{fish}");
+    let zsh = h.run(&["completions", "zsh"]).ok().stdout;
+    assert!(zsh.contains("discord") && zsh.contains("work") && zsh.contains("device_code"), "{zsh}");
+}
+
+// ---- Papercuts: doctor says what it fixed; daemon stop --json ----------------
+
+#[test]
+fn doctor_reports_the_modes_it_fixes_and_counts_in_words() {
+    use std::os::unix::fs::PermissionsExt;
+    let h = Home::new();
+    h.run_stdin(&["login", "openai"], OPENAI_KEY).ok();
+    std::fs::set_permissions(h.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = h.run(&["doctor"]);
+    assert!(out.stdout.contains("was mode 755; tightened to 700"), "{}", out.stdout);
+    assert!(out.stdout.contains("(1 connection)"), "{}", out.stdout);
+    assert_eq!(std::fs::metadata(h.path()).unwrap().permissions().mode() & 0o777, 0o700);
+}
+
+#[test]
+fn daemon_stop_all_answers_json() {
+    let h = Home::new();
+    let out = h.run(&["daemon", "stop", "--all", "--json"]).ok();
+    assert_eq!(json(&out.stdout)["stopped"], serde_json::json!([]));
 }
