@@ -2,10 +2,8 @@
 //! workflow word for word on a fresh home, and every rough edge found walking
 //! the README (one test per blocker and per "bad" item, papercuts where natural).
 
-mod common;
-
-use common::cli::{Home, Run};
-use common::project::{text, Sandbox};
+use crate::common::cli::{Home, Run};
+use crate::common::project::{text, Sandbox};
 use serde_json::Value;
 use std::process::{Command, Stdio};
 
@@ -19,7 +17,7 @@ fn json(s: &str) -> Value {
 /// `sh -c SCRIPT` with the home's environment and `authsome` on PATH, the way
 /// a user types the page's commands (the shell does the redirection).
 fn shell(h: &Home, script: &str) -> Run {
-    let bin_dir = std::path::Path::new(common::cli::bin()).parent().unwrap().to_owned();
+    let bin_dir = std::path::Path::new(crate::common::bin()).parent().unwrap().to_owned();
     let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
     let model = h.cmd(&[]);
     let mut c = Command::new("/bin/sh");
@@ -227,17 +225,17 @@ fn logging_out_of_the_default_leaves_the_other_connection_usable_and_login_defau
 
 // ---- Bad 8: expiry -----------------------------------------------------------
 
-/// A Sandbox whose vault key is the proxy world's, the one key this test
-/// process sets for the library API (so tests never race on it).
+/// A Sandbox whose vault key is the suite's, the one key this test process
+/// uses for the library API.
 fn sandbox() -> Sandbox {
     let mut sb = Sandbox::new();
-    sb.key = common::proxy::VAULT_KEY.to_owned();
+    sb.key = crate::common::VAULT_KEY.to_owned();
     sb
 }
 
 /// Write a GitHub OAuth connection straight into a [`sandbox`]'s vault.
 fn store_oauth(home: &std::path::Path, name: &str, expires_at: u64, refresh: bool, status: authsome::vault::Status) {
-    std::env::set_var("AUTHSOME_VAULT_KEY", common::proxy::VAULT_KEY);
+    crate::common::process_env();
     let h = authsome::paths::Home::at(home, "default");
     authsome::vault::Vault::open(&h)
         .unwrap()
@@ -288,8 +286,8 @@ fn a_token_past_its_expiry_shows_expired_with_the_refresh_fix() {
 
 #[test]
 fn a_failing_browser_is_noticed_and_the_url_printed() {
-    use common::fake_as::{Config, FakeAs};
-    use common::login_env::LoginEnv;
+    use crate::common::fake_as::{Config, FakeAs};
+    use crate::common::login_env::LoginEnv;
     use std::io::BufRead;
     let fake = FakeAs::start(Config::default());
     let mut env = LoginEnv::new();
@@ -322,8 +320,8 @@ fn a_failing_browser_is_noticed_and_the_url_printed() {
 
 #[test]
 fn an_opened_browser_still_gets_the_url_printed() {
-    use common::fake_as::{Config, FakeAs};
-    use common::login_env::LoginEnv;
+    use crate::common::fake_as::{Config, FakeAs};
+    use crate::common::login_env::LoginEnv;
     let fake = FakeAs::start(Config::default());
     let env = LoginEnv::with_discord(&fake);
     let out = env.run(&["login", "discord"], None);
@@ -406,8 +404,8 @@ fn a_closed_pipe_ends_output_commands_quietly() {
 
 #[test]
 fn client_credentials_entered_once_survive_a_failed_login() {
-    use common::fake_as::{Config, FakeAs};
-    use common::login_env::LoginEnv;
+    use crate::common::fake_as::{Config, FakeAs};
+    use crate::common::login_env::LoginEnv;
     let fake = FakeAs::start(Config { state_override: Some("stale-tab".into()), ..Config::default() });
     let env = LoginEnv::with_discord(&fake);
     let out = env.run(&["login", "discord"], None);
@@ -443,8 +441,8 @@ fn api_key_logins_refuse_to_overwrite_without_force_and_say_an_openai() {
 
 #[test]
 fn scopes_are_trimmed_and_an_empty_list_is_refused() {
-    use common::fake_as::{Config, FakeAs};
-    use common::login_env::LoginEnv;
+    use crate::common::fake_as::{Config, FakeAs};
+    use crate::common::login_env::LoginEnv;
     let fake = FakeAs::start(Config::default());
     let env = LoginEnv::with_discord(&fake);
     let out = env.run(&["login", "discord", "--scopes", ""], None);
@@ -511,7 +509,7 @@ fn current_node() -> std::path::PathBuf {
 
 #[test]
 fn node_fetch_and_https_go_through_the_proxy_and_get_the_real_key() {
-    use common::proxy::{World, ACME_KEY};
+    use crate::common::proxy::{World, ACME_KEY};
     let w = World::new();
     let node = current_node();
     let script = r#"
@@ -566,8 +564,8 @@ fn every_ca_variable_holds_the_run_bundle() {
 
 #[test]
 fn upstreams_and_oauth_endpoints_are_reached_through_the_users_own_proxy() {
-    use common::connect_proxy::ConnectProxy;
-    use common::proxy::{World, ACME_KEY};
+    use crate::common::connect_proxy::ConnectProxy;
+    use crate::common::proxy::{World, ACME_KEY};
     let w = World::new();
     let corp = ConnectProxy::start(format!("127.0.0.1:{}", w.echo.port).parse().unwrap(), "corp-user", "corp-s3cret-pw");
     let script = "curl -sS -f -o /dev/null https://api.acme.test/corp && env";
@@ -682,7 +680,7 @@ fn once_the_key_file_exists_a_slow_keyring_is_not_asked_again() {
 
 #[test]
 fn up_shows_each_requirement_once_even_after_a_login() {
-    use common::project_run::{ProjectWorld, Pty};
+    use crate::common::project_run::{ProjectWorld, Pty};
     let w = ProjectWorld::new();
     w.write_toml("[providers.acme]\n[providers.openai]\n[run]\ncommand = \"echo RAN\"\n");
     w.allow();

@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::providers::{AuthType, Flow, Provider};
 use crate::vault::{ClientCredentials, Connection, Secret, VaultData};
 use clap::Args;
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read};
 
 /// Which connection of which provider.
@@ -53,6 +54,9 @@ pub struct LoginArgs {
     /// Make this connection the provider's default (what `run` and `get` use without --connection).
     #[arg(long)]
     pub default: bool,
+    /// A per-connection value the provider asks for (a Shopify shop, a Zendesk subdomain); repeatable.
+    #[arg(long = "value", value_name = "NAME=VALUE")]
+    pub values: Vec<String>,
 }
 
 impl ConnectionArgs {
@@ -248,8 +252,9 @@ pub fn login(ctx: &Ctx, mut a: LoginArgs) -> Result<i32> {
             return Err(Error::bad_input("--scopes needs at least one scope (omit it for the provider's defaults)"));
         }
     }
+    let values = login_values(provider, &a.values)?;
     match provider.def.auth_type {
-        AuthType::ApiKey => login_api_key(ctx, provider, &a),
+        AuthType::ApiKey => login_api_key(ctx, provider, &a, values),
         AuthType::Oauth2 => {
             let name = a.target.connection.clone().unwrap_or_else(|| crate::vault::DEFAULT_CONNECTION.to_owned());
             if !a.force {
@@ -276,6 +281,7 @@ pub fn login(ctx: &Ctx, mut a: LoginArgs) -> Result<i32> {
                 force: a.force,
                 no_browser: a.no_browser,
                 base_url: a.base_url.clone(),
+                values,
             };
             let conn = crate::oauth::login::run_oauth(&ctx.home, &ctx.ui, provider, &opts)?;
             store_connection(ctx, conn, a.default)
@@ -353,7 +359,8 @@ pub fn refresh(ctx: &Ctx, mut a: RefreshArgs) -> Result<i32> {
 /// Store an API key read from piped stdin, entered in the local form when a
 /// browser is available, or typed at a hidden prompt. An existing key is
 /// replaced only with `--force`, as an OAuth connection is.
-fn login_api_key(ctx: &Ctx, provider: &Provider, a: &LoginArgs) -> Result<i32> {
+fn login_api_key(ctx: &Ctx, provider: &Provider, a: &LoginArgs, values: BTreeMap<String, String>) -> Result<i32> {
+    let multi = provider.def.api_key.as_ref().is_some_and(|k| !k.parts.is_empty());
     let name = a.target.connection.clone().unwrap_or_else(|| crate::vault::DEFAULT_CONNECTION.to_owned());
     let existing = snapshot(ctx)?.connection(provider.name(), Some(&name)).and_then(|c| c.api_key.clone());
     let piped = if std::io::stdin().is_terminal() {
@@ -374,6 +381,7 @@ fn login_api_key(ctx: &Ctx, provider: &Provider, a: &LoginArgs) -> Result<i32> {
     }
     // A key on standard input wins; with nothing piped (e.g. </dev/null) the form or prompt asks.
     let key = match piped {
+        _ if multi => multi_part_key(provider, piped.as_deref())?,
         Some(k) if given || !crate::oauth::browser::Opener::detect(a.no_browser).available() => {
             let key = validate_key(provider, k)?;
             match &existing {
@@ -395,27 +403,66 @@ fn login_api_key(ctx: &Ctx, provider: &Provider, a: &LoginArgs) -> Result<i32> {
             crate::oauth::login::api_key_interactive(&ctx.ui, provider, a.no_browser, validate)?
         }
     };
-    store_connection(ctx, Connection::api_key(provider.name(), &name, key), a.default)
+    let mut conn = Connection::api_key(provider.name(), &name, key);
+    conn.values = values;
+    store_connection(ctx, conn, a.default)
+}
+
+/// The provider's `connection_values`: `--value` flags, defaults, else a
+/// question at the terminal (never from piped input, which holds the key).
+fn login_values(provider: &Provider, given: &[String]) -> Result<BTreeMap<String, String>> {
+    let title = provider.def.title().to_owned();
+    let mut ask = |name: &str, spec: &crate::providers::def::ConnectionValueDef| -> std::result::Result<String, String> {
+        if crate::oauth::input::piped() {
+            return Err(format!("{title} needs its {name}: pass --value {name}=VALUE ({})", spec.prompt));
+        }
+        crate::oauth::input::ask(&format!("{}: ", spec.prompt), false)
+            .map_err(|e| format!("cannot read the {name} from the terminal: {e}"))?
+            .ok_or_else(|| format!("no {name} given"))
+    };
+    crate::providers::values::resolve(&provider.def, given, &mut ask).map_err(Error::bad_input)
+}
+
+/// Each part of a multi-part credential: one per line of piped input, in the
+/// order of the definition, else asked one by one at a hidden prompt.
+fn multi_part_key(provider: &Provider, piped: Option<&str>) -> Result<Secret> {
+    let title = provider.def.title();
+    let parts = provider.def.api_key.as_ref().map(|k| k.effective_parts()).unwrap_or_default();
+    let mut lines = piped.map(|p| p.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect::<Vec<_>>());
+    let mut out = BTreeMap::new();
+    for (i, part) in parts.iter().enumerate() {
+        let value = match lines.as_mut() {
+            Some(l) => l.get(i).cloned().ok_or_else(|| {
+                Error::bad_input(format!("{title} needs {} values on standard input, one per line: {}", parts.len(), prompts(&parts)))
+            })?,
+            None => crate::oauth::input::ask(&format!("Paste your {title} {} (input hidden): ", part.prompt), true)
+                .map_err(|e| Error::login(format!("cannot read the {} from the terminal: {e}", part.prompt)))?
+                .ok_or_else(|| Error::login(format!("no {title} {} given", part.prompt)))?
+                .trim()
+                .to_owned(),
+        };
+        crate::providers::parts::check(part, title, &value).map_err(Error::bad_input)?;
+        out.insert(part.name.clone(), value);
+    }
+    if let Some(l) = &lines {
+        if l.len() > parts.len() {
+            return Err(Error::bad_input(format!("{title} takes {} values on standard input: {}", parts.len(), prompts(&parts))));
+        }
+    }
+    Ok(Secret::new(crate::providers::parts::encode(&out)))
+}
+
+fn prompts(parts: &[crate::providers::def::KeyPart]) -> String {
+    parts.iter().map(|p| p.prompt.as_str()).collect::<Vec<_>>().join(", then ")
 }
 
 /// Check a key against the provider's `key_pattern`; the message shows the hint, never the key.
 pub fn validate_key(provider: &Provider, key: String) -> Result<Secret> {
-    if key.is_empty() {
+    let part = provider.def.api_key.as_ref().map(|k| k.effective_parts().remove(0));
+    if let Some(part) = part {
+        crate::providers::parts::check(&part, provider.def.title(), &key).map_err(Error::bad_input)?;
+    } else if key.is_empty() {
         return Err(Error::bad_input(format!("no {} API key given", provider.def.title())));
-    }
-    if key.chars().any(|c| c.is_control() || c == ' ') {
-        return Err(Error::bad_input(format!("the {} API key contains spaces or control characters", provider.def.title())));
-    }
-    let spec = provider.def.api_key.as_ref();
-    if let Some(pattern) = spec.and_then(|k| k.key_pattern.as_deref()) {
-        let re = regex_lite::Regex::new(pattern).map_err(|e| Error::bad_input(format!("invalid key_pattern: {e}")))?;
-        if !re.is_match(&key) {
-            let hint = spec.and_then(|k| k.key_pattern_hint.clone()).unwrap_or_else(|| format!("expected a key matching {pattern}"));
-            return Err(Error::bad_input(format!(
-                "that does not look like {} API key: {hint}",
-                crate::ui::with_article(provider.def.title())
-            )));
-        }
     }
     Ok(Secret::new(key))
 }

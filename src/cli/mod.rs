@@ -23,7 +23,7 @@ use nix::sys::signal::SigHandler;
 /// authsome: give programs authenticated API access without handing them a secret.
 #[derive(Debug, Parser)]
 #[command(name = "authsome", version, about, long_about = None)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Flags every command accepts.
     #[command(flatten)]
     pub global: Global,
@@ -35,7 +35,7 @@ pub struct Cli {
 /// Flags accepted by every command.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Global options")]
-pub struct Global {
+pub(crate) struct Global {
     /// Stable machine-readable output.
     #[arg(long, global = true)]
     pub json: bool,
@@ -72,7 +72,7 @@ the exit code is CMD's. Inside a project, `authsome up` uses authsome.toml inste
 
 /// Every command.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Log in to a provider (OAuth flow or API key) and store the credential.
     #[command(long_about = LOGIN_HELP)]
     Login(connections::LoginArgs),
@@ -86,11 +86,18 @@ pub enum Command {
     /// Refresh an OAuth token now if it is near expiry (always with --force).
     Refresh(connections::RefreshArgs),
     /// Every provider with its source and connections.
-    List,
+    List {
+        /// Only providers of this category (llm, devtools, productivity, crm, ...).
+        #[arg(long, value_name = "NAME")]
+        category: Option<String>,
+    },
     /// The effective definition of a provider, as a valid provider file.
     Inspect {
         /// Provider name.
         provider: String,
+        /// Print the provider's documentation page (Markdown) instead.
+        #[arg(long)]
+        page: bool,
     },
     /// Validate a provider file and install it under <home>/providers.
     Register {
@@ -168,7 +175,7 @@ fn shell_names(names: &'static [&'static str]) -> impl clap::builder::TypedValue
 
 /// What every command needs: output settings and the home. The registry and
 /// the vault are opened only by the commands that use them.
-pub struct Ctx {
+pub(crate) struct Ctx {
     /// Output settings.
     pub ui: Ui,
     /// Home and profile.
@@ -333,8 +340,8 @@ fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::Logout(a) => connections::logout(ctx, a),
         Command::Get(a) => connections::get(ctx, a),
         Command::Refresh(a) => connections::refresh(ctx, a),
-        Command::List => registry::list(ctx),
-        Command::Inspect { provider } => registry::inspect(ctx, &provider),
+        Command::List { category } => registry::list(ctx, category.as_deref()),
+        Command::Inspect { provider, page } => registry::inspect(ctx, &provider, page),
         Command::Register { file, force } => registry::register(ctx, &file, force),
         Command::Edit { provider } => registry::edit(ctx, &provider),
         Command::Remove { provider } => registry::remove(ctx, &provider),

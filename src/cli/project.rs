@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 pub const SCHEMA_URL: &str = "https://authsome.agentr.dev/schema/authsome.schema.json";
 
 /// The project at or above `dir` (default: the current directory), with the registry it extends.
-pub fn current_project(ctx: &Ctx, dir: Option<&Path>) -> Result<(Project, Registry)> {
+pub(crate) fn current_project(ctx: &Ctx, dir: Option<&Path>) -> Result<(Project, Registry)> {
     crate::launch::project::load(&ctx.home, &locate(dir.unwrap_or(Path::new(".")))?)
 }
 
@@ -22,7 +22,7 @@ pub fn current_project(ctx: &Ctx, dir: Option<&Path>) -> Result<(Project, Regist
 /// `may_prompt` and on a terminal, show what it asks for and offer to allow
 /// it; without one (CI, pipes, `exec`) never prompt: fail with one line naming
 /// the command to run.
-pub fn require_trust(ctx: &Ctx, project: &Project, may_prompt: bool) -> Result<()> {
+pub(crate) fn require_trust(ctx: &Ctx, project: &Project, may_prompt: bool) -> Result<()> {
     let state = trust::check(&ctx.home, project);
     if state == Trust::Allowed {
         return Ok(());
@@ -47,7 +47,7 @@ pub fn require_trust(ctx: &Ctx, project: &Project, may_prompt: bool) -> Result<(
 
 /// `authsome status`: each requirement, its state and its fix; exit 4 when a
 /// required one is unmet.
-pub fn status(ctx: &Ctx) -> Result<i32> {
+pub(crate) fn status(ctx: &Ctx) -> Result<i32> {
     let (project, registry) = current_project(ctx, None)?;
     let trust = trust::check(&ctx.home, &project);
     let checks = crate::launch::project::evaluate(&ctx.home, &project, &registry, &crate::launch::project::process_env)?;
@@ -101,7 +101,7 @@ fn row(c: &Check) -> Vec<String> {
 }
 
 /// `authsome allow [DIR]`: trust the project file as it is now.
-pub fn allow(ctx: &Ctx, dir: Option<PathBuf>) -> Result<i32> {
+pub(crate) fn allow(ctx: &Ctx, dir: Option<PathBuf>) -> Result<i32> {
     let (project, _) = current_project(ctx, dir.as_deref())?;
     let before = trust::check(&ctx.home, &project);
     trust::allow(&ctx.home, &project)?;
@@ -121,7 +121,7 @@ pub fn allow(ctx: &Ctx, dir: Option<PathBuf>) -> Result<i32> {
 }
 
 /// `authsome deny [DIR]`: revoke trust (the file need not parse).
-pub fn deny(ctx: &Ctx, dir: Option<PathBuf>) -> Result<i32> {
+pub(crate) fn deny(ctx: &Ctx, dir: Option<PathBuf>) -> Result<i32> {
     let file = locate(dir.as_deref().unwrap_or(Path::new(".")))?;
     let was = trust::deny(&ctx.home, &file)?;
     if ctx.ui.json {
@@ -210,7 +210,7 @@ undeclared_hosts = "tunnel"      # or "deny": refuse every host not declared abo
 }
 
 /// `authsome init`: write a starter `authsome.toml` in the current directory.
-pub fn init(ctx: &Ctx) -> Result<i32> {
+pub(crate) fn init(ctx: &Ctx) -> Result<i32> {
     let dir = config::absolute(Path::new("."));
     let file = dir.join(FILE_NAME);
     let registry = ctx.registry()?;

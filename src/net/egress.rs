@@ -5,6 +5,7 @@
 //! `NO_PROXY`, so users behind one keep working. Its credentials stay in
 //! authsome: they are sent only to that proxy and never appear in messages.
 
+use crate::error::{Error, Result};
 use base64::Engine as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -29,7 +30,7 @@ impl std::fmt::Debug for Egress {
 impl Egress {
     /// From `https_proxy`/`HTTPS_PROXY` (else `all_proxy`/`ALL_PROXY`) and
     /// `no_proxy`/`NO_PROXY`; `None` when no proxy is set.
-    pub fn from_env() -> Result<Option<Egress>, String> {
+    pub fn from_env() -> Result<Option<Egress>> {
         let var = |names: &[&str]| names.iter().filter_map(|n| std::env::var(n).ok()).find(|v| !v.trim().is_empty());
         let Some(url) = var(&["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"]) else { return Ok(None) };
         let no_proxy = var(&["no_proxy", "NO_PROXY"]).unwrap_or_default();
@@ -37,13 +38,18 @@ impl Egress {
     }
 
     /// Parse a proxy URL (scheme `http`, or none) and a `NO_PROXY` list.
-    pub fn parse(url: &str, no_proxy: &str) -> Result<Egress, String> {
+    pub fn parse(url: &str, no_proxy: &str) -> Result<Egress> {
         let with_scheme = if url.contains("://") { url.to_owned() } else { format!("http://{url}") };
-        let u = url::Url::parse(&with_scheme).map_err(|_| "HTTPS_PROXY is not a valid proxy URL".to_owned())?;
+        let u = url::Url::parse(&with_scheme).map_err(|_| Error::bad_input("HTTPS_PROXY is not a valid proxy URL"))?;
         if u.scheme() != "http" {
-            return Err(format!("HTTPS_PROXY: {}:// proxies are not supported (use an http:// proxy URL)", u.scheme()));
+            return Err(Error::bad_input(format!("HTTPS_PROXY: {}:// proxies are not supported (use an http:// proxy URL)", u.scheme())));
         }
-        let host = u.host_str().ok_or("HTTPS_PROXY has no host")?.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let host = u
+            .host_str()
+            .ok_or_else(|| Error::bad_input("HTTPS_PROXY has no host"))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         let authorization = (!u.username().is_empty()).then(|| {
             let pair = format!("{}:{}", decode(u.username()), decode(u.password().unwrap_or("")));
             format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
@@ -160,6 +166,6 @@ mod tests {
         let expected = base64::engine::general_purpose::STANDARD.encode("corp@user:s3cr:t");
         assert_eq!(e.authorization.as_deref(), Some(format!("Basic {expected}").as_str()));
         assert!(!format!("{e:?}").contains("s3cr"));
-        assert!(Egress::parse("socks5://corp:1080", "").unwrap_err().contains("not supported"));
+        assert!(Egress::parse("socks5://corp:1080", "").unwrap_err().message.contains("not supported"));
     }
 }

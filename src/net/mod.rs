@@ -4,10 +4,10 @@
 //! roots plus `AUTHSOME_UPSTREAM_CA`), TCP connects with timeouts, and a small
 //! HTTPS client that never follows redirects.
 
-pub mod egress;
-pub mod http;
-pub mod resolve;
-pub mod tls;
+pub(crate) mod egress;
+pub(crate) mod http;
+pub(crate) mod resolve;
+pub(crate) mod tls;
 
 pub use resolve::Resolver;
 

@@ -10,14 +10,6 @@ use crate::providers::Provider;
 use crate::ui::Ui;
 use crate::vault::{ClientCredentials, Secret};
 
-/// Client credentials and whether they are new (to be stored after success).
-pub struct Obtained {
-    /// The credentials.
-    pub creds: ClientCredentials,
-    /// True when the user just entered them.
-    pub fresh: bool,
-}
-
 /// Collect credentials in the browser form served by `server`; `None` when
 /// the browser could not be opened (the caller asks at the terminal instead).
 pub async fn from_form(ui: &Ui, provider: &Provider, opener: &Opener, server: &mut LoginServer) -> Result<Option<ClientCredentials>> {

@@ -87,6 +87,8 @@ pub struct Check {
     pub login_scopes: Option<Vec<String>>,
     /// The exact command that fixes it; `None` when met.
     pub fix: Option<LoginFix>,
+    /// The connection's base URL and login values, which decide its hosts.
+    pub binding: crate::providers::Binding,
 }
 
 impl Check {
@@ -203,6 +205,7 @@ fn evaluate_one(index: usize, r: &Requirement, registry: &Registry, data: &Vault
         granted,
         expires_at: conn.and_then(|c| c.expires_at),
         login_scopes,
+        binding: conn.map(|c| crate::providers::Binding { base_url: c.base_url.clone(), values: c.values.clone() }).unwrap_or_default(),
         fix: None,
     };
     let refreshable = conn.is_some_and(|c| c.refresh_token.is_some());
@@ -245,9 +248,7 @@ mod tests {
     }
 
     fn oauth(provider: &str, name: &str, scopes: &[&str]) -> Connection {
-        let mut c = Connection::api_key(provider, name, Secret::new("x"));
-        c.api_key = None;
-        c.access_token = Some(Secret::new("tok"));
+        let mut c = Connection::oauth(provider, name, Secret::new("tok"));
         c.scopes = scopes.iter().map(|s| s.to_string()).collect();
         c.account = Some("octocat".into());
         c

@@ -7,8 +7,8 @@
 //! tampered", never as a silently empty vault. Writers hold an flock and replace
 //! the file atomically, so concurrent processes never lose each other's records.
 
-pub mod crypto;
-pub mod key;
+pub(crate) mod crypto;
+pub(crate) mod key;
 
 use crate::error::{Error, Result};
 use crate::fsutil::ensure_private_dir;
@@ -87,6 +87,10 @@ pub struct Connection {
     /// Base URL used at login (`--base-url`), for templated providers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
+    /// The provider's `connection_values` given at login (a Shopify shop):
+    /// they decide which hosts this connection's credential may reach.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, String>,
 }
 
 impl Connection {
@@ -106,6 +110,18 @@ impl Connection {
             obtained_at: now_unix(),
             account: None,
             base_url: None,
+            values: BTreeMap::new(),
+        }
+    }
+
+    /// A connected OAuth record holding a bearer `access_token` (the login
+    /// flows fill in the rest from the token response).
+    pub fn oauth(provider: &str, name: &str, access_token: Secret) -> Connection {
+        Connection {
+            access_token: Some(access_token),
+            api_key: None,
+            token_type: Some("Bearer".to_owned()),
+            ..Connection::api_key(provider, name, Secret::new(String::new()))
         }
     }
 
@@ -140,6 +156,7 @@ impl Connection {
             "refresh_token": mark(&self.refresh_token),
             "api_key": mark(&self.api_key),
             "base_url": self.base_url,
+            "values": self.values,
         })
     }
 }
