@@ -59,6 +59,12 @@ impl Ui {
     }
 }
 
+/// A name with its indefinite article: "a GitHub", "an OpenAI".
+pub fn with_article(title: &str) -> String {
+    let vowel = title.chars().next().is_some_and(|c| "AEIOUaeiou".contains(c));
+    format!("{} {title}", if vowel { "an" } else { "a" })
+}
+
 /// One line on stderr with control characters escaped ([`printable`]): how
 /// every message that may carry a name from outside reaches the terminal.
 pub fn say(msg: impl std::fmt::Display) {

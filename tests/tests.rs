@@ -7,6 +7,7 @@ mod common;
 
 mod adversarial;
 mod catalogue;
+mod first_day;
 mod foundation;
 mod hostile_child;
 mod oauth_chromium;

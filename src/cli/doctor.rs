@@ -16,6 +16,11 @@ fn mode_of(p: &Path) -> Option<u32> {
     std::fs::metadata(p).ok().map(|m| m.permissions().mode() & 0o777)
 }
 
+/// "1 connection", "2 connections".
+fn connections(n: usize) -> String {
+    format!("{n} connection{}", if n == 1 { "" } else { "s" })
+}
+
 /// Run every check and print the report. Nothing under the home is changed
 /// unless `fix`: then permissions others could write through are tightened
 /// (links and files of other users are only reported; removing them is the
@@ -71,6 +76,10 @@ pub fn run(ctx: &Ctx, fix: bool) -> Result<i32> {
         return report(ctx, &checks);
     }
     checks.push(match ctx.registry() {
+        Ok(reg) if !reg.skipped().is_empty() => {
+            let names: Vec<String> = reg.skipped().iter().map(|s| s.error.message.lines().next().unwrap_or_default().to_owned()).collect();
+            Check { name: "providers", ok: false, detail: format!("skipped: {}", names.join("; ")) }
+        }
         Ok(reg) => {
             let custom = reg.iter().filter(|p| p.source == crate::providers::Source::Custom).count();
             Check { name: "providers", ok: true, detail: format!("{} providers ({custom} custom), all valid", reg.iter().count()) }
@@ -86,7 +95,7 @@ pub fn run(ctx: &Ctx, fix: bool) -> Result<i32> {
                 Ok(d) if !vpath.exists() => Check {
                     name: "vault",
                     ok: true,
-                    detail: format!("{} (not created yet; {} connections)", vpath.display(), d.connections.len()),
+                    detail: format!("{} (not created yet; {})", vpath.display(), connections(d.connections.len())),
                 },
                 Ok(d) => match mode_of(&vpath) {
                     Some(m) if m & 0o077 != 0 => Check {
@@ -97,7 +106,7 @@ pub fn run(ctx: &Ctx, fix: bool) -> Result<i32> {
                     _ => Check {
                         name: "vault",
                         ok: true,
-                        detail: format!("{} decrypts ({} connections)", vpath.display(), d.connections.len()),
+                        detail: format!("{} decrypts ({})", vpath.display(), connections(d.connections.len())),
                     },
                 },
                 Err(e) => Check { name: "vault", ok: false, detail: e.message },

@@ -140,7 +140,13 @@ async fn refresh_in(vault: &Vault, wanted: Wanted<'_>, http: &OAuthHttp) -> Resu
                 return Ok((conn, RefreshOutcome::FailedStillValid(why)));
             }
             mark_expired(vault, &conn, &why, dead)?;
-            Err(Error::login(format!("{title} connection {connection:?} has expired ({why}); {relogin}")))
+            let fix = if dead {
+                relogin
+            } else {
+                let refresh = LoginFix::new(provider.name(), Some(connection)).profile(home.profile()).refresh();
+                format!("run `{refresh}` once the provider answers again, or {relogin}")
+            };
+            Err(Error::login(format!("{title} connection {connection:?} has expired ({why}); {fix}")))
         }
         Err(Failure::Other(e)) => Err(e),
     }
