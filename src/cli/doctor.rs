@@ -56,19 +56,11 @@ pub fn run(ctx: &Ctx, fix: bool) -> Result<i32> {
         checks.push(match mode_of(root) {
             None => Check { name: "home", ok: true, detail: format!("{} (not created yet)", root.display()) },
             Some(m) if m & 0o077 == 0 => Check { name: "home", ok: true, detail: format!("{} (mode {m:o})", root.display()) },
-            Some(m) if fix => match std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700)) {
-                Ok(()) => Check { name: "home", ok: true, detail: format!("fixed: {} was mode {m:o}, now 700", root.display()) },
-                Err(e) => Check { name: "home", ok: false, detail: format!("cannot chmod {}: {e}", root.display()) },
-            },
-            // Nobody else can write it (checked above); reading only lists file names.
-            Some(m) => Check {
-                name: "home",
-                ok: true,
-                detail: format!(
-                    "{} (mode {m:o}: other users can list it; `chmod 700 {}` or `authsome doctor --fix` hides it)",
-                    root.display(),
-                    root.display()
-                ),
+            // Nobody else can write it (checked above): hiding its listing is
+            // harmless, so it is done and reported, never silently.
+            Some(m) => match std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700)) {
+                Ok(()) => Check { name: "home", ok: true, detail: format!("{} was mode {m:o}; tightened to 700", root.display()) },
+                Err(e) => Check { name: "home", ok: false, detail: format!("{} has mode {m:o} and chmod failed: {e}", root.display()) },
             },
         });
     }

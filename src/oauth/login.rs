@@ -110,7 +110,8 @@ pub async fn oauth_login(home: &Home, ui: &Ui, provider: &Provider, opts: &Login
     // New client credentials are kept unless the provider rejected them: a
     // login that failed for another reason (network, a stale tab) must not
     // make the user type them again.
-    if fresh && resp.as_ref().err().is_none_or(|e| !rejects_client(&e.message)) {
+    // A login aborted because someone else used its form keeps nothing.
+    if fresh && resp.as_ref().err().is_none_or(|e| !rejects_client(&e.message) && !e.message.contains("login aborted")) {
         store_client(&vault, provider.name(), creds)?;
     }
     let mut conn = new_connection(provider.name(), &opts.connection, &resp?, &scopes, opts.base_url.as_deref());
