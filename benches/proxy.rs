@@ -56,6 +56,7 @@ fn round_trip(c: &mut Criterion) {
                 resolver: authsome::net::Resolver::parse(&echo.resolve("api.acme.test")).unwrap(),
                 roots: Arc::new(roots),
             },
+            limits: proxy::Limits::default(),
         }))
         .unwrap();
     let url = handle.url();

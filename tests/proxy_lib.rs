@@ -67,6 +67,7 @@ impl Setup {
             credentials: Arc::new(creds),
             bundle_path: Some(self.dir.path().join("run").join("bundle.pem")),
             upstream: UpstreamSettings { resolver: authsome::net::Resolver::parse(&resolve).unwrap(), roots: Arc::new(roots) },
+            limits: proxy::Limits::default(),
         }
     }
 }

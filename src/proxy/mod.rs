@@ -10,12 +10,17 @@
 //! [`intercept`] (TLS termination and forwarding for declared hosts),
 //! [`inject`] (the injection rule), [`upstream`] (pooled upstream clients),
 //! [`bundle`] (the CA bundle file clients trust), [`vault_source`] (credentials
-//! read live from the vault).
+//! read live from the vault), [`limits`] (timeouts and bounds against clients
+//! that hold connections), with `admission` (the bound on unauthenticated
+//! connections) and `idle` (idle intercepted connections).
 
+mod admission;
 pub mod bundle;
 pub mod ca;
+mod idle;
 pub mod inject;
 pub mod intercept;
+pub mod limits;
 pub mod server;
 pub mod upstream;
 pub mod vault_source;
@@ -30,6 +35,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
+pub use limits::Limits;
 pub use upstream::UpstreamSettings;
 pub use vault_source::VaultCredentials;
 
@@ -78,6 +84,8 @@ pub struct ProxyOptions {
     pub bundle_path: Option<PathBuf>,
     /// Upstream name overrides and trust (usually [`UpstreamSettings::from_env`]).
     pub upstream: UpstreamSettings,
+    /// Timeouts and bounds against clients that hold connections ([`Limits::default`]).
+    pub limits: Limits,
 }
 
 impl ProxyOptions {
@@ -102,6 +110,7 @@ impl ProxyOptions {
             audit: Arc::new(crate::audit::FileAudit::new(home.audit_log())),
             credentials,
             upstream: UpstreamSettings::from_env().map_err(Error::bad_input)?,
+            limits: Limits::default(),
         })
     }
 }
@@ -209,6 +218,7 @@ pub(crate) struct Shared {
     auth: ProxyAuth,
     upstream: upstream::Upstream,
     resolver: crate::net::Resolver,
+    limits: Limits,
     /// Turns true when the proxy stops; long-lived tasks (tunnels, WebSocket
     /// splices) watch it so nothing outlives [`ProxyHandle::shutdown`].
     stopped: tokio::sync::watch::Receiver<bool>,
@@ -241,7 +251,9 @@ pub struct ProxyHandle {
 }
 
 /// Start a proxy on `127.0.0.1:0`. Must be called inside a tokio runtime.
+/// Raises the process's soft descriptor limit to the hard one first.
 pub async fn start(options: ProxyOptions) -> Result<ProxyHandle> {
+    limits::raise_fd_limit();
     let resolver = options.upstream.resolver.clone();
     let upstream = upstream::Upstream::new(&options.upstream);
     let cas = ca::CaSet::default();
@@ -269,6 +281,7 @@ pub async fn start(options: ProxyOptions) -> Result<ProxyHandle> {
         auth: ProxyAuth::random(),
         upstream,
         resolver,
+        limits: options.limits,
         stopped: stopped.clone(),
     });
     let task = tokio::spawn(server::serve(listener, shared.clone(), stopped));

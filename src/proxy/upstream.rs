@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::{Body as _, Incoming};
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
 use std::future::Future;
 use std::pin::Pin;
@@ -22,6 +22,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
+
+/// An idle pooled upstream connection is closed after this long.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// At most this many idle connections are kept per upstream host.
+pub const POOL_MAX_IDLE_PER_HOST: usize = 32;
 
 /// How upstream servers are reached: name overrides and trusted roots.
 #[derive(Clone)]
@@ -100,9 +105,14 @@ impl Upstream {
         let resolver = &settings.resolver;
         let both = crate::net::tls::client_config(settings.roots.clone(), &[b"h2", b"http/1.1"]);
         let h1 = crate::net::tls::client_config(settings.roots.clone(), &[b"http/1.1"]);
+        // The pool only drops idle connections when it has a timer to run
+        // its clean-up with; without one they stay open until the upstream
+        // closes them, and with many hosts they exhaust the descriptors.
         let build = |tls| {
             Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(90))
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+                .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
                 .build(Connector { resolver: Arc::new(resolver.clone()), tls })
         };
         Upstream { pooled: build(both), h1: build(h1) }

@@ -43,13 +43,10 @@ impl Supervised {
         let hup = signal(SignalKind::hangup())?;
         let int = signal(SignalKind::interrupt())?;
         let quit = signal(SignalKind::quit())?;
-        let child = tokio::process::Command::new(program)
-            .arg0(arg0)
-            .args(args)
-            .env_clear()
-            .envs(envs)
-            .spawn()
-            .map_err(|e| Error::other(format!("cannot start {}: {e}", program.display())))?;
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.arg0(arg0).args(args).env_clear().envs(envs);
+        crate::proxy::limits::restore_in_child(&mut cmd);
+        let child = cmd.spawn().map_err(|e| Error::other(format!("cannot start {}: {e}", program.display())))?;
         Ok(Supervised { child, term, hup, int, quit })
     }
 
