@@ -1,12 +1,54 @@
-//! File primitives every store shares: atomic private writes and cross-process locks.
+//! File primitives every store shares: atomic private writes, cross-process
+//! locks, and file identities (what `stat` says changed).
 //!
 //! Kept in one place so the vault, trust store, provider overrides and refresh
 //! locks all get the same guarantees (mode 0600, fsync before rename, flock).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+
+/// The identity of a file as `stat` sees it: any edit, replacement (rename over
+/// it) or `touch` changes at least one field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileId {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: i64,
+    mtime_ns: i64,
+    ctime: i64,
+    ctime_ns: i64,
+}
+
+impl FileId {
+    /// Identity of `path` (following symlinks), `None` when it does not exist.
+    pub fn of(path: &Path) -> Option<FileId> {
+        std::fs::metadata(path).ok().map(|m| FileId::from_metadata(&m))
+    }
+
+    /// Identity of the file `m` describes (`File::metadata` of an open file).
+    pub fn from_metadata(m: &std::fs::Metadata) -> FileId {
+        FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: m.mtime(),
+            mtime_ns: m.mtime_nsec(),
+            ctime: m.ctime(),
+            ctime_ns: m.ctime_nsec(),
+        }
+    }
+
+    /// The modification time it records.
+    pub fn modified(&self) -> std::time::SystemTime {
+        let since_epoch =
+            std::time::Duration::from_secs(self.mtime.max(0) as u64) + std::time::Duration::from_nanos(self.mtime_ns.max(0) as u64);
+        std::time::SystemTime::UNIX_EPOCH + since_epoch
+    }
+}
 
 /// Write `data` to `path` atomically: a private temp file in the same directory,
 /// fsync, rename over the target, fsync the directory. Readers see the old or

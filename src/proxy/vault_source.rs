@@ -1,16 +1,18 @@
-//! The vault-backed [`CredentialSource`]: reads the vault at every injection,
-//! so a login made while a proxy runs is picked up live.
+//! The vault-backed [`CredentialSource`]: a decrypted [`Snapshot`] of the vault
+//! checked at every injection (one `stat`), so a login made while a proxy runs
+//! is picked up by the next request without decrypting the vault each time.
 
 use super::{BoxFuture, CredentialSource};
 use crate::paths::Home;
 use crate::providers::{AuthType, Provider};
+use crate::vault::snapshot::Snapshot;
 use crate::vault::{Connection, Secret, Status, Vault};
 use std::sync::{Arc, Mutex};
 
 /// Credentials from the encrypted vault of one profile.
 pub struct VaultCredentials {
     home: Home,
-    vault: Mutex<Option<Arc<Vault>>>,
+    vault: Mutex<Option<Arc<Snapshot>>>,
 }
 
 impl VaultCredentials {
@@ -20,32 +22,34 @@ impl VaultCredentials {
         VaultCredentials { home: home.clone(), vault: Mutex::new(None) }
     }
 
-    fn vault(&self) -> Result<Arc<Vault>, String> {
+    fn snapshot(&self) -> Result<Arc<Snapshot>, String> {
         let mut guard = self.vault.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(v) = guard.as_ref() {
             return Ok(v.clone());
         }
-        let v = Arc::new(Vault::open(&self.home).map_err(|e| e.message)?);
+        let v = Arc::new(Snapshot::new(Arc::new(Vault::open(&self.home).map_err(|e| e.message)?)));
         *guard = Some(v.clone());
         Ok(v)
     }
 
     /// The stored connection, as the vault holds it now.
-    async fn stored(&self, provider: &str, connection: &str) -> Result<Option<Connection>, String> {
-        let vault = self.vault()?;
-        let (provider, connection) = (provider.to_owned(), connection.to_owned());
-        tokio::task::spawn_blocking(move || vault.load().map(|d| d.connection(&provider, Some(&connection)).cloned()))
-            .await
-            .map_err(|e| format!("vault read failed: {e}"))?
-            .map_err(|e| e.message)
+    fn stored(&self, provider: &str, connection: &str) -> Result<Option<Connection>, String> {
+        let data = self.snapshot()?.current().map_err(|e| e.message)?;
+        Ok(data.connection(provider, Some(connection)).cloned())
     }
 
-    /// The connection with a usable access token: refreshed first when it
-    /// expires within 300 s, under the lock every authsome process shares
-    /// ([`crate::oauth::ensure_fresh_with`]), so a run of several hours keeps working.
+    /// The connection with a usable access token. When the snapshot's token
+    /// expires within 300 s it is refreshed first, under the lock every
+    /// authsome process shares ([`crate::oauth::ensure_fresh_with`], which
+    /// reads the vault again), so a run of several hours keeps working.
     async fn fresh_oauth(&self, provider: &Provider, connection: &str) -> Result<Option<Connection>, String> {
-        let vault = self.vault()?;
-        match crate::oauth::ensure_fresh_with(&vault, &self.home, provider, connection).await {
+        match self.stored(provider.name(), connection)? {
+            None => return Ok(None),
+            Some(c) if !crate::oauth::needs_refresh(&c, crate::fsutil::now_unix()) => return Ok(Some(c)),
+            Some(_) => {}
+        }
+        let snapshot = self.snapshot()?;
+        match crate::oauth::ensure_fresh_with(snapshot.vault(), &self.home, provider, connection).await {
             Ok(c) => Ok(Some(c)),
             Err(e) if e.code == crate::error::exit::UNKNOWN => Ok(None),
             Err(e) => Err(e.message),
@@ -58,7 +62,7 @@ impl CredentialSource for VaultCredentials {
         Box::pin(async move {
             let conn = match provider.def.auth_type {
                 AuthType::Oauth2 => self.fresh_oauth(provider, connection).await?,
-                AuthType::ApiKey => self.stored(provider.name(), connection).await?,
+                AuthType::ApiKey => self.stored(provider.name(), connection)?,
             };
             match conn {
                 None => Ok(None),
