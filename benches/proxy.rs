@@ -7,10 +7,8 @@ mod echo;
 #[path = "../tests/common/proxy_client.rs"]
 mod proxy_client;
 
-use authsome::providers::{Registry, PLACEHOLDER};
-use authsome::proxy::{self, ca::RunCa, ProxyOptions, Route, UpstreamSettings};
+use authsome::proxy::{self, ca::RunCa};
 use criterion::{criterion_group, criterion_main, Criterion};
-use std::sync::Arc;
 use std::time::Duration;
 
 fn minting(c: &mut Criterion) {
@@ -24,44 +22,10 @@ fn minting(c: &mut Criterion) {
 
 fn round_trip(c: &mut Criterion) {
     let echo = echo::Echo::start(&["api.acme.test"]);
-    let home = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(home.path().join("providers")).unwrap();
-    std::fs::write(
-        home.path().join("providers/acme.json"),
-        r#"{"name":"acme","auth_type":"api_key","flow":"api_key","api_url":"api.acme.test","api_key":{"header_name":"x-api-key"}}"#,
-    )
-    .unwrap();
-    let reg = Registry::load(&authsome::paths::Home::at(home.path(), "default")).unwrap();
-    let route = Route {
-        provider: Arc::new(reg.get("acme").unwrap().clone()),
-        connection: "default".into(),
-        placeholder: PLACEHOLDER.into(),
-        is_default: true,
-    };
-    let mut creds = proxy_client::StaticCredentials::default();
-    creds.0.insert(("acme".into(), "default".into()), "bench-key".into());
-    let mut roots = rustls::RootCertStore::empty();
-    use rustls::pki_types::pem::PemObject;
-    roots.add(rustls::pki_types::CertificateDer::from_pem_slice(echo.ca_pem.as_bytes()).unwrap()).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let handle = rt
-        .block_on(proxy::start(ProxyOptions {
-            routes: vec![route],
-            deny_undeclared: false,
-            run_id: "bench".into(),
-            audit: Arc::new(proxy_client::MemoryAudit::default()),
-            credentials: Arc::new(creds),
-            bundle_path: None,
-            upstream: UpstreamSettings {
-                resolver: authsome::net::Resolver::parse(&echo.resolve("api.acme.test")).unwrap(),
-                roots: Arc::new(roots),
-            },
-            limits: proxy::Limits::default(),
-        }))
-        .unwrap();
-    let url = handle.url();
-    let cas: Vec<_> = handle.cas().iter().map(|c| c.der().clone()).collect();
-    let cfg = proxy_client::client_config(&cas, &[b"http/1.1"]);
+    let proxy = rt.block_on(proxy_client::AcmeProxy::start(&echo, &["api.acme.test"], proxy::Limits::default()));
+    let url = proxy.handle.url();
+    let cfg = proxy.client_offering(&[b"http/1.1"]);
 
     let mut g = c.benchmark_group("proxy");
     g.sample_size(20).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_millis(500));
@@ -83,7 +47,7 @@ fn round_trip(c: &mut Criterion) {
     });
     g.finish();
     drop(sender);
-    rt.block_on(handle.shutdown());
+    rt.block_on(proxy.handle.shutdown());
 }
 
 criterion_group!(benches, minting, round_trip);

@@ -2,14 +2,21 @@
 //!
 //! Every accepted connection is admitted as pending; the first request that
 //! carries the credential takes it out of the set. When more than the cap are
-//! pending, the oldest is told to close: a legitimate client authenticates in
-//! its first request, so the connections that linger are the ones that send
-//! nothing, or a half request, on purpose. Another local user can therefore
-//! hold at most the cap of descriptors, and never keep a run's client out.
+//! pending, the oldest is told to close, provided it had [`GRACE`] to send its
+//! first request: a legitimate client authenticates at once, so the
+//! connections that linger are the ones that send nothing, or a half request,
+//! on purpose, while a burst of new legitimate connections is not cut short.
+//! Another local user can therefore hold about the cap of descriptors, and
+//! never keep a run's client out.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
+
+/// How long a new connection has to send its first request before it may be
+/// evicted to make room.
+pub(crate) const GRACE: Duration = Duration::from_millis(500);
 
 /// The set of pending (unauthenticated) connections of one proxy.
 pub(crate) struct Admission {
@@ -20,7 +27,7 @@ pub(crate) struct Admission {
 #[derive(Default)]
 struct Inner {
     next: u64,
-    pending: BTreeMap<u64, oneshot::Sender<()>>,
+    pending: BTreeMap<u64, (Instant, oneshot::Sender<()>)>,
 }
 
 /// One pending connection; dropping it (or [`Pending::authenticated`]) takes
@@ -47,18 +54,20 @@ impl Admission {
         let mut inner = self.lock();
         let id = inner.next;
         inner.next += 1;
-        inner.pending.insert(id, tx);
-        while inner.pending.len() > self.cap {
-            if let Some((_, oldest)) = inner.pending.pop_first() {
+        let now = Instant::now();
+        inner.pending.insert(id, (now, tx));
+        while inner.pending.len() > self.cap && inner.pending.first_key_value().is_some_and(|(_, (since, _))| *since + GRACE <= now) {
+            if let Some((_, (_, oldest))) = inner.pending.pop_first() {
                 let _ = oldest.send(());
             }
         }
         (Arc::new(Pending { admission: self.clone(), id }), rx)
     }
 
-    /// Close the oldest pending connection (to free a descriptor); whether there was one.
+    /// Close the oldest pending connection, however young (to free a
+    /// descriptor); whether there was one.
     pub(crate) fn evict_oldest(&self) -> bool {
-        self.lock().pending.pop_first().map(|(_, tx)| tx.send(())).is_some()
+        self.lock().pending.pop_first().map(|(_, (_, tx))| tx.send(())).is_some()
     }
 
     /// How many connections are pending.
@@ -93,13 +102,17 @@ mod tests {
         second.authenticated();
         let (_third, mut third_rx) = a.admit();
         let (_fourth, mut fourth_rx) = a.admit();
+        assert!(first_rx.try_recv().is_err(), "a connection in its grace period is not evicted");
+        std::thread::sleep(GRACE);
+        let (_fifth, mut fifth_rx) = a.admit();
         assert_eq!(first_rx.try_recv(), Ok(()), "the oldest pending connection is told to close");
         assert!(second_rx.try_recv().is_err_and(|e| e == oneshot::error::TryRecvError::Closed), "an authenticated one is left alone");
-        assert!(third_rx.try_recv().is_err_and(|e| e == oneshot::error::TryRecvError::Empty));
+        assert_eq!(third_rx.try_recv(), Ok(()), "down to the cap");
         assert!(fourth_rx.try_recv().is_err_and(|e| e == oneshot::error::TryRecvError::Empty));
+        assert!(fifth_rx.try_recv().is_err_and(|e| e == oneshot::error::TryRecvError::Empty));
         assert_eq!(a.len(), 2);
         assert!(a.evict_oldest());
-        assert_eq!(third_rx.try_recv(), Ok(()));
+        assert_eq!(fourth_rx.try_recv(), Ok(()));
         drop(first);
         assert_eq!(a.len(), 1);
     }

@@ -55,12 +55,22 @@ impl Snapshot {
     pub fn current(&self) -> Result<Arc<VaultData>> {
         let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
         let generation = self.vault.generation();
+        let mut looks_unchanged = None;
         if let Some(c) = cached.as_ref() {
-            if c.settled && c.generation == generation && c.identity == self.identity_now() {
-                return Ok(c.data.clone());
+            if c.generation == generation && c.identity == self.identity_now() {
+                if c.settled {
+                    return Ok(c.data.clone());
+                }
+                looks_unchanged = Some(c.data.clone());
             }
         }
-        let (data, identity) = self.vault.load_identified()?;
+        let (data, identity) = match self.vault.load_identified() {
+            Ok(loaded) => loaded,
+            // A file that looks unchanged but was too recent to be sure about:
+            // when it cannot be read now (out of descriptors), what it held is
+            // still the best answer.
+            Err(e) => return looks_unchanged.ok_or(e),
+        };
         let settled = identity.is_none_or(|id| id.modified() + RACY_WINDOW <= SystemTime::now());
         let data = Arc::new(data);
         *cached = Some(Cached { identity, generation, settled, data: data.clone() });
@@ -100,7 +110,13 @@ mod tests {
             generation: Default::default(),
         };
         let writer = handle();
-        let put = |v: &Vault, k: &str| v.update(|d| Ok(d.put_connection(Connection::api_key("acme", "default", Secret::new(k))))).unwrap();
+        let put = |v: &Vault, k: &str| {
+            v.update(|d| {
+                d.put_connection(Connection::api_key("acme", "default", Secret::new(k)));
+                Ok(())
+            })
+            .unwrap()
+        };
         let snap = Snapshot::new(Arc::new(handle()));
         assert_eq!(key(&snap), "", "no vault yet");
         put(&writer, "first");
