@@ -5,6 +5,7 @@
 
 pub mod http;
 pub mod resolve;
+pub mod roots;
 pub mod tls;
 
 pub use resolve::Resolver;

@@ -1,39 +1,14 @@
 //! The combined CA bundle a child trusts (SPEC §4): the system roots plus every
 //! run CA, in one PEM file of mode 0600 under `<home>/run`. It is rewritten
 //! atomically when a CA is added, so a client never reads half a file, and
-//! removed when the proxy stops.
+//! removed when the proxy stops. The system roots come from the cache beside
+//! it ([`crate::net::roots`]), so a run does not re-read every system certificate.
 
-use base64::Engine as _;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 /// The bundle file of one proxy.
 pub struct BundleFile {
     path: PathBuf,
-}
-
-/// The system roots as PEM text (read once per process).
-pub fn system_roots_pem() -> &'static str {
-    static PEM: OnceLock<String> = OnceLock::new();
-    PEM.get_or_init(|| {
-        let mut out = String::new();
-        for cert in rustls_native_certs::load_native_certs().certs {
-            out.push_str(&der_to_pem(&cert));
-        }
-        out
-    })
-}
-
-/// PEM-encode one DER certificate.
-pub fn der_to_pem(der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
-        out.push('\n');
-    }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out
 }
 
 impl BundleFile {
@@ -52,7 +27,7 @@ impl BundleFile {
         if let Some(dir) = self.path.parent() {
             crate::paths::ensure_private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
-        let mut text = String::from(system_roots_pem());
+        let mut text = String::from(crate::net::roots::system_pem(self.path.parent()));
         for pem in ca_pems {
             text.push_str(pem);
             if !pem.ends_with('\n') {

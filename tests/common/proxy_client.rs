@@ -166,7 +166,7 @@ impl AcmeProxy {
             audit: audit.clone(),
             credentials: Arc::new(creds),
             bundle_path: None,
-            upstream: UpstreamSettings { resolver: authsome::net::Resolver::parse(&resolve).unwrap(), roots: Arc::new(roots) },
+            upstream: UpstreamSettings { resolver: authsome::net::Resolver::parse(&resolve).unwrap(), roots: Arc::new(roots).into() },
             limits,
         })
         .await
