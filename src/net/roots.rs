@@ -19,8 +19,9 @@ pub const CACHE_FILE: &str = "system-roots.pem";
 
 const HEADER: &str = "# authsome system roots cache, sources ";
 
-/// The system roots as PEM text. `cache_dir` (a private directory) holds the
-/// cache between processes; within a process the first answer is kept.
+/// The system roots as PEM text. `cache_dir` (created private if missing)
+/// holds the cache between processes; within a process the first call's
+/// answer is kept, so the first caller decides where the cache is.
 pub fn system_pem(cache_dir: Option<&Path>) -> &'static str {
     static PEM: OnceLock<String> = OnceLock::new();
     PEM.get_or_init(|| match cache_dir {
@@ -44,7 +45,10 @@ fn cached(path: &Path) -> String {
         }
     }
     let pem = load();
-    let _ = crate::fsutil::atomic_write(path, format!("{HEADER}{key}\n{pem}").as_bytes(), 0o600);
+    if let Some(dir) = path.parent() {
+        let _ = crate::paths::ensure_private_dir(dir)
+            .and_then(|_| crate::fsutil::atomic_write(path, format!("{HEADER}{key}\n{pem}").as_bytes(), 0o600));
+    }
     pem
 }
 

@@ -1,8 +1,8 @@
 //! The combined CA bundle a child trusts (SPEC §4): the system roots plus every
 //! run CA, in one PEM file of mode 0600 under `<home>/run`. It is rewritten
 //! atomically when a CA is added, so a client never reads half a file, and
-//! removed when the proxy stops. The system roots come from the cache beside
-//! it ([`crate::net::roots`]), so a run does not re-read every system certificate.
+//! removed when the proxy stops. The system roots come from
+//! [`crate::net::roots`], cached across runs in `<home>/cache`.
 
 use std::path::{Path, PathBuf};
 
@@ -27,7 +27,7 @@ impl BundleFile {
         if let Some(dir) = self.path.parent() {
             crate::paths::ensure_private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
-        let mut text = String::from(crate::net::roots::system_pem(self.path.parent()));
+        let mut text = String::from(crate::net::roots::system_pem(None));
         for pem in ca_pems {
             text.push_str(pem);
             if !pem.ends_with('\n') {

@@ -101,6 +101,8 @@ impl ProxyOptions {
         let run_dir = home.run_dir();
         crate::paths::ensure_private_dir(&run_dir).map_err(|e| Error::other(format!("cannot create {}: {e}", run_dir.display())))?;
         sweep_stale_bundles(&run_dir);
+        // The system roots for the bundle, from the home's cache when it is current.
+        crate::net::roots::system_pem(Some(&home.root().join("cache")));
         let run_id = new_run_id();
         Ok(ProxyOptions {
             routes,
