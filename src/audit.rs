@@ -138,6 +138,8 @@ pub struct FileAudit {
 #[derive(Default)]
 struct SinkState {
     file: Option<std::fs::File>,
+    /// Bytes this sink appended since it last looked at the file's size.
+    unchecked: u64,
     /// Refusals being aggregated: the last one seen, how many were held back,
     /// and when its window closes.
     bursts: HashMap<(String, u16, Option<String>), Burst>,
@@ -170,16 +172,25 @@ impl FileAudit {
     }
 
     /// Append `line`, rotating first when the file reached the size limit.
+    /// The size is looked at (one `fstat`) after every sixteenth of the limit
+    /// this sink wrote, not at every line; other processes appending to the
+    /// same file can take it past the limit by as much each.
     fn append(&self, state: &mut SinkState, line: &[u8]) -> std::io::Result<()> {
         if let Some(f) = &state.file {
-            if f.metadata()?.len() >= self.max_bytes {
-                self.rotate(f)?;
-                state.file = None;
+            if state.unchecked >= self.max_bytes / 16 {
+                state.unchecked = 0;
+                if f.metadata()?.len() >= self.max_bytes {
+                    self.rotate(f)?;
+                    state.file = None;
+                }
             }
         }
         if state.file.is_none() {
-            state.file = Some(self.open()?);
+            let f = self.open()?;
+            state.unchecked = f.metadata()?.len();
+            state.file = Some(f);
         }
+        state.unchecked += line.len() as u64;
         state.file.as_mut().expect("opened above").write_all(line)
     }
 
