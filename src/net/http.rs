@@ -50,7 +50,7 @@ impl HttpClient {
         let host = uri.host().ok_or("URL has no host")?.to_owned();
         let https = match uri.scheme_str() {
             Some("https") => true,
-            Some("http") if crate::providers::hosts::is_loopback_host(&host) => false,
+            Some("http") if crate::text::is_loopback_host(&host) => false,
             _ => return Err(format!("refusing non-https URL for {host}")),
         };
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });

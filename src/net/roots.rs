@@ -46,7 +46,7 @@ fn cached(path: &Path) -> String {
     }
     let pem = load();
     if let Some(dir) = path.parent() {
-        let _ = crate::paths::ensure_private_dir(dir)
+        let _ = crate::fsutil::ensure_private_dir(dir)
             .and_then(|_| crate::fsutil::atomic_write(path, format!("{HEADER}{key}\n{pem}").as_bytes(), 0o600));
     }
     pem

@@ -46,6 +46,9 @@ pub async fn run(
         .authorize_url(|| oauth2::CsrfToken::new(state.clone()))
         .map_err(|_| Error::bad_input(format!("{title} has no authorization_url")))?
         .add_scopes(req.scopes.iter().map(|s| oauth2::Scope::new(s.clone())));
+    for (k, v) in &req.endpoints.authorize_params {
+        auth = auth.add_extra_param(k.as_str(), v.as_str());
+    }
     let verifier = if req.pkce {
         let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
         auth = auth.set_pkce_challenge(challenge);

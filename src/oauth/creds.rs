@@ -59,7 +59,11 @@ pub async fn from_terminal(provider: &Provider, redirect_uri: &str) -> Result<Cl
     .map_err(|e| Error::other(e.to_string()))?
     .map_err(|e| Error::login(format!("cannot ask for client credentials at the terminal: {e}")))?;
     let client_id = answers.0.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).ok_or_else(|| {
-        Error::login(format!("no client ID given for {}; run `authsome login {}` in a terminal", provider.def.title(), provider.name()))
+        Error::login(format!(
+            "no client ID given for {}; {} in a terminal",
+            provider.def.title(),
+            crate::fix::LoginFix::new(provider.name(), None).hint()
+        ))
     })?;
     let secret = answers.1.map(|s| s.trim().to_owned()).unwrap_or_default();
     Ok(ClientCredentials { client_id, client_secret: (!secret.is_empty()).then(|| Secret::new(secret)), registered_at: None })

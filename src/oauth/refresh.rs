@@ -10,8 +10,10 @@ use super::client::OAuthHttp;
 use super::tokens::{describe, granted_scopes, oauth_client, token_type_name, Endpoints};
 use super::REFRESH_MARGIN_SECS;
 use crate::error::{Error, Result};
+use crate::fix::LoginFix;
+use crate::fsutil::ensure_private_dir;
 use crate::fsutil::{now_unix, FileLock};
-use crate::paths::{ensure_private_dir, Home};
+use crate::paths::Home;
 use crate::providers::Provider;
 use crate::vault::{Connection, Secret, Status, Vault};
 use oauth2::basic::BasicErrorResponseType;
@@ -33,28 +35,35 @@ pub enum RefreshOutcome {
 }
 
 /// The connection with a usable token, refreshing first when it expires
-/// within 300 s. The fast path (fresh token) takes no lock. This is what the
-/// proxy calls before each injection.
+/// within 300 s. The fast path (fresh token) takes no lock.
 pub async fn ensure_fresh(home: &Home, provider: &Provider, connection: &str) -> Result<Connection> {
-    ensure_fresh_with(&Vault::open(home)?, home, provider, connection).await
+    ensure_fresh_with(&Vault::open(home)?, home, provider, connection).await?.ok_or_else(|| not_logged_in(provider, connection))
 }
 
 /// [`ensure_fresh`] with a vault the caller keeps open (the proxy opens one per
-/// run, so no key lookup happens per request). The fast path only decrypts the
-/// vault; the HTTP client and the lock exist only when a refresh is due.
-pub async fn ensure_fresh_with(vault: &Vault, home: &Home, provider: &Provider, connection: &str) -> Result<Connection> {
-    let conn = find(&vault.load()?, provider, connection)?;
+/// run, so no key lookup happens per request), saying "not logged in" as
+/// `None`: what the proxy's credential source calls before each injection.
+/// The fast path only decrypts the vault; the HTTP client and the lock exist
+/// only when a refresh is due.
+pub async fn ensure_fresh_with(vault: &Vault, home: &Home, provider: &Provider, connection: &str) -> Result<Option<Connection>> {
+    let Some(conn) = vault.load()?.connection(provider.name(), Some(connection)).cloned() else { return Ok(None) };
     if !needs_refresh(&conn, now_unix()) {
-        return Ok(conn);
+        return Ok(Some(conn));
     }
     let http = OAuthHttp::from_env()?;
-    refresh_in(vault, home, provider, connection, false, &http).await.map(|(c, _)| c)
+    refresh_in(vault, home, provider, connection, false, &http).await.map(|(c, _)| Some(c))
+}
+
+fn not_logged_in(provider: &Provider, connection: &str) -> Error {
+    Error::unknown(format!(
+        "no connection {connection:?} for {}; {}",
+        provider.name(),
+        LoginFix::new(provider.name(), Some(connection)).hint()
+    ))
 }
 
 fn find(data: &crate::vault::VaultData, provider: &Provider, connection: &str) -> Result<Connection> {
-    data.connection(provider.name(), Some(connection)).cloned().ok_or_else(|| {
-        Error::unknown(format!("no connection {connection:?} for {}; run `authsome login {}`", provider.name(), provider.name()))
-    })
+    data.connection(provider.name(), Some(connection)).cloned().ok_or_else(|| not_logged_in(provider, connection))
 }
 
 /// Whether `c`'s access token must be refreshed before use at `now`: marked
@@ -81,6 +90,9 @@ pub async fn refresh_connection(
     refresh_in(&Vault::open(home)?, home, provider, connection, force, http).await
 }
 
+/// The refresh itself: take the lock, re-read the record, then either find
+/// the work done, give up on a token that cannot be refreshed, or ask the
+/// provider and record the answer.
 async fn refresh_in(
     vault: &Vault,
     home: &Home,
@@ -93,15 +105,7 @@ async fn refresh_in(
     if !force && !needs_refresh(&before, now_unix()) {
         return Ok((before, RefreshOutcome::StillFresh));
     }
-
-    let path = lock_file(home, provider.name(), connection);
-    let _lock = tokio::task::spawn_blocking(move || -> std::io::Result<FileLock> {
-        ensure_private_dir(path.parent().expect("lock file has a parent"))?;
-        FileLock::acquire(&path)
-    })
-    .await
-    .map_err(|e| Error::other(e.to_string()))?
-    .map_err(|e| Error::other(format!("cannot take the refresh lock: {e}")))?;
+    let _lock = take_lock(home, provider.name(), connection).await?;
 
     // Inside the lock: the record may have changed while we waited.
     let conn = find(&vault.load()?, provider, connection)?;
@@ -115,7 +119,7 @@ async fn refresh_in(
     }
     let still_valid = conn.status == Status::Connected && conn.expires_at.is_none_or(|e| e > now);
     let title = provider.def.title();
-    let relogin = login_hint(provider.name(), connection);
+    let relogin = LoginFix::new(provider.name(), Some(connection)).profile(home.profile()).hint();
 
     let Some(refresh_token) = conn.refresh_token.clone() else {
         if still_valid {
@@ -125,50 +129,8 @@ async fn refresh_in(
         mark_expired(vault, &conn, &reason, false)?;
         return Err(Error::login(format!("{title} connection {connection:?} has expired: {reason}; {relogin}")));
     };
-
-    let attempt = async {
-        let ep = Endpoints::of(provider, conn.base_url.as_deref()).map_err(Failure::Other)?;
-        let creds = vault
-            .load()
-            .map_err(Failure::Other)?
-            .clients
-            .get(provider.name())
-            .cloned()
-            .ok_or_else(|| Failure::Refused { why: format!("no client credentials are stored for {title}"), dead: false })?;
-        let client = oauth_client(&ep, &creds, None).map_err(Failure::Other)?;
-        let rt = oauth2::RefreshToken::new(refresh_token.expose().to_owned());
-        let req = client.exchange_refresh_token(&rt).map_err(|_| Failure::Other(Error::bad_input(format!("{title} has no token_url"))))?;
-        req.request_async(http).await.map_err(|e| {
-            let dead = matches!(&e, RequestTokenError::ServerResponse(r) if *r.error() == BasicErrorResponseType::InvalidGrant);
-            Failure::Refused { why: describe(&e, "token refresh", &ep.token_host(), http), dead }
-        })
-    };
-    match attempt.await {
-        Ok(resp) => {
-            let now = now_unix();
-            let updated = vault.update(|d| {
-                let cur = d.connections.get_mut(&(provider.name().to_owned(), connection.to_owned()));
-                let Some(cur) = cur else { return Err(Error::unknown(format!("connection {connection:?} was deleted during refresh"))) };
-                if cur.refresh_token.as_ref() != Some(&refresh_token) {
-                    // A new login replaced the record while we refreshed: keep it.
-                    return Ok(cur.clone());
-                }
-                cur.access_token = Some(Secret::new(resp.access_token().secret().clone()));
-                if let Some(r) = resp.refresh_token() {
-                    cur.refresh_token = Some(Secret::new(r.secret().clone()));
-                }
-                cur.expires_at = resp.expires_in().map(|d| now + d.as_secs());
-                cur.token_type = Some(token_type_name(&resp));
-                if resp.scopes().is_some() {
-                    cur.scopes = granted_scopes(&resp, &cur.scopes);
-                }
-                cur.status = Status::Connected;
-                cur.status_reason = None;
-                cur.obtained_at = now;
-                Ok(cur.clone())
-            })?;
-            Ok((updated, RefreshOutcome::Refreshed))
-        }
+    match ask_provider(vault, provider, &conn, &refresh_token, http).await {
+        Ok(resp) => Ok((store_refreshed(vault, provider, connection, &refresh_token, &resp)?, RefreshOutcome::Refreshed)),
         Err(Failure::Refused { why, dead }) => {
             if still_valid {
                 if dead {
@@ -184,17 +146,79 @@ async fn refresh_in(
     }
 }
 
+/// The refresh lock of one connection, shared by every authsome process.
+async fn take_lock(home: &Home, provider: &str, connection: &str) -> Result<FileLock> {
+    let path = lock_file(home, provider, connection);
+    tokio::task::spawn_blocking(move || -> std::io::Result<FileLock> {
+        ensure_private_dir(path.parent().expect("lock file has a parent"))?;
+        FileLock::acquire(&path)
+    })
+    .await
+    .map_err(|e| Error::other(e.to_string()))?
+    .map_err(|e| Error::other(format!("cannot take the refresh lock: {e}")))
+}
+
+/// What a successful refresh returns.
+type Refreshed = oauth2::basic::BasicTokenResponse;
+
+/// The refresh-token grant at the provider's token endpoint.
+async fn ask_provider(
+    vault: &Vault,
+    provider: &Provider,
+    conn: &Connection,
+    refresh_token: &Secret,
+    http: &OAuthHttp,
+) -> std::result::Result<Refreshed, Failure> {
+    let title = provider.def.title();
+    let ep = Endpoints::bound(provider, conn.base_url.as_deref(), &conn.values).map_err(Failure::Other)?;
+    let creds = vault
+        .load()
+        .map_err(Failure::Other)?
+        .clients
+        .get(provider.name())
+        .cloned()
+        .ok_or_else(|| Failure::Refused { why: format!("no client credentials are stored for {title}"), dead: false })?;
+    let client = oauth_client(&ep, &creds, None).map_err(Failure::Other)?;
+    let rt = oauth2::RefreshToken::new(refresh_token.expose().to_owned());
+    let req = client.exchange_refresh_token(&rt).map_err(|_| Failure::Other(Error::bad_input(format!("{title} has no token_url"))))?;
+    req.request_async(http).await.map_err(|e| {
+        let dead = matches!(&e, RequestTokenError::ServerResponse(r) if *r.error() == BasicErrorResponseType::InvalidGrant);
+        Failure::Refused { why: describe(&e, "token refresh", &ep.token_host(), http), dead }
+    })
+}
+
+/// Record the new tokens, unless a new login replaced the record meanwhile.
+fn store_refreshed(vault: &Vault, provider: &Provider, connection: &str, refresh_token: &Secret, resp: &Refreshed) -> Result<Connection> {
+    let now = now_unix();
+    vault.update(|d| {
+        let cur = d.connections.get_mut(&(provider.name().to_owned(), connection.to_owned()));
+        let Some(cur) = cur else { return Err(Error::unknown(format!("connection {connection:?} was deleted during refresh"))) };
+        if cur.refresh_token.as_ref() != Some(refresh_token) {
+            // A new login replaced the record while we refreshed: keep it.
+            return Ok(cur.clone());
+        }
+        cur.access_token = Some(Secret::new(resp.access_token().secret().clone()));
+        if let Some(r) = resp.refresh_token() {
+            cur.refresh_token = Some(Secret::new(r.secret().clone()));
+        }
+        cur.expires_at = resp.expires_in().map(|d| now + d.as_secs());
+        cur.token_type = Some(token_type_name(resp));
+        if resp.scopes().is_some() {
+            cur.scopes = granted_scopes(resp, &cur.scopes);
+        }
+        cur.status = Status::Connected;
+        cur.status_reason = None;
+        cur.obtained_at = now;
+        Ok(cur.clone())
+    })
+}
+
 /// Why a refresh attempt produced no token.
 enum Failure {
     /// The provider (or the network) said no; `dead` when the refresh token is invalid for good.
     Refused { why: String, dead: bool },
     /// A local problem (configuration, vault).
     Other(Error),
-}
-
-fn login_hint(provider: &str, connection: &str) -> String {
-    let flag = if connection == crate::vault::DEFAULT_CONNECTION { String::new() } else { format!(" --connection {connection}") };
-    format!("run `authsome login {provider}{flag}`")
 }
 
 fn mark_expired(vault: &Vault, conn: &Connection, reason: &str, drop_refresh: bool) -> Result<()> {

@@ -1,5 +1,5 @@
-//! The combined CA bundle a child trusts (SPEC §4): the system roots plus every
-//! run CA, in one PEM file of mode 0600 under `<home>/run`. It is rewritten
+//! The combined CA bundle a child trusts: the system roots plus every run CA,
+//! in one PEM file of mode 0600 in a private directory the caller chooses. It is rewritten
 //! atomically when a CA is added, so a client never reads half a file, and
 //! removed when the proxy stops. The system roots come from
 //! [`crate::net::roots`], cached across runs in `<home>/cache`.
@@ -25,7 +25,7 @@ impl BundleFile {
     /// Write system roots + `ca_pems` atomically, mode 0600, in a private directory.
     pub fn write(&self, ca_pems: &[String]) -> Result<(), String> {
         if let Some(dir) = self.path.parent() {
-            crate::paths::ensure_private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            crate::fsutil::ensure_private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
         let mut text = String::from(crate::net::roots::system_pem(None));
         for pem in ca_pems {
@@ -38,8 +38,12 @@ impl BundleFile {
             .map_err(|e| format!("cannot write the CA bundle {}: {e}", self.path.display()))
     }
 
-    /// Delete the file (idempotent).
+    /// Delete the file (idempotent), and its directory when that is now
+    /// empty (a run's own; a shared directory keeps its other files).
     pub fn remove(&self) {
         let _ = std::fs::remove_file(&self.path);
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }

@@ -10,6 +10,7 @@
 //! Leaving a project restores exactly those values; deciding that nothing
 //! changed needs only `stat` calls against the recorded identities.
 
+use crate::fsutil::FileId;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -24,8 +25,6 @@ pub const SHELL_VAR: &str = "__authsome_state";
 
 /// Format version; a state of another version is discarded (and its saved values with it).
 const VERSION: u32 = 1;
-
-pub use crate::fsutil::FileId;
 
 /// A watched path and its identity when the state was recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

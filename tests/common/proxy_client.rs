@@ -5,8 +5,8 @@
 
 use authsome::audit::{AuditSink, Event};
 use authsome::providers::Provider;
-use authsome::proxy::{BoxFuture, CredentialSource};
-use authsome::vault::Secret;
+use authsome::proxy::{BoxFuture, CredentialSource, Unavailable};
+use authsome::secret::Secret;
 use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -22,9 +22,9 @@ use tokio::net::TcpStream;
 pub struct StaticCredentials(pub HashMap<(String, String), String>);
 
 impl CredentialSource for StaticCredentials {
-    fn credential<'a>(&'a self, provider: &'a Provider, connection: &'a str) -> BoxFuture<'a, Result<Option<Secret>, String>> {
+    fn credential<'a>(&'a self, provider: &'a Provider, connection: &'a str) -> BoxFuture<'a, Result<Secret, Unavailable>> {
         let v = self.0.get(&(provider.name().to_owned(), connection.to_owned())).map(|s| Secret::new(s.clone()));
-        Box::pin(async move { Ok(v) })
+        Box::pin(async move { v.ok_or_else(|| Unavailable::NotLoggedIn(format!("no credential for {} ({connection})", provider.name()))) })
     }
 }
 
@@ -121,8 +121,9 @@ pub async fn get(
     (status, resp.into_body().collect().await.unwrap().to_bytes())
 }
 
-/// An in-process proxy injecting `acme` (`x-api-key: <key>`) on `api.acme.test`,
-/// which `echo` answers for; other hosts `echo` knows are tunnelled blind to it.
+/// An in-process proxy injecting `acme` (`x-api-key: <key>`) on
+/// `api.acme.test/v1` (other paths are forwarded without it), which `echo`
+/// answers for; other hosts `echo` knows are tunnelled blind to it.
 pub struct AcmeProxy {
     pub handle: authsome::proxy::ProxyHandle,
     pub audit: Arc<MemoryAudit>,
@@ -142,7 +143,7 @@ impl AcmeProxy {
         std::fs::create_dir_all(home.path().join("providers")).unwrap();
         std::fs::write(
             home.path().join("providers/acme.json"),
-            r#"{"name":"acme","auth_type":"api_key","flow":"api_key","api_url":"api.acme.test","api_key":{"header_name":"x-api-key"}}"#,
+            r#"{"name":"acme","auth_type":"api_key","flow":"api_key","api_url":"api.acme.test/v1","api_key":{"header_name":"x-api-key"}}"#,
         )
         .unwrap();
         let reg = authsome::providers::Registry::load(&authsome::paths::Home::at(home.path(), "default")).unwrap();
