@@ -143,7 +143,7 @@ impl AcmeProxy {
         std::fs::create_dir_all(home.path().join("providers")).unwrap();
         std::fs::write(
             home.path().join("providers/acme.json"),
-            r#"{"name":"acme","auth_type":"api_key","flow":"api_key","api_url":"api.acme.test/v1","api_key":{"header_name":"x-api-key"}}"#,
+            r#"{"name":"acme","auth_type":"api_key","flow":"api_key","api_url":"https://api.acme.test/v1","api_key":{"header_name":"x-api-key"}}"#,
         )
         .unwrap();
         let reg = authsome::providers::Registry::load(&authsome::paths::Home::at(home.path(), "default")).unwrap();
