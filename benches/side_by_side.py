@@ -335,10 +335,11 @@ def versions(world):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--authsome", required=True)
-    ap.add_argument("--oha", required=True)
+    ap.add_argument("--oha", default="oha")
     ap.add_argument("--mitmdump", required=True)
     ap.add_argument("--duration", default="5s")
     ap.add_argument("--json", help="also write the raw results here")
+    ap.add_argument("--skip-load", action="store_true", help="skip the oha runs (RSS, streaming and run -- true only)")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="authsome-bench-")
     world = World(work, a.authsome, a.oha, a.mitmdump)
@@ -351,7 +352,7 @@ def main():
         authsome = world.start_authsome(home1)
         mitm = world.start_mitmdump()
         load = {}
-        for conns in (1, 10, 100):
+        for conns in () if a.skip_load else (1, 10, 100):
             for name, proxy in (("direct", None), ("authsome", authsome), ("mitmproxy", mitm)):
                 load[f"{name}/{conns}"] = oha(world, proxy, conns, a.duration)
                 print(f"{name:9} c={conns:<3} {load[f'{name}/{conns}']}", file=sys.stderr)
@@ -360,11 +361,12 @@ def main():
         print(f"rss at 1000 connections: {res['rss_1000']}", file=sys.stderr)
         res["stream"] = {p.name: rss_streaming(world, p) for p in (authsome, mitm)}
         print(f"streaming 1 GiB: {res['stream']}", file=sys.stderr)
-        authsome45 = world.start_authsome(home45)
-        res["providers"] = {}
-        for label, proxy in (("1", authsome), ("45", authsome45)):
-            res["providers"][label] = {c: oha(world, proxy, c, a.duration) for c in (1, 10)}
-        print(f"1 vs 45 providers: {res['providers']}", file=sys.stderr)
+        if not a.skip_load:
+            authsome45 = world.start_authsome(home45)
+            res["providers"] = {}
+            for label, proxy in (("1", authsome), ("45", authsome45)):
+                res["providers"][label] = {c: oha(world, proxy, c, a.duration) for c in (1, 10)}
+            print(f"1 vs 45 providers: {res['providers']}", file=sys.stderr)
         res["run_true"] = run_true(world, home1, 100)
         print(f"run -- true: {res['run_true']}", file=sys.stderr)
     finally:
@@ -381,6 +383,12 @@ def report(r):
     L = r["load"]
     print(f"Versions: {v['authsome']}; {v['mitmproxy']}; {v['nginx']}; {v['oha']}; {v['hyperfine']}.")
     print(f"Machine: {v['machine']}; load average at start {' '.join(v['load'])}.\n")
+    if L:
+        load_table(L)
+    report_rest(r)
+
+
+def load_table(L):
     print("| connections | direct req/s | authsome req/s (× direct) | mitmproxy req/s (× direct) | authsome ÷ mitmproxy | p50 / p99 ms: direct · authsome · mitmproxy | CPU µs/request: authsome · mitmproxy |")
     print("|---|---|---|---|---|---|---|")
     for c in (1, 10, 100):
@@ -388,14 +396,17 @@ def report(r):
         print(f"| {c} | {d['rps']:.0f} | {s['rps']:.0f} ({s['rps'] / d['rps']:.2f}×) | {m['rps']:.0f} ({m['rps'] / d['rps']:.2f}×) | "
               f"{s['rps'] / m['rps']:.1f}× | {d['p50_ms']:.2f}/{d['p99_ms']:.2f} · {s['p50_ms']:.2f}/{s['p99_ms']:.2f} · "
               f"{m['p50_ms']:.2f}/{m['p99_ms']:.2f} | {s['cpu_us']:.0f} · {m['cpu_us']:.0f} |")
+
+
+def report_rest(r):
     a, m = r["rss_1000"]["authsome"], r["rss_1000"]["mitmproxy"]
     print(f"\nRSS with 1,000 open connections: authsome {a['held_mib']:.1f} MiB ({a['per_conn_kib']:.1f} KiB per connection), "
           f"mitmproxy {m['held_mib']:.1f} MiB ({m['per_conn_kib']:.1f} KiB per connection): {a['per_conn_kib'] / m['per_conn_kib']:.2f}×.")
     a, m = r["stream"]["authsome"], r["stream"]["mitmproxy"]
     print(f"Streaming 1 GiB: authsome RSS {a['base_mib']:.1f} → peak {a['peak_mib']:.1f} MiB at {a['mib_per_s']:.0f} MiB/s; "
           f"mitmproxy {m['base_mib']:.1f} → {m['peak_mib']:.1f} MiB at {m['mib_per_s']:.0f} MiB/s.")
-    p = r["providers"]
-    for c in (1, 10):
+    p = r.get("providers", {})
+    for c in (1, 10) if p else ():
         one, many = p["1"][c], p["45"][c]
         print(f"45 connected providers instead of 1, {c} connection(s): {many['rps'] / one['rps']:.2f}× the throughput, "
               f"CPU {one['cpu_us']:.0f} → {many['cpu_us']:.0f} µs per request.")

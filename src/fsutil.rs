@@ -54,15 +54,31 @@ impl FileId {
 /// fsync, rename over the target, fsync the directory. Readers see the old or
 /// the new content, never a mix; a crash leaves at worst a stray temp file.
 pub fn atomic_write(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    replace(path, data, mode, true)
+}
+
+/// [`atomic_write`] without the two fsyncs, for files that need not survive a
+/// crash (a run's CA bundle, a cache): readers still never see a mix, and a
+/// busy disk cannot make a command wait for its flushes (tens of milliseconds).
+pub fn atomic_write_volatile(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    replace(path, data, mode, false)
+}
+
+fn replace(path: &Path, data: &[u8], mode: u32, durable: bool) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp.{}.{}", std::process::id(), nonce()));
     let result = (|| {
         let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         std::fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        if durable {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

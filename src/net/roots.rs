@@ -47,7 +47,7 @@ fn cached(path: &Path) -> String {
     let pem = load();
     if let Some(dir) = path.parent() {
         let _ = crate::fsutil::ensure_private_dir(dir)
-            .and_then(|_| crate::fsutil::atomic_write(path, format!("{HEADER}{key}\n{pem}").as_bytes(), 0o600));
+            .and_then(|_| crate::fsutil::atomic_write_volatile(path, format!("{HEADER}{key}\n{pem}").as_bytes(), 0o600));
     }
     pem
 }

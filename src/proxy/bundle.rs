@@ -34,7 +34,7 @@ impl BundleFile {
                 text.push('\n');
             }
         }
-        crate::fsutil::atomic_write(&self.path, text.as_bytes(), 0o600)
+        crate::fsutil::atomic_write_volatile(&self.path, text.as_bytes(), 0o600)
             .map_err(|e| format!("cannot write the CA bundle {}: {e}", self.path.display()))
     }
 
