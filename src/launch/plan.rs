@@ -61,7 +61,8 @@ impl Plan {
             .iter()
             .filter_map(|p| {
                 let conn = data.connection(p.name(), None)?;
-                (conn.status != Status::Revoked && conn.credential().is_some()).then(|| route(p, &conn.name, PLACEHOLDER, true))
+                let bound = p.bound(conn.base_url.as_deref(), &conn.values);
+                (conn.status != Status::Revoked && conn.credential().is_some()).then(|| route(&bound, &conn.name, PLACEHOLDER, true))
             })
             .collect();
         let placeholders = routes.iter().flat_map(route_placeholders).collect();
@@ -75,7 +76,8 @@ impl Plan {
         let mut routes = Vec::new();
         for c in &served {
             let r = &c.requirement;
-            routes.push(route(registry.get(&r.provider)?, &c.connection, &r.placeholder, r.primary));
+            let provider = registry.get(&r.provider)?.bound(c.binding.base_url.as_deref(), &c.binding.values);
+            routes.push(route(&provider, &c.connection, &r.placeholder, r.primary));
         }
         // Placeholders do not depend on the vault when every requirement is
         // served, so the hook can show them even when the vault is unreadable.
@@ -86,7 +88,9 @@ impl Plan {
             .filter(|(i, _)| serve == Serve::Declared || served.iter().any(|c| c.index == *i))
             .flat_map(|(_, r)| r.vars.iter().map(move |v| (v.clone(), r.placeholder.clone())))
             .collect();
-        let hosts = project.requirements.iter().filter_map(|r| registry.get(&r.provider).ok()).flat_map(|p| p.hosts.clone()).collect();
+        // Hosts a connection's login values produce count too (a Shopify shop).
+        let declared = project.requirements.iter().filter_map(|r| registry.get(&r.provider).ok()).flat_map(|p| p.hosts.clone());
+        let hosts = declared.chain(routes.iter().flat_map(|r| r.provider.hosts.clone())).collect();
         let mut watch = vec![project.file.clone(), home.trust_dir(), home.providers_dir(), home.vault_file()];
         watch.extend(project.definitions.iter().map(|d| d.path.clone()));
         Ok(Plan {

@@ -25,7 +25,7 @@ pub struct Revocation {
 /// no revocation endpoint or the connection holds no tokens.
 pub async fn revoke(http: &OAuthHttp, provider: &Provider, creds: Option<&ClientCredentials>, conn: &Connection) -> Revocation {
     let mut out = Revocation::default();
-    let ep = match Endpoints::of(provider, conn.base_url.as_deref()) {
+    let ep = match Endpoints::bound(provider, conn.base_url.as_deref(), &conn.values) {
         Ok(ep) => ep,
         Err(e) => {
             out.problems.push(e.message);

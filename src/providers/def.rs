@@ -50,6 +50,75 @@ pub struct ProviderDef {
     /// Where a human registers an app or creates a key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docs_url: Option<String>,
+    /// What kind of API this is (one of [`CATEGORIES`]), for `list --category`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// Per-connection values (a Shopify shop, a Zendesk subdomain) asked at
+    /// login, stored on the connection and substituted for `{name}` in
+    /// `api_url` and the OAuth URLs, so one definition serves every tenant.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub connection_values: BTreeMap<String, ConnectionValueDef>,
+}
+
+/// The categories `list --category` filters on; a closed set so a typo in a
+/// definition is an error, not a category of one.
+pub const CATEGORIES: &[&str] = &[
+    "llm",
+    "mcp",
+    "devtools",
+    "cloud",
+    "monitoring",
+    "productivity",
+    "communication",
+    "crm",
+    "support",
+    "marketing",
+    "seo",
+    "social",
+    "analytics",
+    "data",
+    "payments",
+    "ecommerce",
+    "storage",
+    "design",
+    "hr",
+];
+
+/// One per-connection value: how to ask for it and what it may look like.
+/// Whatever the pattern, a value is always a single DNS label (letters,
+/// digits, inner `-`), so it can never widen a host or add a path.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionValueDef {
+    /// The question asked at login (`Shop name (the part before .myshopify.com)`).
+    pub prompt: String,
+    /// Regular expression the value must match, checked at login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// Used when the user gives none (`us-east-1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+}
+
+impl ConnectionValueDef {
+    /// Check `value` (one DNS label, and the definition's pattern); the error names `name`.
+    pub fn check(&self, name: &str, value: &str) -> Result<(), String> {
+        let label = !value.is_empty()
+            && value.len() <= 63
+            && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !value.starts_with('-')
+            && !value.ends_with('-');
+        if !label {
+            return Err(format!("{name} {value:?} must be one host-name label (letters, digits and inner '-')"));
+        }
+        if let Some(p) = &self.pattern {
+            let re = regex_lite::Regex::new(p).map_err(|e| format!("invalid pattern for {name}: {e}"))?;
+            if !re.is_match(value) {
+                return Err(format!("{name} {value:?} does not match {p}"));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn one() -> u32 {
@@ -144,6 +213,40 @@ pub struct OAuthDef {
     /// Value substituted for `{base_url}` in URLs (GitHub Enterprise and the like).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
+    /// How the client authenticates at the token endpoint: `body` (the
+    /// default, client_id/client_secret as form fields) or `basic` (HTTP
+    /// Basic, which Notion, Reddit and X require).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub authorization_method: ClientAuth,
+    /// Extra parameters added to the authorization URL (Reddit's
+    /// `duration=permanent`, Google's `access_type=offline`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub authorization_params: BTreeMap<String, String>,
+    /// Body of the device-flow token poll: `form` (RFC 8628) or `json` (Postiz).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub device_token_request: BodyFormat,
+}
+
+/// Client authentication at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// `client_id` and `client_secret` as form fields.
+    #[default]
+    Body,
+    /// HTTP Basic with the client credentials.
+    Basic,
+}
+
+/// Encoding of a request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BodyFormat {
+    /// `application/x-www-form-urlencoded`.
+    #[default]
+    Form,
+    /// `application/json`.
+    Json,
 }
 
 fn yes() -> bool {
@@ -211,6 +314,64 @@ pub struct ApiKeyDef {
     /// authsome extension: Basic half holding the key when `location` is `basic`.
     #[serde(default, skip_serializing_if = "is_default")]
     pub basic_position: BasicPosition,
+    /// authsome extension: a credential of several parts (Twilio's SID and
+    /// secret, Datadog's API and application keys), each asked at login and
+    /// injected in its own place. When present, the fields above other than
+    /// `env_var` are not used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<KeyPart>,
+}
+
+/// One part of a multi-part credential and where it goes in a request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPart {
+    /// Identifier of the part (`api_key`, `application_key`).
+    pub name: String,
+    /// What the login prompt calls it (`Application key`).
+    pub prompt: String,
+    /// `header` (default), `basic` or `query`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub location: KeyLocation,
+    /// Header carrying the part when `location` is `header`.
+    #[serde(default = "authorization")]
+    pub header_name: String,
+    /// Text before the part in its header, separated by one space.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_prefix: Option<String>,
+    /// Query parameter name when `location` is `query`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_param: Option<String>,
+    /// Basic half holding the part when `location` is `basic`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub basic_position: BasicPosition,
+    /// Regular expression a valid part matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_pattern: Option<String>,
+    /// What to tell a user whose value does not match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_pattern_hint: Option<String>,
+}
+
+impl ApiKeyDef {
+    /// Where the credential goes: the declared parts, or the single key
+    /// described by the top-level fields as one part named `api_key`.
+    pub fn effective_parts(&self) -> Vec<KeyPart> {
+        if !self.parts.is_empty() {
+            return self.parts.clone();
+        }
+        vec![KeyPart {
+            name: "api_key".to_owned(),
+            prompt: "API key".to_owned(),
+            location: self.location,
+            header_name: self.header_name.clone(),
+            header_prefix: self.header_prefix.clone(),
+            query_param: self.query_param.clone(),
+            basic_position: self.basic_position,
+            key_pattern: self.key_pattern.clone(),
+            key_pattern_hint: self.key_pattern_hint.clone(),
+        }]
+    }
 }
 
 fn authorization() -> String {
@@ -263,6 +424,23 @@ impl ProviderDef {
         }
     }
 
+    /// Substitute `{base_url}` (the connection's, else `oauth.base_url`) and
+    /// every `{name}` of `values` in `entry`; `None` while a placeholder
+    /// is left unfilled (such an entry matches nothing).
+    pub fn bind(&self, entry: &str, base_url: Option<&str>, values: &BTreeMap<String, String>) -> Option<String> {
+        let mut out = self.template(entry, base_url);
+        for (name, value) in values {
+            out = out.replace(&format!("{{{name}}}"), value);
+        }
+        (!out.contains('{')).then_some(out)
+    }
+
+    /// Values used to check templated URLs at load time: each declared
+    /// value's default, else a sample label.
+    fn sample_values(&self) -> BTreeMap<String, String> {
+        self.connection_values.iter().map(|(k, v)| (k.clone(), v.default.clone().unwrap_or_else(|| "sample0".to_owned()))).collect()
+    }
+
     /// Checks the serde shape cannot express; empty when the definition is sound.
     pub fn problems(&self) -> Vec<Problem> {
         let mut out = Problems::default();
@@ -273,6 +451,7 @@ impl ProviderDef {
             out.bad("/name", format!("name {:?} must be lower-case letters, digits, '-' or '_', starting with a letter", self.name));
         }
         self.api_url_problems(&mut out);
+        self.catalogue_problems(&mut out);
         match (self.auth_type, self.flow) {
             (AuthType::ApiKey, Flow::ApiKey) | (AuthType::Oauth2, Flow::Pkce | Flow::DeviceCode | Flow::DcrPkce) => {}
             (a, f) => out.bad("/flow", format!("flow {:?} does not fit auth_type {:?}", f.as_str(), auth_name(a))),
@@ -308,8 +487,44 @@ impl ProviderDef {
                 ApiUrl::One(_) => "/api_url".to_owned(),
                 ApiUrl::Many(_) => format!("/api_url/{i}"),
             };
-            if let Err(e) = super::hosts::HostPattern::parse(entry) {
-                out.bad(&pointer, e);
+            let samples = self.sample_values();
+            let base = self.oauth.as_ref().and_then(|o| o.base_url.as_deref()).unwrap_or("https://base-url.invalid");
+            match self.bind(entry, Some(base), &samples) {
+                None => out.bad(&pointer, format!("{entry:?} uses a {{value}} that connection_values does not declare")),
+                Some(bound) => {
+                    if let Err(e) = super::hosts::HostPattern::parse(&bound) {
+                        out.bad(&pointer, e);
+                    }
+                }
+            }
+        }
+    }
+
+    fn catalogue_problems(&self, out: &mut Problems) {
+        if let Some(c) = &self.category {
+            if !CATEGORIES.contains(&c.as_str()) {
+                out.bad("/category", format!("unknown category {c:?}; use one of {}", CATEGORIES.join(", ")));
+            }
+        }
+        for (name, v) in &self.connection_values {
+            let ok = name != "base_url"
+                && name.starts_with(|c: char| c.is_ascii_lowercase())
+                && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !ok {
+                out.bad(
+                    &format!("/connection_values/{name}"),
+                    format!("{name:?} must be lower-case letters, digits or '_' (and not base_url)"),
+                );
+            }
+            if let Some(p) = &v.pattern {
+                if let Err(e) = regex_lite::Regex::new(p) {
+                    out.bad(&format!("/connection_values/{name}/pattern"), format!("invalid regular expression: {e}"));
+                }
+            }
+            if let Some(d) = &v.default {
+                if let Err(e) = v.check(name, d) {
+                    out.bad(&format!("/connection_values/{name}/default"), e);
+                }
             }
         }
     }
@@ -321,11 +536,19 @@ impl ProviderDef {
             ("revocation_url", &o.revocation_url),
             ("device_authorization_url", &o.device_authorization_url),
         ];
+        let samples = self.sample_values();
         for (field, url) in urls {
             if let Some(u) = url {
-                if let Err(e) = check_endpoint(&self.template(u, None), o.base_url.is_some() || !u.contains("{base_url}")) {
+                let templated_ok = o.base_url.is_some() || !u.contains("{base_url}");
+                let bound = self.bind(u, None, &samples).unwrap_or_else(|| u.clone());
+                if let Err(e) = check_endpoint(&bound, templated_ok) {
                     out.bad(&format!("/oauth/{field}"), e);
                 }
+            }
+        }
+        for name in o.authorization_params.keys() {
+            if RESERVED_AUTHORIZE_PARAMS.contains(&name.as_str()) || name.is_empty() {
+                out.bad(&format!("/oauth/authorization_params/{name}"), format!("{name:?} is set by authsome itself"));
             }
         }
         if let Some(b) = &o.base_url {
@@ -350,6 +573,10 @@ impl ProviderDef {
     }
 }
 
+/// Authorization-URL parameters authsome sets itself; a definition may not override them.
+const RESERVED_AUTHORIZE_PARAMS: &[&str] =
+    &["client_id", "redirect_uri", "response_type", "scope", "state", "code_challenge", "code_challenge_method"];
+
 fn auth_name(a: AuthType) -> &'static str {
     match a {
         AuthType::Oauth2 => "oauth2",
@@ -368,16 +595,34 @@ impl Problems {
 }
 
 fn api_key_problems(k: &ApiKeyDef, out: &mut Problems) {
-    if let Some(p) = &k.key_pattern {
-        if let Err(e) = regex_lite::Regex::new(p) {
-            out.bad("/api_key/key_pattern", format!("invalid regular expression: {e}"));
+    let at = |i: usize, field: &str| if k.parts.is_empty() { format!("/api_key/{field}") } else { format!("/api_key/parts/{i}/{field}") };
+    let mut names = std::collections::BTreeSet::new();
+    let mut basic = Vec::new();
+    for (i, part) in k.effective_parts().iter().enumerate() {
+        if !names.insert(part.name.clone()) || !valid_name(&part.name) {
+            out.bad(&at(i, "name"), format!("part name {:?} must be unique lower-case letters, digits, '-' or '_'", part.name));
+        }
+        if let Some(p) = &part.key_pattern {
+            if let Err(e) = regex_lite::Regex::new(p) {
+                out.bad(&at(i, "key_pattern"), format!("invalid regular expression: {e}"));
+            }
+        }
+        match part.location {
+            KeyLocation::Query if part.query_param.as_deref().unwrap_or("").is_empty() => {
+                out.bad(&at(i, "query_param"), "location \"query\" needs a query_param".into());
+            }
+            KeyLocation::Header if !valid_header_name(&part.header_name) => {
+                out.bad(&at(i, "header_name"), format!("{:?} is not a valid HTTP header name", part.header_name));
+            }
+            KeyLocation::Basic => basic.push((i, part.basic_position)),
+            _ => {}
         }
     }
-    if k.location == KeyLocation::Query && k.query_param.as_deref().unwrap_or("").is_empty() {
-        out.bad("/api_key/query_param", "location \"query\" needs a query_param".into());
+    if k.parts.len() == 1 {
+        out.bad("/api_key/parts", "a single key is described by the api_key fields themselves, not by one part".into());
     }
-    if k.location == KeyLocation::Header && !valid_header_name(&k.header_name) {
-        out.bad("/api_key/header_name", format!("{:?} is not a valid HTTP header name", k.header_name));
+    if basic.len() > 2 || (basic.len() == 2 && basic[0].1 == basic[1].1) {
+        out.bad(&at(basic[basic.len() - 1].0, "basic_position"), "basic parts need one username and one password at most".into());
     }
 }
 

@@ -85,6 +85,16 @@ impl HostPattern {
         }
     }
 
+    /// How specific a match on this entry is, for the shared-host rule: a path
+    /// prefix beats a bare host (longer prefixes first), which beats a regex.
+    pub fn specificity(&self) -> (u8, usize) {
+        match self {
+            HostPattern::Prefix { path, .. } => (2, path.len()),
+            HostPattern::Host { .. } => (1, 0),
+            HostPattern::Regex { .. } => (0, 0),
+        }
+    }
+
     /// The DNS subtree a certificate authority may be constrained to for this
     /// entry: the host itself, or the literal domain suffix a regex ends with.
     /// `None` when a regex has no such suffix (it cannot be constrained).

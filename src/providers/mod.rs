@@ -4,7 +4,10 @@
 
 pub mod def;
 pub mod hosts;
-pub mod jsonpos;
+pub(crate) mod jsonpos;
+pub mod page;
+pub mod parts;
+pub mod values;
 
 pub use def::{ApiKeyDef, AuthType, ExportSource, Flow, KeyLocation, OAuthDef, ProviderDef, PLACEHOLDER};
 pub use hosts::HostPattern;
@@ -17,6 +20,25 @@ use std::path::{Path, PathBuf};
 mod bundled {
     include!(concat!(env!("OUT_DIR"), "/bundled_providers.rs"));
 }
+
+/// Variables exported by more than one bundled provider, because those
+/// providers are alternative ways into the same account (an API and its MCP
+/// server take the same token). Only one of each pair is normally connected;
+/// if both are, the child sees the same placeholder either way. Every other
+/// bundled variable belongs to exactly one provider (checked by the test suite).
+pub const SHARED_VARIABLES: &[(&str, &[&str])] = &[
+    ("CLOUDFLARE_API_TOKEN", &["cloudflare", "cloudflare-mcp"]),
+    ("GH_TOKEN", &["github", "github-mcp"]),
+    ("NOTION_ACCESS_TOKEN", &["notion", "notion-mcp"]),
+    ("SENTRY_AUTH_TOKEN", &["sentry", "sentry-mcp"]),
+];
+
+/// Registrable domains under which a bundled regex or templated host may
+/// match more than one host: each belongs to the provider itself, so
+/// `<anything>.<domain>` is still that provider's. Any other pattern needs a
+/// literal suffix of at least three labels (`api.mailchimp.com`).
+pub const REGISTRABLE_DOMAINS: &[&str] =
+    &["googleapis.com", "githubusercontent.com", "linear.app", "pinecone.io", "myshopify.com", "zendesk.com", "freshdesk.com"];
 
 /// The embedded provider files as (name, JSON text), sorted by name.
 pub fn bundled_files() -> &'static [(&'static str, &'static str)] {
@@ -54,15 +76,46 @@ pub struct Provider {
     pub source: Source,
     /// The file it was read from (none for bundled ones).
     pub path: Option<PathBuf>,
-    /// `api_url` entries, compiled.
+    /// `api_url` entries, compiled for [`Provider::binding`]; an entry whose
+    /// `{value}` is not filled is left out, so it matches nothing.
     pub hosts: Vec<HostPattern>,
+    /// The connection values the hosts and endpoints were bound to.
+    pub binding: Binding,
+}
+
+/// What a connection fills into a templated definition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Binding {
+    /// `--base-url` given at login, when it overrides `oauth.base_url`.
+    pub base_url: Option<String>,
+    /// `connection_values` given at login.
+    pub values: BTreeMap<String, String>,
 }
 
 impl Provider {
-    /// Validate `def` and compile its hosts.
+    /// Validate `def` and compile its hosts (no connection bound yet).
     fn new(def: ProviderDef, source: Source, path: Option<PathBuf>) -> Provider {
-        let hosts = def.api_url.entries().iter().filter_map(|e| HostPattern::parse(e).ok()).collect();
-        Provider { def, source, path, hosts }
+        Provider { def, source, path, hosts: Vec::new(), binding: Binding::default() }.bound(None, &BTreeMap::new())
+    }
+
+    /// This provider as one connection sees it: `{base_url}` and `{name}`
+    /// filled from the connection. A connection whose base URL overrides the
+    /// definition's keeps only the entries built from it: a GitHub Enterprise
+    /// token never reaches api.github.com.
+    pub fn bound(&self, base_url: Option<&str>, values: &BTreeMap<String, String>) -> Provider {
+        let default_base = self.def.oauth.as_ref().and_then(|o| o.base_url.as_deref());
+        let overridden = base_url.filter(|b| Some(b.trim_end_matches('/')) != default_base.map(|d| d.trim_end_matches('/')));
+        let hosts = self
+            .def
+            .api_url
+            .entries()
+            .iter()
+            .filter(|e| overridden.is_none() || e.contains("{base_url}"))
+            .filter_map(|e| self.def.bind(e, overridden.or(default_base), values))
+            .filter_map(|e| HostPattern::parse(&e).ok())
+            .collect();
+        let binding = Binding { base_url: overridden.map(str::to_owned), values: values.clone() };
+        Provider { hosts, binding, ..self.clone() }
     }
 
     /// Provider identifier.
@@ -104,16 +157,55 @@ pub fn load_file(path: &Path) -> Result<ProviderDef> {
     parse(&text, &path.display().to_string())
 }
 
+/// Read one override file: `None` when it is empty (see [`Registry::load`]).
+fn load_override(path: &Path, stem: &str) -> Result<Option<ProviderDef>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::bad_input(format!("{}: {e}", path.display())))?;
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let def = parse(&text, &path.display().to_string())?;
+    if stem != def.name {
+        return Err(Error::bad_input(format!(
+            "{}: file name must match the provider name {:?} (expected {}.json)",
+            path.display(),
+            def.name,
+            def.name
+        )));
+    }
+    Ok(Some(def))
+}
+
 /// The effective set of providers: bundled, overridden by `<home>/providers`,
 /// extended by project files.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Registry {
     providers: BTreeMap<String, Provider>,
+    /// Override files that could not be used, with why (`file:line:column: …`).
+    skipped: Vec<Skipped>,
+    /// Names that exist but may not be used yet, with the reason (e.g. a
+    /// definition in a project file that is not allowed).
+    refused: BTreeMap<String, Error>,
+}
+
+/// An override file that was not loaded. Unrelated commands keep working (the
+/// file is named in one warning); the provider it names refuses to be used
+/// until the file is fixed, so a half-edited override never silently falls
+/// back to different endpoints.
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    /// The provider the file is named after (its stem).
+    pub name: String,
+    /// Why it was skipped, starting with the file name.
+    pub error: Error,
 }
 
 impl Registry {
     /// Bundled definitions plus every override in `<home>/providers`.
-    /// A broken override is an error (exit 2), never silently skipped.
+    ///
+    /// An empty override counts as absent: the documented workflow
+    /// `authsome inspect discord > <home>/providers/discord.json` has the shell
+    /// create the empty file before authsome reads it. A broken or misnamed
+    /// file is skipped and listed in [`Registry::skipped`].
     pub fn load(home: &Home) -> Result<Registry> {
         let mut reg = Registry::bundled()?;
         let dir = home.providers_dir();
@@ -121,20 +213,28 @@ impl Registry {
             let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
             paths.sort();
             for path in paths.into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
-                let def = load_file(&path)?;
-                let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-                if stem != def.name {
-                    return Err(Error::bad_input(format!(
-                        "{}: file name must match the provider name {:?} (expected {}.json)",
-                        path.display(),
-                        def.name,
-                        def.name
-                    )));
+                let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
+                match load_override(&path, &stem) {
+                    Ok(None) => {}
+                    Ok(Some(def)) => {
+                        reg.providers.insert(def.name.clone(), Provider::new(def, Source::Custom, Some(path)));
+                    }
+                    Err(error) => reg.skipped.push(Skipped { name: stem, error }),
                 }
-                reg.providers.insert(def.name.clone(), Provider::new(def, Source::Custom, Some(path)));
             }
         }
         Ok(reg)
+    }
+
+    /// Override files that were not loaded, for the one warning commands print.
+    pub fn skipped(&self) -> &[Skipped] {
+        &self.skipped
+    }
+
+    /// Make [`Registry::get`] answer `error` for `name` (unless a usable
+    /// definition of that name is added later), instead of "unknown provider".
+    pub fn refuse(&mut self, name: &str, error: Error) {
+        self.refused.insert(name.to_owned(), error);
     }
 
     /// The definitions embedded in the binary alone (no home, no overrides):
@@ -156,6 +256,21 @@ impl Registry {
 
     /// Look a provider up; unknown names exit 3 with the closest known name.
     pub fn get(&self, name: &str) -> Result<&Provider> {
+        // Names are lower-case; `login OpenAI` means openai.
+        let lower = name.to_ascii_lowercase();
+        let name = if self.providers.contains_key(name) { name } else { lower.as_str() };
+        if let Some(p) = self.providers.get(name).filter(|p| p.source == Source::Project) {
+            return Ok(p);
+        }
+        if let Some(e) = self.refused.get(name) {
+            return Err(e.clone());
+        }
+        if let Some(s) = self.skipped.iter().find(|s| s.name == name) {
+            return Err(Error::bad_input(format!(
+                "{}\nthe custom definition of {name} is broken: fix it (`authsome edit {name}`) or remove it (`authsome remove {name}`)",
+                s.error.message
+            )));
+        }
         self.providers.get(name).ok_or_else(|| {
             let mut msg = format!("unknown provider {name:?}");
             if let Some(s) = self.suggest(name) {
@@ -173,6 +288,8 @@ impl Registry {
 
     /// The known name closest to `name`, if it is plausibly a typo.
     pub fn suggest(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        let name = name.as_str();
         self.providers
             .keys()
             .map(|k| (edit_distance(name, k), k))
