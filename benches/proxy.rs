@@ -30,6 +30,10 @@ fn round_trip(c: &mut Criterion) {
     let mut g = c.benchmark_group("proxy");
     g.sample_size(20).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_millis(500));
     let mut sender = rt.block_on(proxy_client::h1_sender(&url, "api.acme.test", cfg.clone()));
+    // What is measured is a real injection: the upstream sees the key.
+    let (status, _) = rt.block_on(proxy_client::get(&mut sender, "api.acme.test", "/check", &[]));
+    assert_eq!(status, 200);
+    assert_eq!(echo.seen().last().expect("the upstream was reached").header("x-api-key"), vec!["bench-key".to_owned()]);
     g.bench_function("round_trip_keepalive", |b| {
         b.iter(|| {
             let (status, _) = rt.block_on(proxy_client::get(&mut sender, "api.acme.test", "/v1/bench", &[]));
@@ -62,8 +66,29 @@ fn round_trip(c: &mut Criterion) {
     }
     g.finish();
     drop(sender);
+    assert!(!proxy.audit.0.lock().unwrap().is_empty(), "the proxy audited the benchmark's requests");
     rt.block_on(proxy.handle.shutdown());
 }
 
-criterion_group!(benches, minting, round_trip);
+/// What fencing a child costs at start-up: building the Landlock ruleset
+/// around a home (directory walks, one rule per entry beside the path to it).
+fn fence(c: &mut Criterion) {
+    if !authsome::fence::Abi::current().available() {
+        eprintln!("fence benchmarks skipped: no Landlock");
+        return;
+    }
+    let home_dir = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let home = home_dir.join(".authsome-fence-bench");
+    std::fs::create_dir_all(home.join("run/r.1")).unwrap();
+    let bundle = home.join("run/r.1/ca.pem");
+    std::fs::write(&bundle, "").unwrap();
+    let mut g = c.benchmark_group("fence");
+    g.sample_size(50).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(300));
+    g.bench_function("prepare_in_home", |b| b.iter(|| authsome::fence::for_child(&home, &bundle, 1, false).unwrap()));
+    g.bench_function("prepare_in_home_deny_tcp", |b| b.iter(|| authsome::fence::for_child(&home, &bundle, 1, true).unwrap()));
+    g.finish();
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+criterion_group!(benches, minting, round_trip, fence);
 criterion_main!(benches);

@@ -8,15 +8,13 @@
 //! from another user. Also here: responses quoting the injected key, `NO_PROXY`
 //! spellings, direct connections under `deny`, and reserved `[run.env]` names.
 
-mod common;
-
-use common::echo::Echo;
+use crate::common::echo::Echo;
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_authsome");
+const BIN: &str = crate::common::bin();
 const PLACEHOLDER: &str = "authsome-proxy-managed";
 const VAULT_KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
 const ACME_KEY: &str = "acme-hostile-secret-7f3a9c1e55";
@@ -254,7 +252,7 @@ fn assert_fenced(results: &BTreeMap<String, bool>, unprivileged: bool) {
     if landlock_abi() >= 6 {
         must_fail("signal-");
     }
-    if unprivileged {
+    if unprivileged || !is_root() {
         // Root may read /proc entries of any process (out of scope); a user may not.
         must_fail("proc-environ-");
         must_fail("proc-maps-");
@@ -310,10 +308,9 @@ fn under_exec_the_child_obtains_neither_the_ci_secret_nor_the_vault_key() {
 
 #[test]
 fn under_up_the_child_obtains_nothing() {
-    for as_user in [None, user(USER)] {
-        if as_user.is_none() && !is_root() {
-            continue;
-        }
+    // As the current user, then (when root) as an unprivileged one.
+    let unprivileged = user(USER);
+    for as_user in std::iter::once(None).chain(unprivileged.map(Some)) {
         let h = Hostile::new(as_user, true);
         h.write_project("[providers.acme]\n[providers.semr]\n[providers.basicco]\n");
         h.attack(&["up"], &[]);
@@ -330,7 +327,7 @@ fn in_a_hook_activated_shell_authsome_run_keeps_the_child_from_the_daemon_too() 
     let mut env = h.env();
     env.insert("AUTHSOME_DAEMON_LINGER".into(), "0.2".into());
     env.insert("TERM".into(), "xterm-256color".into());
-    let mut sh = common::shell::Tmux::start(common::shell::Kind::BashString, &h.root, &h.proj, &env);
+    let mut sh = crate::common::shell::Tmux::start(crate::common::shell::Kind::BashString, &h.root, &h.proj, &env);
     let active = sh.env();
     assert_eq!(active.get("ACME_API_KEY").map(String::as_str), Some(PLACEHOLDER), "the shell is activated");
     let argv: Vec<String> = h.hostile_argv().iter().map(|a| format!("'{a}'")).collect();

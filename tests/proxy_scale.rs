@@ -3,11 +3,9 @@
 //! spin, the vault snapshot still sees logins from another terminal, and the
 //! audit log is read across its rotation.
 
-mod common;
-
-use common::echo::Echo;
-use common::proxy::{text, World, ACME_KEY};
-use common::proxy_client::{self as client, AcmeProxy, ACME_PROXY_KEY};
+use crate::common::echo::Echo;
+use crate::common::proxy::{text, World, ACME_KEY};
+use crate::common::proxy_client::{self as client, AcmeProxy, ACME_PROXY_KEY};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -4,6 +4,7 @@
 //! removed when the proxy stops. The system roots come from
 //! [`crate::net::roots`], cached across runs in `<home>/cache`.
 
+use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
 /// The bundle file of one proxy.
@@ -23,9 +24,9 @@ impl BundleFile {
     }
 
     /// Write system roots + `ca_pems` atomically, mode 0600, in a private directory.
-    pub fn write(&self, ca_pems: &[String]) -> Result<(), String> {
+    pub fn write(&self, ca_pems: &[String]) -> Result<()> {
         if let Some(dir) = self.path.parent() {
-            crate::fsutil::ensure_private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            crate::fsutil::ensure_private_dir(dir).map_err(|e| Error::other(format!("cannot create {}: {e}", dir.display())))?;
         }
         let mut text = String::from(crate::net::roots::system_pem(None));
         for pem in ca_pems {
@@ -35,7 +36,7 @@ impl BundleFile {
             }
         }
         crate::fsutil::atomic_write_volatile(&self.path, text.as_bytes(), 0o600)
-            .map_err(|e| format!("cannot write the CA bundle {}: {e}", self.path.display()))
+            .map_err(|e| Error::other(format!("cannot write the CA bundle {}: {e}", self.path.display())))
     }
 
     /// Delete the file (idempotent), and its directory when that is now

@@ -1,7 +1,6 @@
 //! In-process helpers for proxy library tests and benchmarks: a static
 //! credential source, an in-memory audit sink, and a client that goes through
 //! the proxy (CONNECT with the proxy credential, then TLS trusting given roots).
-#![allow(dead_code)]
 
 use authsome::audit::{AuditSink, Event};
 use authsome::providers::Provider;
@@ -127,8 +126,6 @@ pub async fn get(
 pub struct AcmeProxy {
     pub handle: authsome::proxy::ProxyHandle,
     pub audit: Arc<MemoryAudit>,
-    /// A client configuration trusting the run CA (h1 and h2 offered).
-    pub client: Arc<rustls::ClientConfig>,
     _home: tempfile::TempDir,
 }
 
@@ -157,7 +154,7 @@ impl AcmeProxy {
         creds.0.insert(("acme".into(), "default".into()), ACME_PROXY_KEY.into());
         let mut roots = rustls::RootCertStore::empty();
         use rustls::pki_types::pem::PemObject;
-        roots.add(CertificateDer::from_pem_slice(echo.ca_pem.as_bytes()).unwrap()).unwrap();
+        roots.add(CertificateDer::from_pem_slice(&std::fs::read(&echo.ca_path).unwrap()).unwrap()).unwrap();
         let resolve = hosts.iter().map(|h| echo.resolve(h)).collect::<Vec<_>>().join(",");
         let audit = Arc::new(MemoryAudit::default());
         let handle = authsome::proxy::start(ProxyOptions {
@@ -172,9 +169,7 @@ impl AcmeProxy {
         })
         .await
         .unwrap();
-        let cas: Vec<_> = handle.cas().iter().map(|c| c.der().clone()).collect();
-        let client = client_config(&cas, &[b"h2", b"http/1.1"]);
-        AcmeProxy { handle, audit, client, _home: home }
+        AcmeProxy { handle, audit, _home: home }
     }
 
     /// A client configuration trusting the run CA that offers only `alpn`.
