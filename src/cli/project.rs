@@ -148,8 +148,12 @@ pub fn dotenv_names(text: &str) -> BTreeSet<String> {
 /// Providers whose API-key or exported variables appear in `names`, with the variable found.
 pub fn suggest_providers(registry: &Registry, names: &BTreeSet<String>) -> Vec<(String, String)> {
     let mut out = Vec::new();
+    // Variables a suggested provider already exports: a second provider
+    // exporting one of them (github-mcp's GH_TOKEN) would make the starter invalid.
+    let mut claimed: BTreeSet<&str> = BTreeSet::new();
     for p in registry.iter() {
-        let mut vars: Vec<&str> = p.def.export.keys().map(String::as_str).collect();
+        let exported: Vec<&str> = p.def.export.keys().map(String::as_str).collect();
+        let mut vars = exported.clone();
         if let Some(v) = p.def.api_key.as_ref().and_then(|k| k.env_var.as_deref()) {
             vars.push(v);
         }
@@ -157,7 +161,11 @@ pub fn suggest_providers(registry: &Registry, names: &BTreeSet<String>) -> Vec<(
         if p.name() == "github" {
             vars.push("GITHUB_TOKEN");
         }
+        if exported.iter().any(|v| claimed.contains(v)) {
+            continue;
+        }
         if let Some(v) = vars.into_iter().find(|v| names.contains(*v)) {
+            claimed.extend(exported);
             out.push((p.name().to_owned(), v.to_owned()));
         }
     }
