@@ -154,8 +154,13 @@ async fn inject_into(
     route: &Route,
     parts: &mut http::request::Parts,
 ) -> Result<Option<Scrubber>, (StatusCode, String)> {
-    let secret =
-        shared.credentials.credential(&route.provider, &route.connection).await.map_err(|e| (StatusCode::BAD_GATEWAY, e.to_string()))?;
+    // 511 (the status for "the network wants you to authenticate") rather
+    // than a 502 that reads as an upstream failure; the body names the fix.
+    let secret = shared
+        .credentials
+        .credential(&route.provider, &route.connection)
+        .await
+        .map_err(|e| (StatusCode::NETWORK_AUTHENTICATION_REQUIRED, format!("no credential to inject: {e}")))?;
     let placeholders = Shared::placeholders(routes);
     inject::apply(&route.provider, parts, &secret, &placeholders).map_err(|e| (StatusCode::BAD_GATEWAY, e.message))?;
     Ok(Scrubber::new(injected_values(secret.expose(), &parts.headers), &route.placeholder))

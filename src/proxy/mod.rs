@@ -46,7 +46,7 @@ pub trait CredentialSource: Send + Sync {
 }
 
 /// Why a [`CredentialSource`] has nothing to inject. The proxy answers the
-/// request itself (502) with the message, so it must be secret-free and, where
+/// request itself (511 Network Authentication Required) with the message, so it must be secret-free and, where
 /// there is one, name the fix; the source knows it, the engine does not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unavailable {
