@@ -28,7 +28,7 @@ fn round_trip(c: &mut Criterion) {
     std::fs::create_dir_all(home.path().join("providers")).unwrap();
     std::fs::write(
         home.path().join("providers/acme.json"),
-        r#"{"name":"acme","auth_type":"api_key","flow":"api_key","api_url":"api.acme.test/v1","api_key":{"header_name":"x-api-key"}}"#,
+        r#"{"name":"acme","auth_type":"api_key","flow":"api_key","api_url":"https://api.acme.test/v1","api_key":{"header_name":"x-api-key"}}"#,
     )
     .unwrap();
     let reg = Registry::load(&authsome::paths::Home::at(home.path(), "default")).unwrap();
@@ -101,5 +101,25 @@ fn round_trip(c: &mut Criterion) {
     rt.block_on(handle.shutdown());
 }
 
-criterion_group!(benches, minting, round_trip);
+/// What fencing a child costs at start-up: building the Landlock ruleset
+/// around a home (directory walks, one rule per entry beside the path to it).
+fn fence(c: &mut Criterion) {
+    if !authsome::fence::Abi::current().available() {
+        eprintln!("fence benchmarks skipped: no Landlock");
+        return;
+    }
+    let home_dir = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let home = home_dir.join(".authsome-fence-bench");
+    std::fs::create_dir_all(home.join("run/r.1")).unwrap();
+    let bundle = home.join("run/r.1/ca.pem");
+    std::fs::write(&bundle, "").unwrap();
+    let mut g = c.benchmark_group("fence");
+    g.sample_size(50).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(300));
+    g.bench_function("prepare_in_home", |b| b.iter(|| authsome::fence::for_child(&home, &bundle, 1, false).unwrap()));
+    g.bench_function("prepare_in_home_deny_tcp", |b| b.iter(|| authsome::fence::for_child(&home, &bundle, 1, true).unwrap()));
+    g.finish();
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+criterion_group!(benches, minting, round_trip, fence);
 criterion_main!(benches);
