@@ -574,6 +574,13 @@ fn list_filters_by_category_and_inspect_prints_pages() {
     assert!(err.stderr.contains("llm"), "the error lists the categories");
     let page = h.run(&["inspect", "stripe", "--page"]).ok().stdout;
     assert_eq!(page, std::fs::read_to_string(docs_dir().join("stripe.md")).unwrap());
+    // An override's page is generated from the override.
+    let mut custom: serde_json::Value = serde_json::from_str(&h.run(&["inspect", "stripe"]).ok().stdout).unwrap();
+    custom["display_name"] = serde_json::json!("Stripe (staging)");
+    std::fs::create_dir_all(h.path().join("providers")).unwrap();
+    std::fs::write(h.path().join("providers/stripe.json"), custom.to_string()).unwrap();
+    let page = h.run(&["inspect", "stripe", "--page"]).ok().stdout;
+    assert!(page.starts_with("# Stripe (staging)\n\nStripe (staging) is a custom API-key provider"), "{page}");
 }
 
 /// The whole path for the new shapes, through the real binary: a login value

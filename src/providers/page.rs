@@ -60,8 +60,13 @@ fn values_flags(def: &ProviderDef) -> String {
     def.connection_values.iter().filter(|(_, v)| v.default.is_none()).map(|(k, _)| format!(" --value {k}=<{k}>")).collect()
 }
 
-/// The page of `def`, as Markdown.
+/// The page of a bundled `def`, as Markdown (what `docs/providers/` holds).
 pub fn page(def: &ProviderDef) -> String {
+    page_for(def, super::Source::Bundled)
+}
+
+/// The page of `def` as `source` provides it (`inspect NAME --page` on an override says "custom").
+pub fn page_for(def: &ProviderDef, source: super::Source) -> String {
     let name = &def.name;
     let title = def.title();
     let oauth = def.oauth.as_ref();
@@ -72,7 +77,7 @@ pub fn page(def: &ProviderDef) -> String {
     };
     let _ = writeln!(s, "# {title}\n");
     let category = def.category.as_deref().map(|c| format!(" Category: {c}.")).unwrap_or_default();
-    let _ = writeln!(s, "{title} is a bundled {kind} provider in authsome.{category}\n");
+    let _ = writeln!(s, "{title} is a {} {kind} provider in authsome.{category}\n", source.as_str());
 
     let _ = writeln!(s, "## At a glance\n");
     let _ = writeln!(s, "| | |\n|---|---|");
