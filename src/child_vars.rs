@@ -29,7 +29,23 @@ pub const REMOVED_VARS: [&str; 4] = ["AUTHSOME_VAULT_KEY", "SSL_CERT_DIR", "ALL_
 /// Marks a process (or shell) as running inside an activated project; its value is the project directory.
 pub const ACTIVE_VAR: &str = "AUTHSOME_ACTIVE";
 
-/// Whether authsome manages `var` in a child, so `[run.env]` and `export` may not set it.
+/// The dynamic loader's and shells' start-up hooks: a project setting one
+/// could run code in every child (or in the user's shell once activated).
+pub const LOADER_AND_SHELL_VARS: [&str; 8] = ["LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "BASH_ENV", "ENV", "PROMPT_COMMAND", "ZDOTDIR", "IFS"];
+
+/// Prefixes of names authsome owns (`AUTHSOME_*`, the hook's `__authsome_state`)
+/// and of the macOS loader's hooks: a project setting the hook's state could
+/// hand every child of the shell the user's earlier values.
+pub const RESERVED_PREFIXES: [&str; 3] = ["AUTHSOME_", "__authsome", "DYLD_"];
+
+/// Whether authsome manages `var` in a child, or it is a name a project must
+/// not set, so `[run.env]` and `export` may not set it.
 pub fn is_reserved(var: &str) -> bool {
-    PROXY_VARS.contains(&var) || CA_VARS.contains(&var) || REMOVED_VARS.contains(&var) || NO_PROXY_VARS.contains(&var) || var == ACTIVE_VAR
+    PROXY_VARS.contains(&var)
+        || CA_VARS.contains(&var)
+        || REMOVED_VARS.contains(&var)
+        || NO_PROXY_VARS.contains(&var)
+        || var == ACTIVE_VAR
+        || LOADER_AND_SHELL_VARS.contains(&var)
+        || RESERVED_PREFIXES.iter().any(|p| var.starts_with(p))
 }

@@ -10,6 +10,7 @@
 //! - [`proxy`], [`audit`]: the injecting proxy engine and its audit log;
 //! - [`project`]: `authsome.toml`, trust and requirements (the model);
 //! - [`launch`]: the one recipe from a project or the vault's defaults to a child behind the proxy;
+//! - [`fence`]: what keeps a hostile child away from secrets (Landlock, a hardened authsome process);
 //! - [`shell`], [`daemon`]: the `cd` hook and the per-project background proxy behind it;
 //! - [`cli`]: argument parsing and the commands users type;
 //! - [`fix`]: the one rendering of every `authsome login …` hint;
@@ -22,6 +23,7 @@ pub mod child_vars;
 pub mod cli;
 pub mod daemon;
 pub mod error;
+pub mod fence;
 pub mod fix;
 pub mod fsutil;
 pub mod launch;

@@ -316,7 +316,7 @@ fn ctrl_c_reaches_the_child_and_authsome_reports_its_exit() {
 #[test]
 fn a_bundle_left_by_a_killed_run_is_swept_by_the_next_run() {
     let w = World::new();
-    let pid_file = w.home.path().join("child.pid");
+    let pid_file = w.outside.path().join("child.pid");
     let script = format!("echo $$ > '{}'; exec sleep 30", pid_file.display());
     let mut killed =
         w.cmd(&["run", "--", "sh", "-c", &script]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();

@@ -81,6 +81,8 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
             },
         });
     }
+    let abi = crate::fence::Abi::current();
+    checks.push(Check { name: "fence", ok: abi.available(), detail: crate::fence::describe(abi) });
     let failed = checks.iter().filter(|c| !c.ok).count();
     if ctx.ui.json {
         let items: Vec<_> = checks.iter().map(|c| serde_json::json!({"check": c.name, "ok": c.ok, "detail": c.detail})).collect();

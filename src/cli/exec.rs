@@ -20,6 +20,10 @@ use std::sync::Arc;
 /// Arguments of `up` and `exec`.
 #[derive(Debug, Args)]
 pub struct ProjectRunArgs {
+    /// Run the command without the fence (it could then read the authsome home
+    /// and signal authsome; see SECURITY.md).
+    #[arg(long)]
+    pub no_fence: bool,
     /// The command (default: `[run] command`, else your $SHELL).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
     pub cmd: Vec<OsString>,
@@ -40,8 +44,16 @@ pub fn exec(ctx: &Ctx, a: ProjectRunArgs) -> Result<i32> {
     for note in crate::proxy::uninterceptable(&plan.routes) {
         ctx.ui.warn(note);
     }
-    let credentials = Arc::new(ProjectCredentials::new(&ctx.home, &checks, &process_env).fixed(&plan));
+    // Still single-threaded: CI secrets leave the environment (and its bytes)
+    // before the proxy helper is forked or the command exists.
+    let credentials = Arc::new(ProjectCredentials::new(&ctx.home, &checks, &crate::fence::process::take).fixed(&plan));
     let started = helper::start(proxy_options(&ctx.home, &plan, credentials, BundleIn::RunDir)?)?;
     let env = child_env(&plan, &started.url, &started.bundle, &process_env).applied_to(std::env::vars_os());
-    Err(helper::exec(&program, &argv, &env))
+    let fence = if a.no_fence || project.run.no_fence {
+        crate::fence::Fence::none()
+    } else {
+        let port = url::Url::parse(&started.url).ok().and_then(|u| u.port()).unwrap_or(0);
+        crate::fence::for_child(ctx.home.root(), &started.bundle, port, plan.deny_undeclared)?
+    };
+    Err(helper::exec(&program, &argv, &env, &fence))
 }

@@ -171,6 +171,10 @@ pub fn main() -> i32 {
     if let Some(code) = crate::shell::fast_main(&args) {
         return code;
     }
+    // Before anything else (and while single-threaded): a child must not be able
+    // to read this process, nor find the vault key in its environment.
+    crate::fence::process::harden();
+    crate::fence::process::take(crate::vault::key::ENV_VAR);
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {

@@ -12,6 +12,14 @@ use std::sync::Arc;
 /// `authsome run [--] CMD...`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// Run the command without the fence (it could then read the authsome home
+    /// and signal authsome; see SECURITY.md).
+    #[arg(long)]
+    pub no_fence: bool,
+    /// Refuse connections to undeclared hosts (403), and limit the command's
+    /// TCP connections to the proxy where the kernel can fence them.
+    #[arg(long)]
+    pub deny_undeclared: bool,
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
     pub cmd: Vec<OsString>,
@@ -28,7 +36,8 @@ pub struct LogArgs {
 /// `authsome run`: proxy for every connected provider's default connection, then CMD.
 pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
     let program = supervise::resolve_program(&a.cmd[0])?;
-    let plan = if ctx.home.vault_file().exists() { Plan::vault_defaults(&ctx.registry()?, &ctx.vault()?.load()?) } else { Plan::default() };
+    let mut plan = if ctx.home.vault_file().exists() { Plan::vault_defaults(&ctx.registry()?, &ctx.vault()?.load()?) } else { Plan::default() };
+    plan.deny_undeclared = a.deny_undeclared;
     if plan.routes.is_empty() {
         ctx.ui.warn("no provider is connected; running without injection (`authsome login PROVIDER` connects one)");
     }
@@ -39,8 +48,13 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
     let rt = crate::runtime()?;
     let code = rt.block_on(async {
         let launched = launch::start(&ctx.home, &plan, credentials).await?;
-        let code = supervise::spawn_and_wait(&program, &a.cmd[0], &a.cmd[1..], launched.env).await;
-        launched.proxy.shutdown().await;
+        let fence = launched.fence(&ctx.home, !a.no_fence, plan.deny_undeclared);
+        let launch::Launched { proxy, env } = launched;
+        let code = match fence {
+            Ok(fence) => supervise::spawn_and_wait(&program, &a.cmd[0], &a.cmd[1..], env, &fence).await,
+            Err(e) => Err(e),
+        };
+        proxy.shutdown().await;
         code
     });
     rt.shutdown_background();

@@ -33,19 +33,22 @@ pub fn up(ctx: &Ctx, a: ProjectRunArgs) -> Result<i32> {
     let argv = command_argv(&project, &a.cmd);
     let program = supervise::resolve_program(&argv[0])?;
     let plan = Plan::project(&ctx.home, &project, &registry, &checks, Serve::Met)?;
-    let credentials = Arc::new(ProjectCredentials::new(&ctx.home, &checks, &process_env));
+    // Single-threaded still: CI secrets leave the environment (and its bytes)
+    // before any thread or child exists; reloads find them where they were taken to.
+    let credentials = Arc::new(ProjectCredentials::new(&ctx.home, &checks, &crate::fence::process::take));
     let rt = crate::runtime()?;
     let code = rt.block_on(async {
         let launched = launch::start(&ctx.home, &plan, credentials).await?;
         if a.cmd.is_empty() && project.run.command.is_none() {
             ctx.ui.info(format_args!("entering {} with the project's connections; `exit` leaves it", program.display()));
         }
-        let mut child = supervise::Supervised::spawn(&program, &argv[0], &argv[1..], launched.env)?;
+        let fence = launched.fence(&ctx.home, !a.no_fence && !project.run.no_fence, plan.deny_undeclared)?;
+        let mut child = supervise::Supervised::spawn(&program, &argv[0], &argv[1..], launched.env, &fence)?;
         let mut live = Live {
             ctx,
             proxy: launched.proxy,
             watch: Watch::new(plan.watch.clone()),
-            reloader: Reloader::new(&ctx.home, &project, Serve::Met, &process_env),
+            reloader: Reloader::new(&ctx.home, &project, Serve::Met, &crate::fence::process::secret_var),
             refused: false,
         };
         let code = loop {
@@ -106,7 +109,13 @@ fn report_line(ctx: &Ctx, c: &Check) {
 /// same code path and prompts as typing the fix command by hand.
 fn login(c: &Check) -> Result<()> {
     let exe = std::env::current_exe().map_err(|e| Error::other(format!("cannot find the authsome binary: {e}")))?;
-    let status = std::process::Command::new(exe)
+    let mut cmd = std::process::Command::new(exe);
+    // Another authsome process: it gets the vault key this one took out of its
+    // environment (see `crate::fence::process`).
+    if let Some(k) = crate::fence::process::taken(crate::vault::key::ENV_VAR) {
+        cmd.env(crate::vault::key::ENV_VAR, k);
+    }
+    let status = cmd
         .args(c.fix.as_ref().map(LoginFix::argv).unwrap_or_default())
         .status()
         .map_err(|e| Error::other(format!("cannot run the login: {e}")))?;

@@ -90,17 +90,21 @@ pub fn filter_no_proxy(value: &str, hosts: &[HostPattern]) -> String {
         .join(",")
 }
 
-/// Whether the `NO_PROXY` entry would exempt some host of `pattern`.
+/// Whether the `NO_PROXY` entry would exempt some host of `pattern`. Entries
+/// are compared the way clients match them: case-insensitively, without a
+/// port, leading `*.` or dots, and without trailing dots (`API.OpenAI.com.`
+/// and `*.openai.com` both name `api.openai.com`).
 fn bypasses(entry: &str, pattern: &HostPattern) -> bool {
-    if entry == "*" {
-        return true;
-    }
-    let e = entry.trim_start_matches("*.").trim_start_matches('.');
+    let e = entry.trim().to_ascii_lowercase();
     let e = match e.rsplit_once(':') {
-        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) && !h.contains(':') => h,
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) && !h.contains(':') => h.to_owned(),
         _ => e,
     };
-    let e = e.to_ascii_lowercase();
+    let e = e.trim_start_matches(['*', '.']).trim_end_matches('.').to_owned();
+    if e.is_empty() {
+        // `*`, `.`, `*.`: every host.
+        return true;
+    }
     let under = |host: &str| host == e || host.ends_with(&format!(".{e}"));
     match pattern {
         HostPattern::Host { host, .. } | HostPattern::Prefix { host, .. } => under(host),
@@ -167,6 +171,14 @@ mod tests {
         assert_eq!(filter_no_proxy("*,mailchimp.com,us1.api.mailchimp.com,other.net", &hosts), "other.net");
         let any = vec![HostPattern::parse("regex:.*googleapis.*").unwrap()];
         assert_eq!(filter_no_proxy("other.net,localhost,127.0.0.1", &any), "localhost,127.0.0.1");
+    }
+
+    #[test]
+    fn no_proxy_spellings_of_a_declared_host_are_all_dropped() {
+        let hosts = vec![HostPattern::parse("api.openai.com").unwrap()];
+        let spellings = "api.openai.com.,API.OPENAI.COM,.api.openai.com,..api.openai.com..,*.openai.com,*.openai.com.,openai.com.,\
+                         api.openai.com.:443, Api.OpenAI.Com ,*.,.,*.com,com.";
+        assert_eq!(filter_no_proxy(&format!("{spellings},internal.corp,10.0.0.1"), &hosts), "internal.corp,10.0.0.1");
     }
 
     #[test]

@@ -126,9 +126,14 @@ async fn wait_for_exit(target: Pid, pidfd: Option<OwnedFd>) {
 }
 
 /// Replace this process with `argv` (resolved `program`) and `env`, as the
-/// command would run alone: default SIGPIPE (Rust ignores it), no handlers.
-/// Returns only on failure.
-pub fn exec(program: &std::path::Path, argv: &[std::ffi::OsString], env: &[(std::ffi::OsString, std::ffi::OsString)]) -> Error {
+/// command would run alone: default SIGPIPE (Rust ignores it), no handlers,
+/// inside `fence`. Returns only on failure.
+pub fn exec(
+    program: &std::path::Path,
+    argv: &[std::ffi::OsString],
+    env: &[(std::ffi::OsString, std::ffi::OsString)],
+    fence: &crate::fence::Fence,
+) -> Error {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
     let c = |b: &[u8]| CString::new(b).map_err(|_| Error::bad_input("arguments and variables cannot contain NUL bytes"));
@@ -153,6 +158,9 @@ pub fn exec(program: &std::path::Path, argv: &[std::ffi::OsString], env: &[(std:
     // SAFETY: restoring the default disposition is always sound.
     unsafe {
         let _ = nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl);
+    }
+    if let Err(e) = fence.enter() {
+        return Error::other(format!("cannot fence {}: {e}", program.display()));
     }
     let err = nix::unistd::execve(&prog, &args, &vars).unwrap_err();
     Error::cannot_execute(format!("cannot execute {}: {err}", program.display()))

@@ -45,6 +45,19 @@ pub struct Launched {
     pub env: Vec<(OsString, OsString)>,
 }
 
+impl Launched {
+    /// The fence for the child behind this proxy (see [`crate::fence`]):
+    /// nothing when `enabled` is false (`--no-fence`, `[run] fence = false`),
+    /// its TCP limited to the proxy when `deny_undeclared`.
+    pub fn fence(&self, home: &Home, enabled: bool, deny_undeclared: bool) -> Result<crate::fence::Fence> {
+        let bundle = self.proxy.bundle_path().ok_or_else(|| Error::other("the proxy has no CA bundle file"))?;
+        if !enabled {
+            return Ok(crate::fence::Fence::none());
+        }
+        crate::fence::for_child(home.root(), bundle, self.proxy.addr().port(), deny_undeclared)
+    }
+}
+
 /// Start the proxy of `plan` (inside a tokio runtime) and compute the
 /// environment of a child behind it.
 pub async fn start(home: &Home, plan: &Plan, credentials: Arc<dyn CredentialSource>) -> Result<Launched> {

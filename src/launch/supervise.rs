@@ -7,6 +7,7 @@
 //! the child's, `128+N` when it died of signal N.
 
 use crate::error::{Error, Result};
+use crate::fence::Fence;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -29,8 +30,14 @@ pub struct Supervised {
 
 impl Supervised {
     /// Spawn `program` (`argv[0]` kept as `arg0`, as the user typed it) with
-    /// `args` and exactly `envs`. Must run inside a tokio runtime.
-    pub fn spawn(program: &std::path::Path, arg0: &OsString, args: &[OsString], envs: Vec<(OsString, OsString)>) -> Result<Supervised> {
+    /// `args` and exactly `envs`, inside `fence`. Must run inside a tokio runtime.
+    pub fn spawn(
+        program: &std::path::Path,
+        arg0: &OsString,
+        args: &[OsString],
+        envs: Vec<(OsString, OsString)>,
+        fence: &Fence,
+    ) -> Result<Supervised> {
         use tokio::signal::unix::{signal, SignalKind};
         // Handlers first: from here on these signals cannot kill authsome. They
         // are caught (not ignored), so the child starts with default dispositions.
@@ -38,11 +45,13 @@ impl Supervised {
         let hup = signal(SignalKind::hangup())?;
         let int = signal(SignalKind::interrupt())?;
         let quit = signal(SignalKind::quit())?;
-        let child = tokio::process::Command::new(program)
-            .arg0(arg0)
-            .args(args)
-            .env_clear()
-            .envs(envs)
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.arg0(arg0).args(args).env_clear().envs(envs);
+        // SAFETY: the hook only makes two async-signal-safe syscalls.
+        unsafe {
+            cmd.pre_exec(fence.pre_exec_hook());
+        }
+        let child = cmd
             .spawn()
             .map_err(|e| Error::other(format!("cannot start {}: {e}", program.display())))?;
         Ok(Supervised { child, term, hup, int, quit })
@@ -70,9 +79,15 @@ impl Supervised {
     }
 }
 
-/// Spawn a supervised child and wait for its exit code.
-pub async fn spawn_and_wait(program: &std::path::Path, arg0: &OsString, args: &[OsString], envs: Vec<(OsString, OsString)>) -> Result<i32> {
-    Supervised::spawn(program, arg0, args, envs)?.wait().await
+/// Spawn a supervised child inside `fence` and wait for its exit code.
+pub async fn spawn_and_wait(
+    program: &std::path::Path,
+    arg0: &OsString,
+    args: &[OsString],
+    envs: Vec<(OsString, OsString)>,
+    fence: &Fence,
+) -> Result<i32> {
+    Supervised::spawn(program, arg0, args, envs, fence)?.wait().await
 }
 
 /// The shell convention: the exit code, or `128+N` for death by signal N.

@@ -189,6 +189,9 @@ pub struct Run {
     pub command: Option<RunCommand>,
     /// Extra plain (non-secret) variables for the child.
     pub env: BTreeMap<String, String>,
+    /// `fence = false`: run the child without the fence (security-relevant,
+    /// so part of what `allow` covers).
+    pub no_fence: bool,
 }
 
 /// A parsed and checked `authsome.toml`.
@@ -301,6 +304,8 @@ struct RawRun {
     command: Option<Spanned<RawCommand>>,
     #[serde(default)]
     env: BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    fence: Option<bool>,
 }
 
 struct RawCommand(RunCommand);
@@ -600,6 +605,7 @@ impl Checker<'_> {
             }
             run.command = Some(cmd.clone());
         }
+        run.no_fence = r.fence == Some(false);
         for (k, v) in &r.env {
             if !crate::text::valid_env_name(k.get_ref()) {
                 self.p.at(k.span(), format_args!("{:?} is not a valid environment variable name", k.get_ref()));

@@ -66,15 +66,20 @@ pub fn canonical(project: &Project) -> serde_json::Value {
             serde_json::json!({"name": name, "path": path, "definition": def})
         })
         .collect();
-    let Run { command, env } = run;
-    serde_json::json!({
+    let Run { command, env, no_fence } = run;
+    let mut v = serde_json::json!({
         "version": 1,
         "requirements": requirements,
         "definitions": definitions,
         "command": command,
         "env": env,
         "undeclared_hosts": undeclared_hosts.as_str(),
-    })
+    });
+    // Only present when turned off, so files allowed before it existed keep their trust.
+    if *no_fence {
+        v["fence"] = serde_json::Value::Bool(false);
+    }
+    v
 }
 
 fn canonical_requirement(r: &Requirement) -> serde_json::Value {
@@ -167,6 +172,9 @@ pub fn summary(project: &Project) -> String {
         out.push_str(&format!("  env       {k}\n"));
     }
     out.push_str(&format!("  proxy     undeclared hosts: {}\n", project.undeclared_hosts.as_str()));
+    if project.run.no_fence {
+        out.push_str("  fence     off: the command can read the authsome home and signal authsome\n");
+    }
     out
 }
 

@@ -63,8 +63,12 @@ impl BundleFile {
             .map_err(|e| format!("cannot write the CA bundle {}: {e}", self.path.display()))
     }
 
-    /// Delete the file (idempotent).
+    /// Delete the file (idempotent), and its directory when that is now
+    /// empty (a run's own; a shared directory keeps its other files).
     pub fn remove(&self) {
         let _ = std::fs::remove_file(&self.path);
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }

@@ -17,6 +17,7 @@ pub mod bundle;
 pub mod ca;
 pub mod inject;
 pub mod intercept;
+pub mod scrub;
 pub mod server;
 pub mod upstream;
 

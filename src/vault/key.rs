@@ -36,6 +36,10 @@ impl std::fmt::Display for KeySource {
     }
 }
 
+/// The variable that may hold the key (taken out of the environment at start;
+/// see [`crate::fence::process`]).
+pub const ENV_VAR: &str = "AUTHSOME_VAULT_KEY";
+
 const KEYRING_TIMEOUT: Duration = Duration::from_millis(800);
 
 /// Decode a base64 32-byte key.
@@ -55,7 +59,7 @@ fn encode_key(k: &MasterKey) -> String {
 
 /// Find (or, on first use, create) the master key for `home`.
 pub fn resolve(home: &Home) -> Result<(MasterKey, KeySource)> {
-    if let Ok(v) = std::env::var("AUTHSOME_VAULT_KEY") {
+    if let Some(v) = crate::fence::process::secret_var(ENV_VAR) {
         if !v.is_empty() {
             return Ok((decode_key(&v)?, KeySource::Env));
         }

@@ -16,7 +16,7 @@ impl ProjectWorld {
     /// World (acme + octo + github connected) with an empty project directory.
     pub fn new() -> ProjectWorld {
         let world = World::new();
-        let dir = world.home.path().join("proj");
+        let dir = world.outside.path().join("proj");
         std::fs::create_dir_all(&dir).unwrap();
         let dir = std::fs::canonicalize(dir).unwrap();
         ProjectWorld { world, dir }

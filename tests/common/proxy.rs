@@ -26,6 +26,9 @@ const OCTO: &str = r#"{"name":"octo","auth_type":"oauth2","flow":"pkce","api_url
 
 pub struct World {
     pub home: tempfile::TempDir,
+    /// Beside the home (never inside it: a child is fenced from the home):
+    /// `$HOME`, gh's config, projects.
+    pub outside: tempfile::TempDir,
     pub echo: Echo,
 }
 
@@ -40,7 +43,7 @@ impl World {
         std::fs::write(home.path().join("providers/acme.json"), ACME).unwrap();
         std::fs::write(home.path().join("providers/octo.json"), OCTO).unwrap();
         let echo = Echo::start(&HOSTS);
-        let w = World { home, echo };
+        let w = World { home, outside: tempfile::tempdir().unwrap(), echo };
         let out = w.run_with_stdin(&["login", "acme"], ACME_KEY);
         assert!(out.status.success(), "login failed: {}", String::from_utf8_lossy(&out.stderr));
         w.store_token("octo", OCTO_TOKEN);
@@ -74,11 +77,11 @@ impl World {
             .env("AUTHSOME_RESOLVE", HOSTS.iter().map(|h| self.echo.resolve(h)).collect::<Vec<_>>().join(","))
             .env("AUTHSOME_UPSTREAM_CA", &self.echo.ca_path)
             .env("NO_COLOR", "1")
-            .env("GH_CONFIG_DIR", self.home.path().join("gh"))
+            .env("GH_CONFIG_DIR", self.outside.path().join("gh"))
             .env("GH_NO_UPDATE_NOTIFIER", "1")
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_TERMINAL_PROMPT", "0")
-            .env("HOME", self.home.path())
+            .env("HOME", self.outside.path())
             .stdin(Stdio::null());
         for v in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"] {
             c.env_remove(v);
