@@ -31,7 +31,8 @@ pub const ACTIVE_VAR: &str = "AUTHSOME_ACTIVE";
 
 /// The dynamic loader's and shells' start-up hooks: a project setting one
 /// could run code in every child (or in the user's shell once activated).
-pub const LOADER_AND_SHELL_VARS: [&str; 8] = ["LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "BASH_ENV", "ENV", "PROMPT_COMMAND", "ZDOTDIR", "IFS"];
+pub const LOADER_AND_SHELL_VARS: [&str; 8] =
+    ["LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "BASH_ENV", "ENV", "PROMPT_COMMAND", "ZDOTDIR", "IFS"];
 
 /// Prefixes of names authsome owns (`AUTHSOME_*`, the hook's `__authsome_state`)
 /// and of the macOS loader's hooks: a project setting the hook's state could

@@ -406,8 +406,13 @@ fn every_api_key_reaches_the_upstream_in_its_place() {
             let (target, headers) = client_request(p, path);
             let mut sender = client::h1_sender(&handle.url(), host, cfg.clone()).await;
             let hdrs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-            let (status, _) = client::get(&mut sender, host, &target, &hdrs).await;
+            let (status, body) = client::get(&mut sender, host, &target, &hdrs).await;
             assert_eq!(status, 200, "{name}: {host}{target}");
+            // The echo quotes the request back; no part of the credential may reach the child.
+            let body = String::from_utf8_lossy(&body);
+            for value in parts.values() {
+                assert!(!body.contains(value.as_str()), "{name}: a credential part came back in the response: {body}");
+            }
             let seen = echo.seen().into_iter().rev().find(|s| s.sni.as_deref() == Some(host.as_str())).unwrap();
             let all = format!("{} {:?}", seen.target, seen.headers);
             assert!(!all.contains(PLACEHOLDER), "{name}: the placeholder reached the upstream: {all}");

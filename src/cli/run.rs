@@ -36,7 +36,8 @@ pub struct LogArgs {
 /// `authsome run`: proxy for every connected provider's default connection, then CMD.
 pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
     let program = supervise::resolve_program(&a.cmd[0])?;
-    let mut plan = if ctx.home.vault_file().exists() { Plan::vault_defaults(&ctx.registry()?, &ctx.vault()?.load()?) } else { Plan::default() };
+    let mut plan =
+        if ctx.home.vault_file().exists() { Plan::vault_defaults(&ctx.registry()?, &ctx.vault()?.load()?) } else { Plan::default() };
     plan.deny_undeclared = a.deny_undeclared;
     if plan.routes.is_empty() {
         ctx.ui.warn("no provider is connected; running without injection (`authsome login PROVIDER` connects one)");

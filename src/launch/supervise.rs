@@ -51,9 +51,7 @@ impl Supervised {
         unsafe {
             cmd.pre_exec(fence.pre_exec_hook());
         }
-        let child = cmd
-            .spawn()
-            .map_err(|e| Error::other(format!("cannot start {}: {e}", program.display())))?;
+        let child = cmd.spawn().map_err(|e| Error::other(format!("cannot start {}: {e}", program.display())))?;
         Ok(Supervised { child, term, hup, int, quit })
     }
 
