@@ -40,9 +40,9 @@ fn round_trip(c: &mut Criterion) {
     };
     let mut creds = proxy_client::StaticCredentials::default();
     creds.0.insert(("acme".into(), "default".into()), "bench-key".into());
-    let mut roots = rustls::RootCertStore::empty();
-    use rustls::pki_types::pem::PemObject;
-    roots.add(rustls::pki_types::CertificateDer::from_pem_slice(echo.ca_pem.as_bytes()).unwrap()).unwrap();
+    // Upstream trust and routing through the documented seams, as a user would set them.
+    std::env::set_var("AUTHSOME_UPSTREAM_CA", &echo.ca_path);
+    std::env::set_var("AUTHSOME_RESOLVE", echo.resolve("api.acme.test"));
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let handle = rt
         .block_on(proxy::start(ProxyOptions {
@@ -52,10 +52,7 @@ fn round_trip(c: &mut Criterion) {
             audit: Arc::new(proxy_client::MemoryAudit::default()),
             credentials: Arc::new(creds),
             bundle_path: None,
-            upstream: UpstreamSettings {
-                resolver: authsome::net::Resolver::parse(&echo.resolve("api.acme.test")).unwrap(),
-                roots: Arc::new(roots),
-            },
+            upstream: UpstreamSettings::from_env().unwrap(),
         }))
         .unwrap();
     let url = handle.url();
@@ -65,6 +62,10 @@ fn round_trip(c: &mut Criterion) {
     let mut g = c.benchmark_group("proxy");
     g.sample_size(20).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_millis(500));
     let mut sender = rt.block_on(proxy_client::h1_sender(&url, "api.acme.test", cfg.clone()));
+    // What is measured is a real injection: the upstream sees the key.
+    let (status, _) = rt.block_on(proxy_client::get(&mut sender, "api.acme.test", "/check", &[]));
+    assert_eq!(status, 200);
+    assert_eq!(echo.seen().last().expect("the upstream was reached").header("x-api-key"), vec!["bench-key".to_owned()]);
     g.bench_function("round_trip_keepalive", |b| {
         b.iter(|| {
             let (status, _) = rt.block_on(proxy_client::get(&mut sender, "api.acme.test", "/v1/bench", &[]));

@@ -19,14 +19,14 @@
 #![warn(missing_docs)]
 
 pub mod audit;
-pub mod child_vars;
+pub(crate) mod child_vars;
 pub mod cli;
-pub mod daemon;
+pub(crate) mod daemon;
 pub mod error;
 pub mod fence;
 pub mod fix;
 pub mod fsutil;
-pub mod launch;
+pub(crate) mod launch;
 pub mod net;
 pub mod oauth;
 pub mod paths;
@@ -34,8 +34,8 @@ pub mod project;
 pub mod providers;
 pub mod proxy;
 pub mod secret;
-pub mod shell;
-pub mod text;
+pub(crate) mod shell;
+pub(crate) mod text;
 pub mod ui;
 pub mod vault;
 

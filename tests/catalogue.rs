@@ -5,20 +5,16 @@
 //! with its own flags, every API-key provider's key reaching an echo upstream
 //! through the real proxy in the right place, and the shared-host rule.
 
-mod common;
-
+use crate::common::echo::Echo;
+use crate::common::fake_as::{Config, FakeAs};
+use crate::common::proxy_client::{self as client, MemoryAudit, StaticCredentials};
 use authsome::providers::def::{AuthType, BasicPosition, ClientAuth, Flow, KeyLocation, ProviderDef};
 use authsome::providers::{self, HostPattern, Provider, Registry, PLACEHOLDER};
 use authsome::proxy::{self, inject, ProxyOptions, Route, UpstreamSettings};
 use base64::Engine as _;
-use common::echo::Echo;
-use common::fake_as::{Config, FakeAs};
-use common::proxy_client::{self as client, MemoryAudit, StaticCredentials};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-const VAULT_KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
 
 fn bundled() -> Vec<ProviderDef> {
     providers::bundled_files().iter().map(|(n, t)| providers::parse(t, n).unwrap()).collect()
@@ -150,11 +146,14 @@ fn pages_are_current() {
     let expected: BTreeSet<String> = want.keys().cloned().collect();
     assert_eq!(
         have, expected,
-        "docs/providers/ has stale or missing pages; run UPDATE_PAGES=1 cargo test --test catalogue pages_are_current"
+        "docs/providers/ has stale or missing pages; run UPDATE_PAGES=1 cargo test --test tests catalogue::pages_are_current"
     );
     for (f, text) in &want {
         let on_disk = std::fs::read_to_string(dir.join(f)).unwrap();
-        assert!(on_disk == *text, "docs/providers/{f} is out of date; run UPDATE_PAGES=1 cargo test --test catalogue pages_are_current");
+        assert!(
+            on_disk == *text,
+            "docs/providers/{f} is out of date; run UPDATE_PAGES=1 cargo test --test tests catalogue::pages_are_current"
+        );
     }
 }
 
@@ -187,7 +186,9 @@ fn the_discord_page_keeps_the_seed_page_facts() {
 fn curl_browser(dir: &Path) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let path = dir.join("browser.sh");
-    std::fs::write(&path, "#!/bin/sh\nfor url; do :; done\nexec curl -sS -o /dev/null -L --max-redirs 3 --noproxy '*' \"$url\"\n").unwrap();
+    // Like a real browser it returns at once (the page loads after it exits).
+    let script = "#!/bin/sh\nfor url; do :; done\ncurl -sS -o /dev/null -L --max-redirs 3 --noproxy '*' \"$url\" >/dev/null 2>&1 &\n";
+    std::fs::write(&path, script).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     path
 }
@@ -210,13 +211,12 @@ fn on_fake(def: &ProviderDef, fake: &FakeAs) -> ProviderDef {
 
 #[test]
 fn every_oauth_provider_logs_in_end_to_end_with_its_own_flags() {
-    std::env::set_var("AUTHSOME_VAULT_KEY", VAULT_KEY);
+    crate::common::process_env();
     let tmp = tempfile::tempdir().unwrap();
-    std::env::set_var("BROWSER", curl_browser(tmp.path()));
-    std::env::set_var("AUTHSOME_CALLBACK_ADDR", common::login_env::free_addr().to_string());
-    for v in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"] {
-        std::env::remove_var(v);
-    }
+    // The browser and the login server's address go in the options: the
+    // process environment is shared by every test of the suite.
+    let browser = authsome::oauth::Opener::Command(vec![curl_browser(tmp.path()).display().to_string()]);
+    let seams = Some((browser, crate::common::login_env::free_addr()));
     let fake = FakeAs::start(Config::default());
     let home = authsome::paths::Home::at(tmp.path().join("home"), "default");
     let vault = authsome::vault::Vault::open(&home).unwrap();
@@ -264,6 +264,7 @@ fn every_oauth_provider_logs_in_end_to_end_with_its_own_flags() {
                 no_browser: false,
                 base_url: None,
                 values: sample_values(&def),
+                seams: seams.clone(),
             };
             let conn = rt
                 .block_on(authsome::oauth::login::oauth_login(&home, &ui, &provider, &opts, &http))
@@ -385,7 +386,9 @@ fn every_api_key_reaches_the_upstream_in_its_place() {
     let resolve = hosts.iter().map(|h| echo.resolve(h)).collect::<Vec<_>>().join(",");
     let mut roots = rustls::RootCertStore::empty();
     use rustls::pki_types::pem::PemObject;
-    roots.add(rustls::pki_types::CertificateDer::from_pem_slice(echo.ca_pem.as_bytes()).unwrap()).unwrap();
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_slice(std::fs::read_to_string(&echo.ca_path).unwrap().as_bytes()).unwrap())
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -565,7 +568,7 @@ fn templated_hosts_belong_to_the_connection_that_filled_them() {
 
 #[test]
 fn list_filters_by_category_and_inspect_prints_pages() {
-    let h = common::cli::Home::new();
+    let h = crate::common::cli::Home::new();
     let v: serde_json::Value = serde_json::from_str(&h.run(&["list", "--json", "--category", "llm"]).ok().stdout).unwrap();
     let names: Vec<&str> = v["providers"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
     for n in ["openai", "anthropic", "gemini", "azure-openai", "cohere", "deepseek", "xai", "mistral"] {
@@ -594,7 +597,7 @@ fn list_filters_by_category_and_inspect_prints_pages() {
 /// `get` and placeholders only in the child.
 #[test]
 fn login_values_and_multi_part_keys_work_through_login_and_run() {
-    let h = common::cli::Home::with_key_file();
+    let h = crate::common::cli::Home::with_key_file();
     let echo = Echo::start(&["acme.myshopify.com", "api.datadoghq.com"]);
     let shop_key = "shpat_0123456789abcdef0123456789abcdef";
     let (dd_api, dd_app) = ("0123456789abcdef0123456789abcdef", "0123456789abcdef0123456789abcdef01234567");

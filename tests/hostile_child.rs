@@ -8,15 +8,13 @@
 //! from another user. Also here: responses quoting the injected key, `NO_PROXY`
 //! spellings, direct connections under `deny`, and reserved `[run.env]` names.
 
-mod common;
-
-use common::echo::Echo;
+use crate::common::echo::Echo;
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_authsome");
+const BIN: &str = crate::common::bin();
 const PLACEHOLDER: &str = "authsome-proxy-managed";
 const VAULT_KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
 const ACME_KEY: &str = "acme-hostile-secret-7f3a9c1e55";
@@ -330,7 +328,7 @@ fn in_a_hook_activated_shell_authsome_run_keeps_the_child_from_the_daemon_too() 
     let mut env = h.env();
     env.insert("AUTHSOME_DAEMON_LINGER".into(), "0.2".into());
     env.insert("TERM".into(), "xterm-256color".into());
-    let mut sh = common::shell::Tmux::start(common::shell::Kind::BashString, &h.root, &h.proj, &env);
+    let mut sh = crate::common::shell::Tmux::start(crate::common::shell::Kind::BashString, &h.root, &h.proj, &env);
     let active = sh.env();
     assert_eq!(active.get("ACME_API_KEY").map(String::as_str), Some(PLACEHOLDER), "the shell is activated");
     let argv: Vec<String> = h.hostile_argv().iter().map(|a| format!("'{a}'")).collect();

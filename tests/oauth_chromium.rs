@@ -2,10 +2,8 @@
 //! `chromium` and `chromium-driver`), driven through chromedriver's WebDriver
 //! API by `tests/support/chromium_browser.py`, with JavaScript disabled.
 
-mod common;
-
-use common::fake_as::{Config, FakeAs};
-use common::login_env::{assert_no_secrets, free_addr, support, LoginEnv};
+use crate::common::fake_as::{Config, FakeAs};
+use crate::common::login_env::{assert_no_secrets, free_addr, support, LoginEnv};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -37,7 +35,7 @@ fn start_chromedriver() -> (Driver, String) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if std::net::TcpStream::connect(addr).is_ok() {
-            let (status, _, body) = common::fake_as::http_get(&format!("{url}/status"));
+            let (status, _, body) = crate::common::fake_as::http_get(&format!("{url}/status"));
             if status == 200 && body.contains("\"ready\":true") {
                 break;
             }

@@ -6,9 +6,7 @@
 //! shells share one proxy, which stops once both are gone; edits to
 //! `authsome.toml` reach the running proxy without re-activation.
 
-mod common;
-
-use common::shell::{apply_json, Kind, Sandbox, Tmux, ACME_KEY, DISCORD_TOKEN};
+use crate::common::shell::{apply_json, Kind, Sandbox, Tmux, ACME_KEY, DISCORD_TOKEN};
 use std::collections::BTreeMap;
 use std::process::Command;
 
@@ -130,7 +128,7 @@ fn project_edits_reach_the_running_proxy_without_reactivation() {
     sb.login_acme();
     let sleeper = Command::new("sleep").arg("300").spawn().unwrap();
     let mut env = sb.base_env();
-    let o = Command::new(common::shell::bin())
+    let o = Command::new(crate::common::bin())
         .args(["export", "json", "--pid", &sleeper.id().to_string()])
         .current_dir(sb.path("proj"))
         .env_clear()
@@ -175,7 +173,7 @@ fn daemon_status_stop_and_lost_home() {
     let pid = sleeper.id().to_string();
     let mut env = sb.base_env();
     let export = |env: &BTreeMap<String, String>| {
-        Command::new(common::shell::bin())
+        Command::new(crate::common::bin())
             .args(["export", "json", "--pid", &pid])
             .current_dir(sb.path("proj"))
             .env_clear()
@@ -218,7 +216,7 @@ fn daemon_stop_through_a_symlink_stops_the_projects_proxy() {
     let sb = Sandbox::new();
     let mut sleeper = Command::new("sleep").arg("300").spawn().unwrap();
     let pid = sleeper.id().to_string();
-    let o = Command::new(common::shell::bin())
+    let o = Command::new(crate::common::bin())
         .args(["export", "json", "--pid", &pid])
         .current_dir(sb.path("proj"))
         .env_clear()

@@ -2,9 +2,8 @@
 //! the snippets, the statements and their quoting through real shells, the
 //! once-only notices, and the no-op path (nothing printed, nothing but `stat`).
 
-mod common;
-
-use common::shell::{apply_json, bin, Sandbox, TRICKY};
+use crate::common::bin;
+use crate::common::shell::{apply_json, Sandbox, TRICKY};
 use std::process::Command;
 
 fn stdout(o: &std::process::Output) -> String {

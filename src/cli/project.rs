@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 pub const SCHEMA_URL: &str = "https://authsome.agentr.dev/schema/authsome.schema.json";
 
 /// The project at or above `dir` (default: the current directory), with the registry it extends.
-pub fn current_project(ctx: &Ctx, dir: Option<&Path>) -> Result<(Project, Registry)> {
+pub(crate) fn current_project(ctx: &Ctx, dir: Option<&Path>) -> Result<(Project, Registry)> {
     crate::launch::project::load(&ctx.home, &locate(dir.unwrap_or(Path::new(".")))?)
 }
 
@@ -22,7 +22,7 @@ pub fn current_project(ctx: &Ctx, dir: Option<&Path>) -> Result<(Project, Regist
 /// `may_prompt` and on a terminal, show what it asks for and offer to allow
 /// it; without one (CI, pipes, `exec`) never prompt: fail with one line naming
 /// the command to run.
-pub fn require_trust(ctx: &Ctx, project: &Project, may_prompt: bool) -> Result<()> {
+pub(crate) fn require_trust(ctx: &Ctx, project: &Project, may_prompt: bool) -> Result<()> {
     let state = trust::check(&ctx.home, project);
     if state == Trust::Allowed {
         return Ok(());
@@ -31,7 +31,11 @@ pub fn require_trust(ctx: &Ctx, project: &Project, may_prompt: bool) -> Result<(
     if !interactive {
         return Err(Error::bad_input(trust::refusal(project, &state)));
     }
-    let verb = if state == Trust::Changed { "changed since you allowed it" } else { "is not allowed yet" };
+    let verb = match state {
+        Trust::Changed => "changed since you allowed it",
+        Trust::Denied => "is blocked (you ran `authsome deny`)",
+        _ => "is not allowed yet",
+    };
     eprintln!("{} {verb}. It asks for:\n{}", project.file.display(), trust::summary(project));
     let answer = crate::ui::prompt_line("Allow it? [y/N] ").map_err(|e| Error::other(format!("cannot read the answer: {e}")))?;
     if matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
@@ -43,7 +47,7 @@ pub fn require_trust(ctx: &Ctx, project: &Project, may_prompt: bool) -> Result<(
 
 /// `authsome status`: each requirement, its state and its fix; exit 4 when a
 /// required one is unmet.
-pub fn status(ctx: &Ctx) -> Result<i32> {
+pub(crate) fn status(ctx: &Ctx) -> Result<i32> {
     let (project, registry) = current_project(ctx, None)?;
     let trust = trust::check(&ctx.home, &project);
     let checks = crate::launch::project::evaluate(&ctx.home, &project, &registry, &crate::launch::project::process_env)?;
@@ -52,7 +56,7 @@ pub fn status(ctx: &Ctx) -> Result<i32> {
         ctx.ui.print_json(&serde_json::json!({
             "file": project.file.display().to_string(),
             "trusted": trust == Trust::Allowed,
-            "trust": trust.as_str(),
+            "trust": trust.code(),
             "allow_command": (trust != Trust::Allowed).then(|| trust::allow_command(&project)),
             "satisfied": !unmet,
             "requirements": checks.iter().map(Check::to_json).collect::<Vec<_>>(),
@@ -69,7 +73,14 @@ pub fn status(ctx: &Ctx) -> Result<i32> {
             ctx.ui.warn(trust::refusal(&project, &trust));
         }
     }
-    Ok(if unmet { crate::error::exit::LOGIN } else { 0 })
+    // Not allowed yet: nothing would run, so this is not a green status.
+    Ok(if unmet {
+        crate::error::exit::LOGIN
+    } else if trust != Trust::Allowed {
+        crate::error::exit::BAD_INPUT
+    } else {
+        0
+    })
 }
 
 fn row(c: &Check) -> Vec<String> {
@@ -90,7 +101,7 @@ fn row(c: &Check) -> Vec<String> {
 }
 
 /// `authsome allow [DIR]`: trust the project file as it is now.
-pub fn allow(ctx: &Ctx, dir: Option<PathBuf>) -> Result<i32> {
+pub(crate) fn allow(ctx: &Ctx, dir: Option<PathBuf>) -> Result<i32> {
     let (project, _) = current_project(ctx, dir.as_deref())?;
     let before = trust::check(&ctx.home, &project);
     trust::allow(&ctx.home, &project)?;
@@ -110,7 +121,7 @@ pub fn allow(ctx: &Ctx, dir: Option<PathBuf>) -> Result<i32> {
 }
 
 /// `authsome deny [DIR]`: revoke trust (the file need not parse).
-pub fn deny(ctx: &Ctx, dir: Option<PathBuf>) -> Result<i32> {
+pub(crate) fn deny(ctx: &Ctx, dir: Option<PathBuf>) -> Result<i32> {
     let file = locate(dir.as_deref().unwrap_or(Path::new(".")))?;
     let was = trust::deny(&ctx.home, &file)?;
     if ctx.ui.json {
@@ -141,6 +152,10 @@ pub fn suggest_providers(registry: &Registry, names: &BTreeSet<String>) -> Vec<(
         let mut vars: Vec<&str> = p.def.export.keys().map(String::as_str).collect();
         if let Some(v) = p.def.api_key.as_ref().and_then(|k| k.env_var.as_deref()) {
             vars.push(v);
+        }
+        // GITHUB_TOKEN is the name most .env files (and GitHub Actions) use.
+        if p.name() == "github" {
+            vars.push("GITHUB_TOKEN");
         }
         if let Some(v) = vars.into_iter().find(|v| names.contains(*v)) {
             out.push((p.name().to_owned(), v.to_owned()));
@@ -195,7 +210,7 @@ undeclared_hosts = "tunnel"      # or "deny": refuse every host not declared abo
 }
 
 /// `authsome init`: write a starter `authsome.toml` in the current directory.
-pub fn init(ctx: &Ctx) -> Result<i32> {
+pub(crate) fn init(ctx: &Ctx) -> Result<i32> {
     let dir = config::absolute(Path::new("."));
     let file = dir.join(FILE_NAME);
     let registry = ctx.registry()?;
@@ -207,12 +222,10 @@ pub fn init(ctx: &Ctx) -> Result<i32> {
     if !created {
         return Err(Error::bad_input(format!("{} already exists; edit it, or delete it to start over", file.display())));
     }
-    let mut registry = registry;
-    let project = Project::load(&file, &mut registry)?;
-    trust::allow(&ctx.home, &project)?;
+    // Like every project file, the new one is inert until the user allows it.
     if ctx.ui.json {
         let suggested: Vec<_> = found.iter().map(|(p, v)| serde_json::json!({"provider": p, "found": v})).collect();
-        ctx.ui.print_json(&serde_json::json!({"file": file.display().to_string(), "allowed": true, "providers": suggested}));
+        ctx.ui.print_json(&serde_json::json!({"file": file.display().to_string(), "allowed": false, "providers": suggested}));
         return Ok(0);
     }
     ctx.ui.success(format_args!("wrote {}", file.display()));
@@ -222,6 +235,6 @@ pub fn init(ctx: &Ctx) -> Result<i32> {
             crate::fix::LoginFix::new(p, None).profile(ctx.home.profile()).hint()
         ));
     }
-    ctx.ui.info("next: edit it, then `authsome up` (or `authsome status` to see what is missing)");
+    ctx.ui.info("next: edit it, run `authsome allow` (the file does nothing until then), then `authsome up`");
     Ok(0)
 }

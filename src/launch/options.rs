@@ -39,7 +39,7 @@ pub fn proxy_options(home: &Home, plan: &Plan, credentials: Arc<dyn CredentialSo
         run_id,
         audit: Arc::new(crate::audit::FileAudit::new(home.audit_log())),
         credentials,
-        upstream: UpstreamSettings::from_env().map_err(Error::bad_input)?,
+        upstream: UpstreamSettings::from_env()?,
     })
 }
 

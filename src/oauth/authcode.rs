@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::providers::Provider;
 use crate::ui::Ui;
 use crate::vault::{ClientCredentials, Secret};
-use oauth2::basic::BasicTokenResponse;
+use oauth2::basic::{BasicErrorResponseType, BasicTokenResponse};
 use std::time::Duration;
 
 /// How long a user may take in the browser.
@@ -60,8 +60,12 @@ pub async fn run(
     server.set_page(Page::Authorizing { provider: title.clone(), state: state.clone() });
 
     let mut pasted = None;
-    match opener.open(url.as_str()) {
-        Ok(()) => ui.info(format_args!("Opened {title} in your browser; waiting for you to approve…")),
+    match opener.open_async(url.as_str()).await {
+        Ok(()) => {
+            // Printed too, as gh does: the browser may have opened somewhere the user is not.
+            ui.info(format_args!("Opened {title} in your browser; if nothing appeared, open this URL:\n\n  {url}\n"));
+            ui.info("Waiting for you to approve…");
+        }
         Err(why) => {
             eprintln!("Open this URL in a browser to log in to {title} ({why}):\n\n  {url}\n");
             eprintln!(
@@ -99,8 +103,9 @@ pub async fn run(
         Err(e) => {
             let why = describe(&e, "exchanging the authorization code", &req.endpoints.token_host(), http);
             finish(reply, Err(why.clone()));
-            let hint =
-                if why.contains("invalid_client") { "; if the client credentials are wrong, run login again with --force" } else { "" };
+            let bad_client =
+                matches!(&e, oauth2::RequestTokenError::ServerResponse(r) if *r.error() == BasicErrorResponseType::InvalidClient);
+            let hint = if bad_client { "; if the client credentials are wrong, run login again with --force" } else { "" };
             Err(Error::login(format!("{title} login failed: {why}{hint}")))
         }
     }

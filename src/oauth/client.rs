@@ -35,7 +35,7 @@ pub struct OAuthHttp {
 impl OAuthHttp {
     /// Client configured from the environment, 30 s per exchange.
     pub fn from_env() -> Result<OAuthHttp> {
-        let inner = HttpClient::from_env().map_err(Error::bad_input)?;
+        let inner = HttpClient::from_env()?;
         Ok(OAuthHttp { inner, last_status: Arc::default(), json_form_to: None })
     }
 
@@ -60,7 +60,7 @@ impl OAuthHttp {
     /// Send one request, recording the response status.
     pub async fn send(&self, req: http::Request<Vec<u8>>) -> std::result::Result<http::Response<Vec<u8>>, HttpError> {
         *self.last_status.lock().expect("status lock") = None;
-        let resp = self.inner.send(req).await.map_err(HttpError)?;
+        let resp = self.inner.send(req).await.map_err(|e| HttpError(e.message))?;
         *self.last_status.lock().expect("status lock") = Some(resp.status().as_u16());
         Ok(resp)
     }

@@ -1,7 +1,7 @@
 //! `authsome login` for OAuth providers and the interactive API-key entry:
 //! picks the flow, gets client credentials (stored, form, terminal or
 //! dynamic registration), runs the grant and returns the new connection.
-//! New client credentials are stored only once the login has succeeded.
+//! New client credentials are stored unless the provider rejected them.
 
 use super::browser::Opener;
 use super::client::OAuthHttp;
@@ -31,6 +31,10 @@ pub struct LoginOptions {
     pub base_url: Option<String>,
     /// The provider's `connection_values`, already checked.
     pub values: std::collections::BTreeMap<String, String>,
+    /// Embedders and tests: the command that opens URLs and the login
+    /// server's address, instead of `BROWSER` and `AUTHSOME_CALLBACK_ADDR`
+    /// (which a process shared by many logins cannot vary).
+    pub seams: Option<(Opener, std::net::SocketAddr)>,
 }
 
 /// Log in to an OAuth provider; returns the connected record (not yet stored).
@@ -44,7 +48,10 @@ pub async fn oauth_login(home: &Home, ui: &Ui, provider: &Provider, opts: &Login
     let oauth = provider.def.oauth.clone().ok_or_else(|| Error::bad_input(format!("{title} is not an OAuth provider")))?;
     let ep = Endpoints::bound(provider, opts.base_url.as_deref(), &opts.values)?;
     let scopes = opts.scopes.clone().unwrap_or_else(|| oauth.scopes.clone());
-    let opener = Opener::detect(opts.no_browser);
+    let (opener, callback) = match &opts.seams {
+        Some((o, addr)) => (o.clone(), *addr),
+        None => (Opener::detect(opts.no_browser), super::callback_addr()?),
+    };
     if let Opener::Print(why) = &opener {
         ui.info(format_args!("Not opening a browser ({why}); URLs are printed instead."));
     }
@@ -56,7 +63,7 @@ pub async fn oauth_login(home: &Home, ui: &Ui, provider: &Provider, opts: &Login
             if ep.authorization.is_none() {
                 return Err(Error::bad_input(format!("{title} has no authorization_url, so flow {} is not possible", opts.flow.as_str())));
             }
-            let mut server = LoginServer::bind(super::callback_addr()?).await?;
+            let mut server = LoginServer::bind(callback).await?;
             let outcome = async {
                 let (creds, fresh) = match stored {
                     Some(c) => (c, false),
@@ -64,12 +71,17 @@ pub async fn oauth_login(home: &Home, ui: &Ui, provider: &Provider, opts: &Login
                         ui.info(format_args!("Registering authsome as a client at {title}…"));
                         (super::dcr::register(http, provider, &ep, opts.base_url.as_deref(), &server.redirect_uri()).await?, true)
                     }
-                    None if opener.available() => (creds::from_form(ui, provider, &opener, &mut server).await?, true),
-                    None => (creds::from_terminal(provider, &server.redirect_uri()).await?, true),
+                    None => {
+                        let form = if opener.available() { creds::from_form(ui, provider, &opener, &mut server).await? } else { None };
+                        match form {
+                            Some(c) => (c, true),
+                            None => (creds::from_terminal(provider, Some(&server.redirect_uri())).await?, true),
+                        }
+                    }
                 };
                 let pkce = opts.flow == Flow::DcrPkce || oauth.pkce;
                 let req = super::authcode::AuthCodeRequest { provider, endpoints: &ep, creds: &creds, scopes: &scopes, pkce };
-                let resp = super::authcode::run(http, &mut server, &opener, ui, req).await?;
+                let resp = super::authcode::run(http, &mut server, &opener, ui, req).await;
                 Ok::<_, Error>((resp, creds, fresh))
             }
             .await;
@@ -82,25 +94,40 @@ pub async fn oauth_login(home: &Home, ui: &Ui, provider: &Provider, opts: &Login
             }
             let (creds, fresh) = match stored {
                 Some(c) => (c, false),
-                None if opener.available() => {
-                    let mut server = LoginServer::bind(super::callback_addr()?).await?;
-                    let c = creds::from_form(ui, provider, &opener, &mut server).await;
-                    server.shutdown().await;
-                    (c?, true)
+                None => {
+                    let form = if opener.available() {
+                        let mut server = LoginServer::bind(callback).await?;
+                        let c = creds::from_form(ui, provider, &opener, &mut server).await;
+                        server.shutdown().await;
+                        c?
+                    } else {
+                        None
+                    };
+                    match form {
+                        Some(c) => (c, true),
+                        None => (creds::from_terminal(provider, None).await?, true),
+                    }
                 }
-                None => (creds::from_terminal(provider, &super::redirect_uri(super::callback_addr()?)).await?, true),
             };
-            let resp = super::device::run(http, &opener, ui, provider, &ep, &creds, &scopes).await?;
+            let resp = super::device::run(http, &opener, ui, provider, &ep, &creds, &scopes).await;
             (resp, creds, fresh)
         }
         Flow::ApiKey => return Err(Error::bad_input(format!("{title} is an OAuth provider; use --flow pkce, device_code or dcr_pkce"))),
     };
-    if fresh {
+    // New client credentials are kept unless the provider rejected them: a
+    // login that failed for another reason (network, a stale tab) must not
+    // make the user type them again.
+    if fresh && resp.as_ref().err().is_none_or(|e| !rejects_client(&e.message)) {
         store_client(&vault, provider.name(), creds)?;
     }
-    let mut conn = new_connection(provider.name(), &opts.connection, &resp, &scopes, opts.base_url.as_deref());
+    let mut conn = new_connection(provider.name(), &opts.connection, &resp?, &scopes, opts.base_url.as_deref());
     conn.values = opts.values.clone();
     Ok(conn)
+}
+
+/// Whether a login error says the client credentials themselves are wrong (RFC 6749 §5.2).
+fn rejects_client(message: &str) -> bool {
+    message.contains("invalid_client") || message.contains("unauthorized_client")
 }
 
 fn store_client(vault: &Vault, provider: &str, creds: ClientCredentials) -> Result<()> {
@@ -133,7 +160,7 @@ pub fn api_key_interactive(ui: &Ui, provider: &Provider, no_browser: bool, valid
             });
             let url = server.url();
             ui.info(format_args!("Enter your {} API key in the form at {url}", provider.def.title()));
-            if let Err(e) = opener.open(&url) {
+            if let Err(e) = opener.open_async(&url).await {
                 eprintln!("Could not open a browser ({e}); open {url} yourself.");
             }
             let key = loop {
@@ -154,8 +181,20 @@ pub fn api_key_interactive(ui: &Ui, provider: &Provider, no_browser: bool, valid
         }
     }
     let title = provider.def.title();
-    let key = super::input::ask(&format!("Paste your {title} API key (input hidden): "), true)
-        .map_err(|e| Error::login(format!("cannot read the key from the terminal: {e}")))?
-        .ok_or_else(|| Error::login(format!("no {title} API key given")))?;
-    validate(key.trim()).map_err(Error::bad_input)
+    if let Some(docs) = &provider.def.docs_url {
+        eprintln!("Create {} API key at {docs}", crate::ui::with_article(title));
+    }
+    // A mistyped paste is asked again (three tries) rather than aborting the login.
+    let mut tries = 0;
+    loop {
+        let key = super::input::ask(&format!("Paste your {title} API key (input hidden): "), true)
+            .map_err(|e| Error::login(format!("cannot read the key from the terminal: {e}")))?
+            .ok_or_else(|| Error::login(format!("no {title} API key given")))?;
+        match validate(key.trim()) {
+            Ok(k) => return Ok(k),
+            Err(why) if tries < 2 && !super::input::piped() => eprintln!("{why}; try again."),
+            Err(why) => return Err(Error::bad_input(why)),
+        }
+        tries += 1;
+    }
 }

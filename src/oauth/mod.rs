@@ -10,20 +10,21 @@
 //! credentials), [`authcode`], [`device`], [`dcr`], [`refresh`], [`revoke`],
 //! and [`login`], which strings them together for `authsome login`.
 
-pub mod authcode;
-pub mod browser;
+pub(crate) mod authcode;
+pub(crate) mod browser;
 pub mod client;
-pub mod creds;
-pub mod dcr;
-pub mod device;
-pub mod input;
+pub(crate) mod creds;
+pub(crate) mod dcr;
+pub(crate) mod device;
+pub(crate) mod input;
 pub mod login;
-pub mod pages;
+pub(crate) mod pages;
 pub mod refresh;
-pub mod revoke;
-pub mod server;
-pub mod tokens;
+pub(crate) mod revoke;
+pub(crate) mod server;
+pub(crate) mod tokens;
 
+pub use browser::Opener;
 pub use refresh::{ensure_fresh, ensure_fresh_with, refresh_connection, RefreshOutcome};
 
 use crate::error::{Error, Result};

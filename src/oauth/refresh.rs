@@ -51,7 +51,7 @@ pub async fn ensure_fresh_with(vault: &Vault, home: &Home, provider: &Provider, 
         return Ok(Some(conn));
     }
     let http = OAuthHttp::from_env()?;
-    refresh_in(vault, home, provider, connection, false, &http).await.map(|(c, _)| Some(c))
+    refresh_in(vault, Wanted { home, provider, connection, force: false }, &http).await.map(|(c, _)| Some(c))
 }
 
 fn not_logged_in(provider: &Provider, connection: &str) -> Error {
@@ -85,20 +85,22 @@ pub async fn refresh_connection(
     force: bool,
     http: &OAuthHttp,
 ) -> Result<(Connection, RefreshOutcome)> {
-    refresh_in(&Vault::open(home)?, home, provider, connection, force, http).await
+    refresh_in(&Vault::open(home)?, Wanted { home, provider, connection, force }, http).await
+}
+
+/// The connection a refresh is for, and whether it is forced.
+struct Wanted<'a> {
+    home: &'a Home,
+    provider: &'a Provider,
+    connection: &'a str,
+    force: bool,
 }
 
 /// The refresh itself: take the lock, re-read the record, then either find
 /// the work done, give up on a token that cannot be refreshed, or ask the
 /// provider and record the answer.
-async fn refresh_in(
-    vault: &Vault,
-    home: &Home,
-    provider: &Provider,
-    connection: &str,
-    force: bool,
-    http: &OAuthHttp,
-) -> Result<(Connection, RefreshOutcome)> {
+async fn refresh_in(vault: &Vault, wanted: Wanted<'_>, http: &OAuthHttp) -> Result<(Connection, RefreshOutcome)> {
+    let Wanted { home, provider, connection, force } = wanted;
     let before = find(&vault.load()?, provider, connection)?;
     if !force && !needs_refresh(&before, now_unix()) {
         return Ok((before, RefreshOutcome::StillFresh));
@@ -138,7 +140,13 @@ async fn refresh_in(
                 return Ok((conn, RefreshOutcome::FailedStillValid(why)));
             }
             mark_expired(vault, &conn, &why, dead)?;
-            Err(Error::login(format!("{title} connection {connection:?} has expired ({why}); {relogin}")))
+            let fix = if dead {
+                relogin
+            } else {
+                let refresh = LoginFix::new(provider.name(), Some(connection)).profile(home.profile()).refresh();
+                format!("run `{refresh}` once the provider answers again, or {relogin}")
+            };
+            Err(Error::login(format!("{title} connection {connection:?} has expired ({why}); {fix}")))
         }
         Err(Failure::Other(e)) => Err(e),
     }

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::fsutil::now_unix;
 use crate::providers::def::{BodyFormat, ClientAuth};
 use crate::providers::Provider;
-use crate::vault::{ClientCredentials, Connection, Secret, Status};
+use crate::vault::{ClientCredentials, Connection, Secret};
 use oauth2::basic::{BasicClient, BasicTokenResponse};
 use oauth2::{EndpointMaybeSet, EndpointNotSet, RequestTokenError, TokenResponse};
 use std::collections::BTreeMap;
@@ -35,12 +35,8 @@ pub struct Endpoints {
 }
 
 impl Endpoints {
-    /// Resolve the endpoints of `provider`, `base_url` overriding `oauth.base_url`.
-    pub fn of(provider: &Provider, base_url: Option<&str>) -> Result<Endpoints> {
-        Self::bound(provider, base_url, &BTreeMap::new())
-    }
-
-    /// Like [`Endpoints::of`], also filling the connection's `{name}` values.
+    /// Resolve the endpoints of `provider`, `base_url` overriding
+    /// `oauth.base_url`, filling the connection's `{name}` values.
     pub fn bound(provider: &Provider, base_url: Option<&str>, values: &BTreeMap<String, String>) -> Result<Endpoints> {
         let o =
             provider.def.oauth.as_ref().ok_or_else(|| Error::bad_input(format!("{} is not an OAuth provider", provider.def.title())))?;
@@ -121,20 +117,13 @@ pub fn granted_scopes(resp: &BasicTokenResponse, requested: &[String]) -> Vec<St
 pub fn new_connection(provider: &str, name: &str, resp: &BasicTokenResponse, requested: &[String], base_url: Option<&str>) -> Connection {
     let now = now_unix();
     Connection {
-        provider: provider.to_owned(),
-        name: name.to_owned(),
-        status: Status::Connected,
-        status_reason: None,
         scopes: granted_scopes(resp, requested),
-        access_token: Some(Secret::new(resp.access_token().secret().clone())),
         refresh_token: resp.refresh_token().map(|r| Secret::new(r.secret().clone())),
-        api_key: None,
         token_type: Some(token_type_name(resp)),
         expires_at: resp.expires_in().map(|d| now + d.as_secs()),
         obtained_at: now,
-        account: None,
         base_url: base_url.map(str::to_owned),
-        values: BTreeMap::new(),
+        ..Connection::oauth(provider, name, Secret::new(resp.access_token().secret().clone()))
     }
 }
 

@@ -218,16 +218,6 @@ impl Project {
         let text = std::fs::read_to_string(&file).map_err(|e| Error::bad_input(format!("{}: {e}", file.display())))?;
         parse(&text, &file, registry)
     }
-
-    /// The nearest project at or above `start`, if any.
-    pub fn discover(start: &Path, registry: &mut Registry) -> Result<Option<Project>> {
-        find(start).map(|f| Project::load(&f, registry)).transpose()
-    }
-
-    /// The requirements of one provider, in file order.
-    pub fn requirements_of<'a>(&'a self, provider: &'a str) -> impl Iterator<Item = &'a Requirement> + 'a {
-        self.requirements.iter().filter(move |r| r.provider == provider)
-    }
 }
 
 // ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@
 //! business (`crate::launch`); this module is the model it starts from.
 
 pub mod config;
-pub mod requirements;
-pub mod trust;
+pub(crate) mod requirements;
+pub(crate) mod trust;
 
 pub use config::{find, locate, Project, Requirement, RunCommand, UndeclaredHosts, FILE_NAME};

@@ -67,9 +67,7 @@ pub fn page(def: &ProviderDef) -> String {
 
 /// The page of `def` as `source` provides it (`inspect NAME --page` on an override says "custom").
 pub fn page_for(def: &ProviderDef, source: super::Source) -> String {
-    let name = &def.name;
     let title = def.title();
-    let oauth = def.oauth.as_ref();
     let mut s = String::new();
     let kind = match def.auth_type {
         AuthType::Oauth2 => "OAuth2",
@@ -79,6 +77,18 @@ pub fn page_for(def: &ProviderDef, source: super::Source) -> String {
     let category = def.category.as_deref().map(|c| format!(" Category: {c}.")).unwrap_or_default();
     let _ = writeln!(s, "{title} is a {} {kind} provider in authsome.{category}\n", source.as_str());
 
+    at_a_glance(&mut s, def);
+    prerequisites(&mut s, def);
+    log_in(&mut s, def);
+    usage(&mut s, def);
+    s
+}
+
+/// "At a glance": the facts of the definition as a table.
+fn at_a_glance(s: &mut String, def: &ProviderDef) {
+    let name = &def.name;
+    let title = def.title();
+    let oauth = def.oauth.as_ref();
     let _ = writeln!(s, "## At a glance\n");
     let _ = writeln!(s, "| | |\n|---|---|");
     let _ = writeln!(s, "| Provider name | `{name}` |");
@@ -110,7 +120,12 @@ pub fn page_for(def: &ProviderDef, source: super::Source) -> String {
         let _ = writeln!(s, "| Documentation | <{d}> |");
     }
     s.push('\n');
+}
 
+/// "Prerequisites": what to register or create before the first login.
+fn prerequisites(s: &mut String, def: &ProviderDef) {
+    let title = def.title();
+    let oauth = def.oauth.as_ref();
     let _ = writeln!(s, "## Prerequisites\n");
     match (def.auth_type, oauth, def.api_key.as_ref()) {
         (AuthType::Oauth2, Some(o), _) if def.flow == Flow::DcrPkce => {
@@ -162,7 +177,12 @@ pub fn page_for(def: &ProviderDef, source: super::Source) -> String {
             names.join(", ")
         );
     }
+}
 
+/// "Log in": the command and what it does.
+fn log_in(s: &mut String, def: &ProviderDef) {
+    let name = &def.name;
+    let oauth = def.oauth.as_ref();
     let _ = writeln!(s, "## Log in\n");
     let flags = values_flags(def);
     match (def.auth_type, oauth, def.api_key.as_ref()) {
@@ -204,7 +224,14 @@ pub fn page_for(def: &ProviderDef, source: super::Source) -> String {
         }
     }
     let _ = writeln!(s, "\nVerify:\n\n```sh\nauthsome get {name} --field status\n# → connected\n```\n");
+}
 
+/// Custom scopes, several accounts, using the credential, overriding the definition.
+fn usage(s: &mut String, def: &ProviderDef) {
+    let name = &def.name;
+    let oauth = def.oauth.as_ref();
+    let hosts: Vec<String> = def.api_url.entries().iter().map(|e| host_label(e)).collect();
+    let flags = values_flags(def);
     if let Some(o) = oauth {
         let _ = writeln!(s, "## Custom scopes\n");
         let scopes = if o.scopes.is_empty() { "no scopes".to_owned() } else { o.scopes.join(", ") };
@@ -243,7 +270,6 @@ pub fn page_for(def: &ProviderDef, source: super::Source) -> String {
         s,
         "```sh\nauthsome inspect {name} > ~/.authsome/providers/{name}.json\n# edit scopes, base_url, or anything else\nauthsome list   # source now shows \"custom\" for {name}\n```\n\nUser-registered files always win over bundled definitions. See [the provider schema](../../schema/provider.schema.json)."
     );
-    s
 }
 
 /// The index of pages, grouped by category (uncategorised ones last).
@@ -252,7 +278,7 @@ pub fn index(defs: &[&ProviderDef]) -> String {
     let _ = writeln!(s, "# Bundled providers\n");
     let _ = writeln!(
         s,
-        "{} providers, generated from `providers/*.json` (do not edit by hand: `UPDATE_PAGES=1 cargo test --test catalogue pages_are_current` rewrites this directory).\n",
+        "{} providers, generated from `providers/*.json` (do not edit by hand: `UPDATE_PAGES=1 cargo test --test tests catalogue::pages_are_current` rewrites this directory).\n",
         defs.len()
     );
     let mut cats: Vec<&str> = super::def::CATEGORIES.to_vec();

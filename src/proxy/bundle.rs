@@ -3,6 +3,7 @@
 //! atomically when a CA is added, so a client never reads half a file, and
 //! removed when the proxy stops.
 
+use crate::error::{Error, Result};
 use base64::Engine as _;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -48,9 +49,9 @@ impl BundleFile {
     }
 
     /// Write system roots + `ca_pems` atomically, mode 0600, in a private directory.
-    pub fn write(&self, ca_pems: &[String]) -> Result<(), String> {
+    pub fn write(&self, ca_pems: &[String]) -> Result<()> {
         if let Some(dir) = self.path.parent() {
-            crate::fsutil::ensure_private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            crate::fsutil::ensure_private_dir(dir).map_err(|e| Error::other(format!("cannot create {}: {e}", dir.display())))?;
         }
         let mut text = String::from(system_roots_pem());
         for pem in ca_pems {
@@ -60,7 +61,7 @@ impl BundleFile {
             }
         }
         crate::fsutil::atomic_write(&self.path, text.as_bytes(), 0o600)
-            .map_err(|e| format!("cannot write the CA bundle {}: {e}", self.path.display()))
+            .map_err(|e| Error::other(format!("cannot write the CA bundle {}: {e}", self.path.display())))
     }
 
     /// Delete the file (idempotent), and its directory when that is now

@@ -7,6 +7,7 @@
 //! the credential is written (Bearer, API-key header, Basic, query parameter).
 
 use super::Route;
+use crate::error::{Error, Result};
 use crate::providers::def::BasicPosition;
 use crate::providers::{AuthType, KeyLocation, Provider};
 use crate::secret::Secret;
@@ -163,9 +164,9 @@ pub fn injected_secrets(provider: &Provider, secret: &Secret) -> Vec<String> {
 /// whatever the client sent there, and drop every other header that still
 /// carries one of `placeholders` (never forwarded). A multi-part credential
 /// puts each part in its own place. The error never contains the secret.
-pub fn apply(provider: &Provider, parts: &mut http::request::Parts, secret: &Secret, placeholders: &[&str]) -> Result<(), String> {
-    let invalid = || format!("the stored {} credential is not a valid HTTP header value", provider.name());
-    let sensitive = |v: String| -> Result<HeaderValue, String> {
+pub fn apply(provider: &Provider, parts: &mut http::request::Parts, secret: &Secret, placeholders: &[&str]) -> Result<()> {
+    let invalid = || Error::other(format!("the stored {} credential is not a valid HTTP header value", provider.name()));
+    let sensitive = |v: String| -> Result<HeaderValue> {
         let mut value = HeaderValue::from_str(&v).map_err(|_| invalid())?;
         value.set_sensitive(true);
         Ok(value)
@@ -174,11 +175,11 @@ pub fn apply(provider: &Provider, parts: &mut http::request::Parts, secret: &Sec
     match (provider.def.auth_type, provider.def.api_key.as_ref()) {
         (AuthType::ApiKey, Some(k)) => {
             let mut basic: (Option<String>, Option<String>) = (None, None);
-            for (part, value) in crate::providers::parts::decode(k, secret.expose())? {
+            for (part, value) in crate::providers::parts::decode(k, secret.expose()).map_err(Error::other)? {
                 match part.location {
                     KeyLocation::Header => {
                         let name = HeaderName::from_bytes(part.header_name.as_bytes())
-                            .map_err(|_| format!("invalid header name {:?}", part.header_name))?;
+                            .map_err(|_| Error::other(format!("invalid header name {:?}", part.header_name)))?;
                         let value = prefixed(part.header_prefix.as_deref(), &value);
                         parts.headers.remove(&name);
                         parts.headers.insert(name.clone(), sensitive(value)?);
@@ -233,7 +234,7 @@ fn strip_all_but(headers: &mut http::HeaderMap, keep: &[&HeaderName], placeholde
 }
 
 /// Replace (or add) query parameter `name` with `value` in `uri`.
-fn set_query_param(uri: &mut http::Uri, name: &str, value: &str) -> Result<(), String> {
+fn set_query_param(uri: &mut http::Uri, name: &str, value: &str) -> Result<()> {
     let path = uri.path().to_owned();
     let mut ser = url::form_urlencoded::Serializer::new(String::new());
     if let Some(q) = uri.query() {
@@ -246,8 +247,8 @@ fn set_query_param(uri: &mut http::Uri, name: &str, value: &str) -> Result<(), S
     ser.append_pair(name, value);
     let pq = format!("{path}?{}", ser.finish());
     let mut p = std::mem::take(uri).into_parts();
-    p.path_and_query = Some(pq.parse().map_err(|_| "cannot rewrite the query string".to_owned())?);
-    *uri = http::Uri::from_parts(p).map_err(|_| "cannot rewrite the query string".to_owned())?;
+    p.path_and_query = Some(pq.parse().map_err(|_| Error::other("cannot rewrite the query string"))?);
+    *uri = http::Uri::from_parts(p).map_err(|_| Error::other("cannot rewrite the query string"))?;
     Ok(())
 }
 

@@ -157,7 +157,7 @@ async fn inject_into(
     let secret =
         shared.credentials.credential(&route.provider, &route.connection).await.map_err(|e| (StatusCode::BAD_GATEWAY, e.to_string()))?;
     let placeholders = Shared::placeholders(routes);
-    inject::apply(&route.provider, parts, &secret, &placeholders).map_err(|e| (StatusCode::BAD_GATEWAY, e))?;
+    inject::apply(&route.provider, parts, &secret, &placeholders).map_err(|e| (StatusCode::BAD_GATEWAY, e.message))?;
     Ok(Scrubber::new(injected_values(&inject::injected_secrets(&route.provider, &secret), &parts.headers), &route.placeholder))
 }
 

@@ -13,13 +13,13 @@
 //! [`inject`] (the injection rule), [`upstream`] (pooled upstream clients),
 //! [`bundle`] (the CA bundle file clients trust).
 
-pub mod bundle;
+pub(crate) mod bundle;
 pub mod ca;
 pub mod inject;
-pub mod intercept;
+pub(crate) mod intercept;
 pub mod scrub;
-pub mod server;
-pub mod upstream;
+pub(crate) mod server;
+pub(crate) mod upstream;
 
 use crate::audit::AuditSink;
 use crate::error::{Error, Result};
@@ -215,11 +215,11 @@ pub async fn start(options: ProxyOptions) -> Result<ProxyHandle> {
     let resolver = options.upstream.resolver.clone();
     let upstream = upstream::Upstream::new(&options.upstream);
     let cas = ca::CaSet::default();
-    cas.cover(&constraints_of(&options.routes)).map_err(Error::other)?;
+    cas.cover(&constraints_of(&options.routes))?;
     let bundle = match options.bundle_path {
         Some(path) => {
             let b = bundle::BundleFile::new(path);
-            b.write(&cas.pems()).map_err(Error::other)?;
+            b.write(&cas.pems())?;
             Some(b)
         }
         None => None,
@@ -287,9 +287,9 @@ impl ProxyHandle {
     /// atomically so processes started afterwards trust it. Connections
     /// already open keep their TLS session; their requests use the new routes.
     pub fn set_routes(&self, routes: Vec<Route>) -> Result<()> {
-        if self.shared.cas.cover(&constraints_of(&routes)).map_err(Error::other)? {
+        if self.shared.cas.cover(&constraints_of(&routes))? {
             if let Some(b) = &self.shared.bundle {
-                b.write(&self.shared.cas.pems()).map_err(Error::other)?;
+                b.write(&self.shared.cas.pems())?;
             }
         }
         *self.shared.routes.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(routes);

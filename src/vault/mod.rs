@@ -7,8 +7,8 @@
 //! tampered", never as a silently empty vault. Writers hold an flock and replace
 //! the file atomically, so concurrent processes never lose each other's records.
 
-pub mod crypto;
-pub mod key;
+pub(crate) mod crypto;
+pub(crate) mod key;
 
 use crate::error::{Error, Result};
 use crate::fsutil::ensure_private_dir;
@@ -114,9 +114,29 @@ impl Connection {
         }
     }
 
+    /// A connected OAuth record holding a bearer `access_token` (the login
+    /// flows fill in the rest from the token response).
+    pub fn oauth(provider: &str, name: &str, access_token: Secret) -> Connection {
+        Connection {
+            access_token: Some(access_token),
+            api_key: None,
+            token_type: Some("Bearer".to_owned()),
+            ..Connection::api_key(provider, name, Secret::new(String::new()))
+        }
+    }
+
     /// The credential the proxy injects: the access token or the API key.
     pub fn credential(&self) -> Option<&Secret> {
         self.access_token.as_ref().or(self.api_key.as_ref())
+    }
+
+    /// The status as of `now`: a `connected` token past its expiry is
+    /// `expired` (the stored status changes only when a refresh is tried).
+    pub fn status_at(&self, now: u64) -> Status {
+        match self.status {
+            Status::Connected if self.access_token.is_some() && self.expires_at.is_some_and(|e| e <= now) => Status::Expired,
+            s => s,
+        }
     }
 
     /// The record as shown by `get`: every secret replaced by a marker.
@@ -125,7 +145,7 @@ impl Connection {
         serde_json::json!({
             "provider": self.provider,
             "connection": self.name,
-            "status": self.status.as_str(),
+            "status": self.status_at(now_unix()).as_str(),
             "status_reason": self.status_reason,
             "scopes": self.scopes,
             "account": self.account,
@@ -177,8 +197,22 @@ pub fn snapshot(home: &Home) -> Result<VaultData> {
 
 impl VaultData {
     /// The default connection name of a provider.
-    pub fn default_connection(&self, provider: &str) -> &str {
-        self.defaults.get(provider).map_or(DEFAULT_CONNECTION, String::as_str)
+    ///
+    /// The one set by `login --default` (or the first login under another
+    /// name), else `default`; when neither exists but exactly one connection
+    /// does, that one, so logging out of the default never strands the other.
+    pub fn default_connection<'a>(&'a self, provider: &str) -> &'a str {
+        if let Some(d) = self.defaults.get(provider) {
+            return d;
+        }
+        if self.connections.contains_key(&(provider.to_owned(), DEFAULT_CONNECTION.to_owned())) {
+            return DEFAULT_CONNECTION;
+        }
+        let mut conns = self.connections.values().filter(|c| c.provider == provider);
+        match (conns.next(), conns.next()) {
+            (Some(only), None) => &only.name,
+            _ => DEFAULT_CONNECTION,
+        }
     }
 
     /// A connection, `name` defaulting to the provider's default connection.

@@ -9,7 +9,6 @@
 //! included) in `Location` and a `Link` pagination header, as real APIs do;
 //! paths starting with `/gzip` gzip the record when the client accepts it;
 //! paths ending in `/big` answer a 1 MiB body (benchmarks).
-#![allow(dead_code)]
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -39,7 +38,7 @@ impl Seen {
 /// A running echo server.
 pub struct Echo {
     pub port: u16,
-    pub ca_pem: String,
+    /// The test CA that issued its certificate (PEM file): what `AUTHSOME_UPSTREAM_CA` names.
     pub ca_path: PathBuf,
     seen: Arc<Mutex<Vec<Seen>>>,
     _dir: tempfile::TempDir,
@@ -110,7 +109,7 @@ impl Echo {
                 }
             });
         });
-        Echo { port, ca_pem: ca_cert.pem(), ca_path, seen, _dir: dir, _stop: stop_tx }
+        Echo { port, ca_path, seen, _dir: dir, _stop: stop_tx }
     }
 
     /// Every request received so far.

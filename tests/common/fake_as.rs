@@ -8,7 +8,6 @@
 //! ([`FakeAs::configure`]); every request is recorded ([`FakeAs::requests`]) and
 //! every secret it issued or received is listed ([`FakeAs::secrets`]) so tests
 //! can assert none of them leaked into output.
-#![allow(dead_code)]
 
 use base64::Engine as _;
 use bytes::Bytes;

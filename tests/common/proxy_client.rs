@@ -1,7 +1,6 @@
 //! In-process helpers for proxy library tests and benchmarks: a static
 //! credential source, an in-memory audit sink, and a client that goes through
 //! the proxy (CONNECT with the proxy credential, then TLS trusting given roots).
-#![allow(dead_code)]
 
 use authsome::audit::{AuditSink, Event};
 use authsome::providers::Provider;
