@@ -195,14 +195,18 @@ async fn inject_into(
         .map_err(|e| (StatusCode::NETWORK_AUTHENTICATION_REQUIRED, format!("no credential to inject: {e}")))?;
     let placeholders = Shared::placeholders(routes);
     inject::apply(&route.provider, parts, &secret, &placeholders).map_err(|e| (StatusCode::BAD_GATEWAY, e.message))?;
-    Ok(Scrubber::new(injected_values(secret.expose(), &parts.headers), &route.placeholder))
+    Ok(Scrubber::new(injected_values(&inject::injected_secrets(&route.provider, &secret), &parts.headers), &route.placeholder))
 }
 
-/// Every form in which an injected secret can come back: as is, URL-encoded
-/// (a query-string key), and the Basic credentials it was packed into.
-fn injected_values(secret: &str, headers: &HeaderMap) -> Vec<Vec<u8>> {
-    let mut out =
-        vec![secret.as_bytes().to_vec(), url::form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>().into_bytes()];
+/// Every form in which an injected secret (each part of a multi-part one)
+/// can come back: as is, URL-encoded (a query-string key), and the Basic
+/// credentials it was packed into.
+fn injected_values(secrets: &[String], headers: &HeaderMap) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for secret in secrets {
+        out.push(secret.as_bytes().to_vec());
+        out.push(url::form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>().into_bytes());
+    }
     for v in headers.get_all(http::header::AUTHORIZATION) {
         if let Some(b64) = v.to_str().ok().and_then(|v| v.strip_prefix("Basic ")) {
             out.push(b64.trim().as_bytes().to_vec());
