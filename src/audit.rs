@@ -168,7 +168,13 @@ impl FileAudit {
                 crate::fsutil::ensure_private_dir(dir)?;
             }
         }
-        std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path)
+        // Never through a link: another file must not receive the log.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+            .open(&self.path)
     }
 
     /// Append `line`, rotating first when the file reached the size limit.
@@ -215,7 +221,7 @@ impl FileAudit {
         let mut line = serde_json::to_vec(event).expect("events serialize");
         line.push(b'\n');
         if let Err(e) = self.append(state, &line) {
-            eprintln!("authsome: cannot write audit log {}: {e}", self.path.display());
+            crate::ui::say(format_args!("authsome: cannot write audit log {}: {e}", self.path.display()));
         }
     }
 

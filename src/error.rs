@@ -114,9 +114,9 @@ impl Error {
         } else {
             // Every line carries the prefix, so a multi-line error still reads as authsome's.
             let mut lines = self.message.lines();
-            eprintln!("{} {}", ui.paint("authsome: error:", "31"), lines.next().unwrap_or_default());
+            eprintln!("{} {}", ui.paint("authsome: error:", "31"), crate::text::printable(lines.next().unwrap_or_default()));
             for line in lines {
-                eprintln!("authsome: {line}");
+                eprintln!("authsome: {}", crate::text::printable(line));
             }
         }
         self.code

@@ -86,6 +86,19 @@ fn replace(path: &Path, data: &[u8], mode: u32, durable: bool) -> std::io::Resul
     result
 }
 
+/// Open a file under the home for reading without following a symbolic link
+/// in its last component: another user's link must never be read through.
+pub fn open_nofollow(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().read(true).custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC).open(path)
+}
+
+/// Read a whole text file under the home without following a link ([`open_nofollow`]).
+pub fn read_private(path: &Path) -> std::io::Result<String> {
+    let mut s = String::new();
+    std::io::Read::read_to_string(&mut open_nofollow(path)?, &mut s)?;
+    Ok(s)
+}
+
 /// Create `path` with `data` only if it does not exist yet, atomically: the
 /// content is complete before the name appears. Returns `false` when another
 /// process got there first (its file is kept).
@@ -117,6 +130,7 @@ pub struct FileLock {
 
 impl FileLock {
     /// Block until the lock on `path` (created if missing, mode 0600) is ours.
+    /// A link at `path` is refused, never followed.
     pub fn acquire(path: &Path) -> std::io::Result<FileLock> {
         FileLock::open(path, true)
     }
@@ -129,7 +143,14 @@ impl FileLock {
     }
 
     fn open(path: &Path, create: bool) -> std::io::Result<FileLock> {
-        let file = OpenOptions::new().read(true).write(true).create(create).truncate(false).mode(0o600).open(path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+            .open(path)?;
         let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| std::io::Error::from(e))?;
         Ok(FileLock { _lock: lock })
     }
@@ -140,13 +161,58 @@ pub fn now_unix() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-/// Create `dir` (and parents) with mode 0700 if missing; tighten it if present.
+/// Why `path` must not be used, like ssh's StrictModes: a symbolic link
+/// (unless `follow`), owned by another user, or writable by group or others.
+/// `None` when it is missing or fine. Another user who can write a file or
+/// directory under the home could plant a provider definition or a link.
+pub fn unsafe_reason(path: &Path, follow: bool) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    let meta = if meta.file_type().is_symlink() {
+        if !follow {
+            return Some("is a symbolic link (authsome follows no links under its home)".into());
+        }
+        std::fs::metadata(path).ok()?
+    } else {
+        meta
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Some(format!("is owned by uid {}, not by you (uid {me})", meta.uid()));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Some(format!("is writable by other users (mode {:o})", meta.mode() & 0o7777));
+    }
+    None
+}
+
+/// The message for a path [`unsafe_reason`] refused, naming it and the fix.
+pub fn unsafe_message(path: &Path, reason: &str) -> String {
+    let fix = if reason.contains("symbolic link") {
+        "remove the link and let authsome create a real one".to_owned()
+    } else if reason.contains("owned by") {
+        format!("remove it, or `chown` it to yourself after checking its contents ({})", path.display())
+    } else {
+        format!("check its contents, then run `chmod go-w {}` (or `authsome doctor --fix`)", path.display())
+    };
+    format!("refusing to use {}: it {reason}, so another user could have planted files or links in it; {fix}", path.display())
+}
+
+/// Create `dir` (and parents) with mode 0700 if missing. An existing `dir`
+/// must be a real directory of ours that nobody else can write (see
+/// [`unsafe_reason`]); if others can merely read it, it is tightened.
 pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    if !dir.exists() {
+    if std::fs::symlink_metadata(dir).is_err() {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     }
-    let meta = std::fs::metadata(dir)?;
+    if let Some(why) = unsafe_reason(dir, false) {
+        return Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, unsafe_message(dir, &why)));
+    }
+    let meta = std::fs::symlink_metadata(dir)?;
+    if !meta.is_dir() {
+        return Err(std::io::Error::other(format!("{} is not a directory", dir.display())));
+    }
     if meta.permissions().mode() & 0o077 != 0 {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }

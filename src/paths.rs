@@ -41,8 +41,9 @@ impl Home {
     /// Create the home (mode 0700) and `providers/` in it, so the documented
     /// `authsome inspect discord > ~/.authsome/providers/discord.json` works
     /// once authsome has been used.
+    /// The home itself may be a link (only it); [`Home::check`] judges it.
     pub fn ensure(&self) -> std::io::Result<()> {
-        crate::fsutil::ensure_private_dir(&self.root)?;
+        self.create_root()?;
         crate::fsutil::ensure_private_dir(&self.providers_dir())
     }
 
@@ -90,4 +91,53 @@ impl Home {
     pub fn daemons_dir(&self) -> PathBuf {
         self.run_dir().join("daemons")
     }
+}
+
+impl Home {
+    /// Everything under the home authsome reads or writes, with whether a
+    /// link may be followed there (only the home itself may be a link).
+    pub fn checked_paths(&self) -> Vec<(PathBuf, bool)> {
+        let mut out = vec![(self.root.clone(), true)];
+        for p in [
+            self.providers_dir(),
+            self.root.join("vaults"),
+            self.vault_file(),
+            self.vault_lock_file(),
+            self.key_file(),
+            self.audit_log(),
+            self.trust_dir(),
+            self.run_dir(),
+            self.daemons_dir(),
+            self.refresh_lock_dir(),
+        ] {
+            out.push((p, false));
+        }
+        out
+    }
+
+    /// Create the home (mode 0700) if it does not exist yet; an existing one
+    /// is left as it is ([`Home::check`] judges it).
+    pub fn create_root(&self) -> std::io::Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        if std::fs::metadata(&self.root).is_err() {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.root)?;
+        }
+        Ok(())
+    }
+
+    /// Refuse a home that another user could have written to (see
+    /// [`crate::fsutil::unsafe_reason`]): the first offending path, with the fix.
+    pub fn check(&self) -> crate::error::Result<()> {
+        for (path, follow) in self.checked_paths() {
+            if let Some(why) = crate::fsutil::unsafe_reason(&path, follow) {
+                return Err(unsafe_error(&path, &why));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The error for a path [`crate::fsutil::unsafe_reason`] refused, naming it and the fix.
+pub fn unsafe_error(path: &Path, reason: &str) -> crate::error::Error {
+    crate::error::Error::other(crate::fsutil::unsafe_message(path, reason))
 }

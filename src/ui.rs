@@ -1,6 +1,7 @@
 //! How results reach the user: human tables or stable `--json`, colour rules
 //! (`--no-color`, `NO_COLOR`, not a terminal), and `--quiet`.
 
+use crate::text::printable;
 use std::io::IsTerminal;
 
 /// Output settings derived from the global flags once per process.
@@ -24,14 +25,14 @@ impl Ui {
     /// An informational line on stderr, unless `--quiet`.
     pub fn info(&self, msg: impl std::fmt::Display) {
         if !self.quiet {
-            eprintln!("{msg}");
+            say(msg);
         }
     }
 
     /// A success line (green check when colour is on) on stderr, unless `--quiet`.
     pub fn success(&self, msg: impl std::fmt::Display) {
         if !self.quiet {
-            eprintln!("{} {msg}", self.paint("✓", "32"));
+            eprintln!("{} {}", self.paint("✓", "32"), printable(&msg.to_string()));
         }
     }
 
@@ -40,7 +41,7 @@ impl Ui {
         if self.quiet {
             return;
         }
-        eprintln!("{} {msg}", self.paint("!", "33"));
+        eprintln!("{} {}", self.paint("!", "33"), printable(&msg.to_string()));
     }
 
     /// Wrap `s` in an ANSI colour when colour is on.
@@ -64,8 +65,17 @@ pub fn with_article(title: &str) -> String {
     format!("{} {title}", if vowel { "an" } else { "a" })
 }
 
-/// Render rows as aligned columns under a header (plain text, no colour).
+/// One line on stderr with control characters escaped ([`printable`]): how
+/// every message that may carry a name from outside reaches the terminal.
+pub fn say(msg: impl std::fmt::Display) {
+    eprintln!("{}", printable(&msg.to_string()));
+}
+
+/// Render rows as aligned columns under a header (plain text, no colour;
+/// control characters in cells escaped).
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(|c| printable(c)).collect()).collect();
+    let rows = &rows;
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {

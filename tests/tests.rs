@@ -5,6 +5,7 @@
 
 mod common;
 
+mod adversarial;
 mod catalogue;
 mod first_day;
 mod foundation;

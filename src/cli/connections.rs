@@ -145,7 +145,7 @@ pub fn get(ctx: &Ctx, mut a: GetArgs) -> Result<i32> {
             })
             .collect();
         for r in rows {
-            println!("{:<15}{}", r[0], r[1]);
+            println!("{:<15}{}", r[0], crate::text::printable(&r[1]));
         }
     }
     Ok(0)

@@ -21,26 +21,52 @@ fn connections(n: usize) -> String {
     format!("{n} connection{}", if n == 1 { "" } else { "s" })
 }
 
-/// Run every check and print the report.
-pub fn run(ctx: &Ctx) -> Result<i32> {
+/// Run every check and print the report. Nothing under the home is changed
+/// unless `fix`: then permissions others could write through are tightened
+/// (links and files of other users are only reported; removing them is the
+/// user's call).
+pub fn run(ctx: &Ctx, fix: bool) -> Result<i32> {
     let mut checks = Vec::new();
     let home = &ctx.home;
     let root = home.root();
-    let before = mode_of(root);
-    let made = home.ensure();
-    checks.push(match (made, mode_of(root)) {
-        (Err(e), _) => Check { name: "home", ok: false, detail: format!("cannot create {}: {e}", root.display()) },
-        // A fix is reported, never made silently.
-        (Ok(()), Some(m)) if m & 0o077 == 0 && before.is_some_and(|b| b != m) => {
-            Check { name: "home", ok: true, detail: format!("{} was mode {:o}; tightened to {m:o}", root.display(), before.unwrap_or(0)) }
+    let mut home_ok = true;
+    for (path, follow) in home.checked_paths().into_iter().chain(provider_files(home)) {
+        let Some(mut why) = crate::fsutil::unsafe_reason(&path, follow) else { continue };
+        if fix && why.contains("writable by other users") {
+            let mode = if std::fs::metadata(&path).is_ok_and(|m| m.is_dir()) { 0o700 } else { 0o600 };
+            match std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)) {
+                Ok(()) => {
+                    checks.push(Check {
+                        name: "home",
+                        ok: true,
+                        detail: format!(
+                            "fixed: {} was writable by other users, now mode {mode:o}; check it for files you did not put there",
+                            path.display()
+                        ),
+                    });
+                    continue;
+                }
+                Err(e) => why = format!("{why}, and chmod failed: {e}"),
+            }
         }
-        (Ok(()), Some(m)) if m & 0o077 == 0 => Check { name: "home", ok: true, detail: format!("{} (mode {m:o})", root.display()) },
-        (Ok(()), m) => Check {
-            name: "home",
-            ok: false,
-            detail: format!("{} has mode {:o}; run `chmod 700 {}`", root.display(), m.unwrap_or(0), root.display()),
-        },
-    });
+        home_ok = false;
+        checks.push(Check { name: "home", ok: false, detail: crate::paths::unsafe_error(&path, &why).message });
+    }
+    if home_ok {
+        checks.push(match mode_of(root) {
+            None => Check { name: "home", ok: true, detail: format!("{} (not created yet)", root.display()) },
+            Some(m) if m & 0o077 == 0 => Check { name: "home", ok: true, detail: format!("{} (mode {m:o})", root.display()) },
+            // Nobody else can write it (checked above): hiding its listing is
+            // harmless, so it is done and reported, never silently.
+            Some(m) => match std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700)) {
+                Ok(()) => Check { name: "home", ok: true, detail: format!("{} was mode {m:o}; tightened to 700", root.display()) },
+                Err(e) => Check { name: "home", ok: false, detail: format!("{} has mode {m:o} and chmod failed: {e}", root.display()) },
+            },
+        });
+    }
+    if !home_ok {
+        return report(ctx, &checks);
+    }
     checks.push(match ctx.registry() {
         Ok(reg) if !reg.skipped().is_empty() => {
             let names: Vec<String> = reg.skipped().iter().map(|s| s.error.message.lines().next().unwrap_or_default().to_owned()).collect();
@@ -97,14 +123,26 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
     }
     let abi = crate::fence::Abi::current();
     checks.push(Check { name: "fence", ok: abi.available(), detail: crate::fence::describe(abi) });
+    report(ctx, &checks)
+}
+
+/// Every provider override, checked like the home (links never followed).
+fn provider_files(home: &crate::paths::Home) -> Vec<(std::path::PathBuf, bool)> {
+    let Ok(entries) = std::fs::read_dir(home.providers_dir()) else { return Vec::new() };
+    let mut files: Vec<_> = entries.flatten().map(|e| (e.path(), false)).collect();
+    files.sort();
+    files
+}
+
+fn report(ctx: &Ctx, checks: &[Check]) -> Result<i32> {
     let failed = checks.iter().filter(|c| !c.ok).count();
     if ctx.ui.json {
         let items: Vec<_> = checks.iter().map(|c| serde_json::json!({"check": c.name, "ok": c.ok, "detail": c.detail})).collect();
         ctx.ui.print_json(&serde_json::json!({"ok": failed == 0, "checks": items}));
     } else {
-        for c in &checks {
+        for c in checks {
             let mark = if c.ok { ctx.ui.paint("✓", "32") } else { ctx.ui.paint("✗", "31") };
-            println!("{mark} {:<17}{}", c.name, c.detail);
+            println!("{mark} {:<17}{}", c.name, crate::text::printable(&c.detail));
         }
     }
     Ok(if failed == 0 { 0 } else { crate::error::exit::UNEXPECTED })

@@ -138,7 +138,11 @@ pub(crate) enum Command {
     /// Show the audit log of injections and refusals.
     Log(run::LogArgs),
     /// Check the home layout, permissions, key source and vault.
-    Doctor,
+    Doctor {
+        /// Tighten the permissions it reports (it changes nothing without this).
+        #[arg(long)]
+        fix: bool,
+    },
     /// Print the rc-file snippet that activates projects on `cd` (bash, zsh, fish).
     Hook {
         /// bash, zsh or fish.
@@ -353,7 +357,7 @@ fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::Deny { dir } => project::deny(ctx, dir),
         Command::Run(a) => run::run(ctx, a),
         Command::Log(a) => run::log(ctx, a),
-        Command::Doctor => doctor::run(ctx),
+        Command::Doctor { fix } => doctor::run(ctx, fix),
         Command::Hook { shell } => Ok(crate::shell::hook_command(shell)),
         Command::Export { shell, pid } => Ok(crate::shell::export::run(&ctx.home, shell, pid)),
         Command::Daemon { command } => daemon::run(ctx, command),

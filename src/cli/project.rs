@@ -62,7 +62,7 @@ pub(crate) fn status(ctx: &Ctx) -> Result<i32> {
             "requirements": checks.iter().map(Check::to_json).collect::<Vec<_>>(),
         }));
     } else {
-        println!("{} ({})", project.file.display(), trust.as_str());
+        println!("{} ({})", crate::text::printable(&project.file.display().to_string()), trust.as_str());
         if checks.is_empty() {
             println!("no providers declared; add a [providers.NAME] table");
         } else {

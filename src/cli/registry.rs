@@ -79,6 +79,7 @@ pub fn inspect(ctx: &Ctx, name: &str, page: bool) -> Result<i32> {
 
 /// `authsome register FILE`: validate, then install atomically under `<home>/providers`.
 pub fn register(ctx: &Ctx, file: &std::path::Path, force: bool) -> Result<i32> {
+    ctx.home.check()?;
     let text = std::fs::read_to_string(file).map_err(|e| Error::bad_input(format!("{}: {e}", file.display())))?;
     let def = providers::parse(&text, &file.display().to_string())?;
     let dir = ctx.home.providers_dir();

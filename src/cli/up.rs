@@ -154,15 +154,22 @@ impl Live<'_> {
         };
         let reloaded = match tokio::task::block_in_place(|| self.reloader.reload(&mut fix)) {
             Ok(r) => r,
-            Err(Kept::Refused(line)) => {
-                if !self.refused {
-                    ctx.ui.warn(format_args!("{line} (the running command keeps its current connections)"));
-                    self.refused = true;
+            Err(kept) => {
+                let withdrawn = reload::withdraw(&self.proxy);
+                match kept {
+                    Kept::Refused(line) if !self.refused => {
+                        ctx.ui.warn(format_args!("{line} (injection stopped until it is allowed; the command keeps running)"));
+                        self.refused = true;
+                    }
+                    Kept::Refused(_) => {}
+                    Kept::Broken(e) => ctx
+                        .ui
+                        .warn(format_args!("authsome.toml changed but does not load; injection stopped until it does:\n{}", e.message)),
+                }
+                if let Err(e) = withdrawn {
+                    ctx.ui.warn(format_args!("cannot stop injecting: {}", e.message));
                 }
                 return;
-            }
-            Err(Kept::Broken(e)) => {
-                return ctx.ui.warn(format_args!("authsome.toml changed but does not load; keeping the previous version:\n{}", e.message))
             }
         };
         self.refused = false;

@@ -43,7 +43,7 @@ pub fn serve(home: &Home, project_file: &Path) -> Result<i32> {
     let checks = evaluate(home, &project, &registry, &no_env)?;
     let plan = Plan::project(home, &project, &registry, &checks, Serve::Declared)?;
     for note in crate::proxy::uninterceptable(&plan.routes) {
-        eprintln!("authsome daemon: {note}");
+        crate::ui::say(format_args!("authsome daemon: {note}"));
     }
     // The bundle lives with the daemon's other files, removed together.
     let options = proxy_options(home, &plan, Arc::new(VaultCredentials::new(home)), BundleIn::Dir(dd.path()))?;
@@ -87,11 +87,17 @@ async fn run(project_file: &Path, dd: &DaemonDir, mut reloader: Reloader<'_>, wa
             () = watch.changed() => match reloader.reload(&mut |_| false) {
                 Ok(r) => {
                     if let Err(e) = reload::apply(&handle, &mut watch, r.plan) {
-                        eprintln!("authsome daemon: reload failed: {e}");
+                        crate::ui::say(format_args!("authsome daemon: reload failed: {e}"));
                     }
                 }
-                Err(Kept::Refused(line)) => eprintln!("authsome daemon: keeping the previous routes: {line}"),
-                Err(Kept::Broken(e)) => eprintln!("authsome daemon: keeping the previous routes: {e}"),
+                Err(kept) => {
+                    let why = match kept {
+                        Kept::Refused(line) => line,
+                        Kept::Broken(e) => e.message,
+                    };
+                    let stopped = reload::withdraw(&handle).map_or_else(|e| format!("cannot stop injecting: {e}"), |()| "injection stopped".to_owned());
+                    crate::ui::say(format_args!("authsome daemon: {stopped}: {why}"));
+                }
             },
             _ = tick.tick() => {
                 if done(dd, &info, &mut empty_since, linger) {

@@ -1,6 +1,8 @@
 //! The one reload, used by `up` and the daemon: when a watched file changes,
-//! re-read the project, keep what runs unless it is still allowed and loads,
-//! and otherwise move the running proxy to the new plan in place.
+//! re-read the project and move the running proxy to the new plan in place.
+//! A project that is no longer allowed (`authsome deny`, a change of meaning)
+//! or no longer loads gets no injection at all until it is fixed
+//! ([`withdraw`]): the previous routes were granted to a file that is gone.
 
 use super::plan::{Plan, Serve};
 use super::project::{evaluate, load};
@@ -13,7 +15,7 @@ use crate::project::Project;
 use crate::proxy::ProxyHandle;
 use std::path::PathBuf;
 
-/// Why a reload kept the running plan.
+/// Why a reload produced no plan (the caller then [`withdraw`]s the routes).
 #[derive(Debug)]
 pub enum Kept {
     /// The file changed its meaning and is not allowed as it is now: the line naming `authsome allow`.
@@ -70,6 +72,13 @@ impl<'a> Reloader<'a> {
         self.digest = digest;
         Ok(Reloaded { plan, checks, changed })
     }
+}
+
+/// Stop injecting at once: the proxy keeps running (the command's
+/// connections still work, blind) but no request gets a credential until a
+/// later reload brings an allowed plan back.
+pub fn withdraw(handle: &ProxyHandle) -> Result<()> {
+    handle.set_routes(Vec::new())
 }
 
 /// Move the running proxy and the watch to `plan`; returns the

@@ -67,11 +67,11 @@ pub async fn run(
             ui.info("Waiting for you to approve…");
         }
         Err(why) => {
-            eprintln!("Open this URL in a browser to log in to {title} ({why}):\n\n  {url}\n");
-            eprintln!(
+            crate::ui::say(format_args!("Open this URL in a browser to log in to {title} ({why}):\n\n  {url}\n"));
+            crate::ui::say(format_args!(
                 "After approving, paste the full URL the browser ended on (it starts with {}) and press Enter:",
                 server.redirect_uri()
-            );
+            ));
             pasted = Some(paste_reader());
         }
     }
@@ -131,13 +131,14 @@ async fn wait_for_code(
         tokio::select! {
             ev = server.next_event() => match ev {
                 Some(Event::Callback { result, reply }) => return Ok((result, Some(reply))),
+                Some(Event::Intrusion(why)) => return Err(Error::login(format!("{title} login aborted: {why}"))),
                 Some(_) => {}
                 None => return Err(Error::login("the login server stopped unexpectedly")),
             },
             line = paste => match line {
                 Some(line) => match pasted_query(&line) {
                     Some(query) => return Ok((parse_callback(&query, state), None)),
-                    None => eprintln!("That is not the redirect URL (it starts with http://…{}); paste it again:", super::CALLBACK_PATH),
+                    None => crate::ui::say(format_args!("That is not the redirect URL (it starts with http://…{}); paste it again:", super::CALLBACK_PATH)),
                 },
                 None => *pasted = None,
             },

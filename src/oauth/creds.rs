@@ -21,7 +21,7 @@ pub async fn from_form(ui: &Ui, provider: &Provider, opener: &Opener, server: &m
         server.redirect_uri()
     ));
     if let Err(e) = opener.open_async(&url).await {
-        eprintln!("Could not open a browser ({e}); asking here instead.");
+        crate::ui::say(format_args!("Could not open a browser ({e}); asking here instead."));
         return Ok(None);
     }
     loop {
@@ -31,6 +31,7 @@ pub async fn from_form(ui: &Ui, provider: &Provider, opener: &Opener, server: &m
                 let _ = reply.send(Err("authsome is still waiting for the client credentials form".into()));
             }
             Some(Event::ApiKey(_)) => {}
+            Some(Event::Intrusion(why)) => return Err(Error::login(format!("{} login aborted: {why}", provider.def.title()))),
             None => return Err(Error::login("the login server stopped before the form was submitted")),
         }
     }
@@ -42,9 +43,9 @@ pub async fn from_form(ui: &Ui, provider: &Provider, opener: &Opener, server: &m
 pub async fn from_terminal(provider: &Provider, redirect_uri: Option<&str>) -> Result<ClientCredentials> {
     let title = provider.def.title().to_owned();
     let docs = provider.def.docs_url.clone().map(|d| format!(" (create one at {d})")).unwrap_or_default();
-    eprintln!("{title} needs your OAuth app's client ID and secret{docs}.");
+    crate::ui::say(format_args!("{title} needs your OAuth app's client ID and secret{docs}."));
     if let Some(uri) = redirect_uri {
-        eprintln!("Register this redirect URI there: {uri}");
+        crate::ui::say(format_args!("Register this redirect URI there: {uri}"));
     }
     let secret_prompt = if redirect_uri.is_some() {
         format!("{title} client secret (input hidden, empty for a public client): ")

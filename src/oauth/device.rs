@@ -41,16 +41,17 @@ pub async fn run(
     let uri = details.verification_uri().to_string();
     let open_uri = details.verification_uri_complete().map(|u| u.secret().clone()).unwrap_or_else(|| uri.clone());
     eprintln!();
-    eprintln!("  Your one-time code:  {}", ui.paint(&code, "1"));
-    eprintln!("  Enter it at:         {}", ui.paint(&uri, "4"));
+    // The code and address come from the provider: escaped before they are painted.
+    eprintln!("  Your one-time code:  {}", ui.paint(&crate::text::printable(&code), "1"));
+    eprintln!("  Enter it at:         {}", ui.paint(&crate::text::printable(&uri), "4"));
     eprintln!();
     if opener.available() && !super::input::piped() {
-        eprintln!("  Press Enter to open the browser (or open the address yourself).");
+        crate::ui::say(format_args!("  Press Enter to open the browser (or open the address yourself)."));
         let opener = opener.clone();
         std::thread::spawn(move || {
             if let Ok(Some(_)) = super::input::read_line() {
                 if let Err(e) = opener.open(&open_uri) {
-                    eprintln!("Could not open a browser ({e}); open {open_uri} yourself.");
+                    crate::ui::say(format_args!("Could not open a browser ({e}); open {open_uri} yourself."));
                 }
             }
         });

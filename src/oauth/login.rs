@@ -117,7 +117,8 @@ pub async fn oauth_login(home: &Home, ui: &Ui, provider: &Provider, opts: &Login
     // New client credentials are kept unless the provider rejected them: a
     // login that failed for another reason (network, a stale tab) must not
     // make the user type them again.
-    if fresh && resp.as_ref().err().is_none_or(|e| !rejects_client(&e.message)) {
+    // A login aborted because someone else used its form keeps nothing.
+    if fresh && resp.as_ref().err().is_none_or(|e| !rejects_client(&e.message) && !e.message.contains("login aborted")) {
         store_client(&vault, provider.name(), creds)?;
     }
     let mut conn = new_connection(provider.name(), &opts.connection, &resp?, &scopes, opts.base_url.as_deref());
@@ -161,7 +162,7 @@ pub fn api_key_interactive(ui: &Ui, provider: &Provider, no_browser: bool, valid
             let url = server.url();
             ui.info(format_args!("Enter your {} API key in the form at {url}", provider.def.title()));
             if let Err(e) = opener.open_async(&url).await {
-                eprintln!("Could not open a browser ({e}); open {url} yourself.");
+                crate::ui::say(format_args!("Could not open a browser ({e}); open {url} yourself."));
             }
             let key = loop {
                 match server.next_event().await {
@@ -170,6 +171,7 @@ pub fn api_key_interactive(ui: &Ui, provider: &Provider, no_browser: bool, valid
                         let _ = reply.send(Err("authsome is waiting for an API key, not an OAuth redirect".into()));
                     }
                     Some(Event::Client(_)) => {}
+                    Some(Event::Intrusion(why)) => break Err(Error::login(format!("{} login aborted: {why}", provider.def.title()))),
                     None => break Err(Error::login("the login server stopped before the key was entered")),
                 }
             };

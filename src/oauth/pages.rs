@@ -45,7 +45,7 @@ pub fn client_form(provider: &str, docs_url: Option<&str>, redirect_uri: &str, n
          <p>authsome needs the client ID and client secret of <strong>your own {p} OAuth app</strong>. \
          They are encrypted in your local vault and reused on every later login.</p>{docs}\
          <p>Register this redirect URI in the app's OAuth settings:<br><code id=\"redirect_uri\">{r}</code></p>\
-         <form method=\"post\" action=\"/client\">\
+         <form method=\"post\" action=\"client\">\
          <input type=\"hidden\" name=\"nonce\" value=\"{n}\">\
          <label for=\"client_id\">{p} client ID</label><input type=\"text\" id=\"client_id\" name=\"client_id\" required autocomplete=\"off\" spellcheck=\"false\">\
          <label for=\"client_secret\">{p} client secret</label><input type=\"password\" id=\"client_secret\" name=\"client_secret\" autocomplete=\"off\">\
@@ -67,7 +67,7 @@ pub fn api_key_form(provider: &str, docs_url: Option<&str>, hint: Option<&str>, 
     let hint = hint.map(|h| format!("<p class=\"hint\" id=\"hint\">{}</p>", esc(h))).unwrap_or_default();
     let body = format!(
         "<h1>{p} API key</h1>{err}{docs}\
-         <form method=\"post\" action=\"/apikey\">\
+         <form method=\"post\" action=\"apikey\">\
          <input type=\"hidden\" name=\"nonce\" value=\"{n}\">\
          <label for=\"api_key\">{p} API key</label><input type=\"password\" id=\"api_key\" name=\"api_key\" required autocomplete=\"off\">{hint}\
          <p class=\"hint\">The key is encrypted in your local vault; programs only ever see a placeholder.</p>\

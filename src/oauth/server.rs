@@ -4,8 +4,12 @@
 //! clear success or error page once the login has actually finished.
 //!
 //! The server only reports what arrived (as [`Event`]s); the flow decides.
-//! Forms carry a per-run nonce and requests must name the server's own
-//! address in `Host`, so other web pages cannot post into a login.
+//! The forms live under an unguessable per-login path that only the URL
+//! authsome opens carries; every other path is a bare 404, so another local
+//! user cannot read a form (or its nonce) from the port. That path serves its
+//! form once: a second visit means someone else has the address, and aborts
+//! the login. Forms also carry a nonce, and requests must name the server's
+//! own address in `Host`, so other web pages cannot post into a login.
 
 use super::pages;
 use crate::error::{Error, Result};
@@ -15,6 +19,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -69,11 +74,18 @@ pub enum Event {
         /// Outcome shown to the browser.
         reply: oneshot::Sender<std::result::Result<String, String>>,
     },
+    /// The form's address was used by someone else (a second visit, or a post
+    /// without the form's nonce): the flow must abort; the text says why.
+    Intrusion(String),
 }
 
 struct Shared {
     page: Mutex<Page>,
     nonce: String,
+    /// The secret first path segment of the forms (`/TOKEN/`).
+    token: String,
+    /// Set once the form has been served through `token`.
+    served: AtomicBool,
     addr: SocketAddr,
     events: mpsc::UnboundedSender<Event>,
 }
@@ -92,15 +104,23 @@ impl LoginServer {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| bind_error(addr, &e))?;
         let addr = listener.local_addr()?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared { page: Mutex::new(Page::Idle), nonce: random_token(16), addr, events: tx });
+        let shared = Arc::new(Shared {
+            page: Mutex::new(Page::Idle),
+            nonce: random_token(16),
+            token: random_token(24),
+            served: AtomicBool::new(false),
+            addr,
+            events: tx,
+        });
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(accept_loop(listener, shared.clone(), stop_rx));
         Ok(LoginServer { shared, events: rx, stop, task: Some(task) })
     }
 
-    /// `http://ADDR/`, where the forms are.
+    /// `http://ADDR/TOKEN/`, where the forms are: the only address that serves
+    /// them, and only once.
     pub fn url(&self) -> String {
-        format!("http://{}/", self.shared.addr)
+        format!("http://{}/{}/", self.shared.addr, self.shared.token)
     }
 
     /// The redirect URI this server receives.
@@ -238,21 +258,51 @@ async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> std::resul
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
+    if (method.as_str(), path.as_str()) == ("GET", super::CALLBACK_PATH) {
+        let page = shared.page.lock().expect("page lock").clone();
+        return Ok(callback(&shared, &page, &query).await);
+    }
+    // Everything else lives under the secret prefix; without it there is nothing here at all.
+    let Some(rest) = path.strip_prefix('/').and_then(|p| p.strip_prefix(shared.token.as_str())) else {
+        return Ok(bare_404());
+    };
     let page = shared.page.lock().expect("page lock").clone();
-    let resp = match (method.as_str(), path.as_str()) {
-        ("GET", "/") => show(&shared, &page, None),
+    let resp = match (method.as_str(), rest) {
+        ("GET", "/") => {
+            if shared.served.swap(true, Ordering::SeqCst) {
+                return Ok(intrusion(&shared, "the login form's address was opened a second time"));
+            }
+            show(&shared, &page, None)
+        }
         ("POST", "/client") | ("POST", "/apikey") => {
             let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
                 Ok(b) => b.to_bytes(),
                 Err(_) => return Ok(html(413, pages::message(false, "Form too large", "Go back and try again."))),
             };
             let form: std::collections::HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
-            submit(&shared, &page, &path, form)
+            if !shared.served.load(Ordering::SeqCst) || form.get("nonce").map(String::as_str) != Some(shared.nonce.as_str()) {
+                return Ok(intrusion(&shared, "a form was posted to the login address without the form's nonce"));
+            }
+            submit(&shared, &page, rest, form)
         }
-        ("GET", super::CALLBACK_PATH) => return Ok(callback(&shared, &page, &query).await),
-        _ => html(404, pages::message(false, "Not found", "Nothing here.")),
+        _ => bare_404(),
     };
     Ok(resp)
+}
+
+/// An empty 404: nothing about a login is given away without the secret path.
+fn bare_404() -> Resp {
+    http::Response::builder().status(404).header("cache-control", "no-store").body(Full::new(Bytes::new())).expect("valid response")
+}
+
+/// Someone other than the user's browser has the form's address: refuse, and
+/// abort the login so the terminal says so instead of storing what arrives.
+fn intrusion(shared: &Shared, what: &str) -> Resp {
+    *shared.page.lock().expect("page lock") = Page::Idle;
+    let _ = shared.events.send(Event::Intrusion(format!(
+        "{what}, so another program or user may have it; the login was aborted and nothing was stored. Run it again."
+    )));
+    html(403, pages::message(false, "Login aborted", "This login address was already used; see your terminal."))
 }
 
 fn show(shared: &Shared, page: &Page, error: Option<&str>) -> Resp {
@@ -263,17 +313,13 @@ fn show(shared: &Shared, page: &Page, error: Option<&str>) -> Resp {
         Page::ApiKeyForm { provider, docs_url, hint, .. } => {
             html(200, pages::api_key_form(provider, docs_url.as_deref(), hint.as_deref(), &shared.nonce, error))
         }
-        Page::Authorizing { provider, .. } => {
-            html(200, pages::message(true, &format!("Waiting for {provider}"), "Finish the authorization in the window that opened."))
+        Page::Authorizing { .. } | Page::Idle => {
+            html(409, pages::message(false, "No form open", "No login form is open right now; see your terminal."))
         }
-        Page::Idle => html(200, pages::message(true, "authsome", "No login form is open right now; see your terminal.")),
     }
 }
 
 fn submit(shared: &Shared, page: &Page, path: &str, form: std::collections::HashMap<String, String>) -> Resp {
-    if form.get("nonce").map(String::as_str) != Some(shared.nonce.as_str()) {
-        return html(403, pages::message(false, "Form expired", "This form belongs to another login. Reload the page and try again."));
-    }
     let field = |k: &str| form.get(k).map(|v| v.trim().to_owned()).unwrap_or_default();
     match (page, path) {
         (Page::ClientForm { provider, .. }, "/client") => {

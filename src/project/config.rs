@@ -84,9 +84,9 @@ pub struct Location {
 }
 
 impl Location {
-    /// The position of byte `offset` in `text`.
-    pub fn of(text: &str, offset: usize) -> Location {
-        let (line, column) = crate::text::line_col(text, offset);
+    /// The position of byte `offset` in the indexed text.
+    pub fn of(index: &crate::text::LineIndex, offset: usize) -> Location {
+        let (line, column) = index.line_col(offset);
         Location { line, column }
     }
 }
@@ -331,14 +331,14 @@ struct RawProxy {
 
 /// Collects located problems so one run reports all of them.
 struct Problems<'a> {
-    text: &'a str,
+    index: crate::text::LineIndex<'a>,
     origin: String,
     lines: Vec<String>,
 }
 
 impl Problems<'_> {
     fn at(&mut self, span: std::ops::Range<usize>, msg: impl fmt::Display) {
-        let loc = Location::of(self.text, span.start);
+        let loc = Location::of(&self.index, span.start);
         self.lines.push(format!("{}:{}:{}: {msg}", self.origin, loc.line, loc.column));
     }
 }
@@ -359,10 +359,14 @@ pub fn parse(text: &str, file: &Path, registry: &mut Registry) -> Result<Project
     let origin = origin_name(file);
     let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
     let raw: RawFile = toml::from_str(text).map_err(|e| {
-        let loc = e.span().map(|s| Location::of(text, s.start)).unwrap_or(Location { line: 1, column: 1 });
+        let loc = e.span().map(|s| Location::of(&crate::text::LineIndex::new(text), s.start)).unwrap_or(Location { line: 1, column: 1 });
         Error::bad_input(format!("{origin}:{}:{}: {}", loc.line, loc.column, e.message().trim_end()))
     })?;
-    let mut c = Checker { p: Problems { text, origin, lines: Vec::new() }, assigned_vars: BTreeMap::new(), secret_envs: BTreeSet::new() };
+    let mut c = Checker {
+        p: Problems { index: crate::text::LineIndex::new(text), origin, lines: Vec::new() },
+        assigned_vars: BTreeMap::new(),
+        secret_envs: BTreeSet::new(),
+    };
     // Project definitions first: requirements may name them.
     let definitions = c.definitions(&raw.definitions, &dir, registry);
     let mut requirements = Vec::new();
@@ -486,7 +490,7 @@ impl Checker<'_> {
             placeholder,
             secret_env,
             primary,
-            location: Location::of(self.p.text, span.start),
+            location: Location::of(&self.p.index, span.start),
         }
     }
 
@@ -783,8 +787,9 @@ connection = "work-bot"
 
     #[test]
     fn locations_count_characters() {
-        assert_eq!(Location::of("ab\ncé\nx", 7), Location { line: 3, column: 1 });
-        assert_eq!(Location::of("ab\ncéd", 6), Location { line: 2, column: 3 });
+        use crate::text::LineIndex;
+        assert_eq!(Location::of(&LineIndex::new("ab\ncé\nx"), 7), Location { line: 3, column: 1 });
+        assert_eq!(Location::of(&LineIndex::new("ab\ncéd"), 6), Location { line: 2, column: 3 });
     }
 
     #[test]

@@ -119,7 +119,7 @@ fn record_path(home: &Home, file: &Path) -> PathBuf {
 }
 
 fn read_record(home: &Home, file: &Path) -> Option<Record> {
-    let text = std::fs::read_to_string(record_path(home, file)).ok()?;
+    let text = crate::fsutil::read_private(&record_path(home, file)).ok()?;
     serde_json::from_str::<Record>(&text).ok().filter(|r| r.path == file)
 }
 

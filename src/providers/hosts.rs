@@ -5,23 +5,29 @@
 //! matched against the whole host name. The proxy asks two questions: "may I
 //! decrypt this CONNECT?" ([`HostPattern::matches_host`]) and "may this request
 //! carry the credential?" ([`HostPattern::matches_request`]).
+//!
+//! Both answers are conservative: an entry covers only its declared port (443
+//! unless it names one), and paths are compared after normalisation
+//! ([`path_forms`]) so `..`, `//` and percent-escapes cannot step out of a
+//! prefix; a request gets the credential only when every plausible reading of
+//! its path is inside the prefix.
 
 /// One compiled `api_url` entry.
 #[derive(Debug, Clone)]
 pub enum HostPattern {
-    /// Exact host, any path; `port` restricts the port when given.
+    /// Exact host, any path, on one port.
     Host {
         /// Lower-case host name.
         host: String,
-        /// Port, when the entry names one.
-        port: Option<u16>,
+        /// The port the entry names, else 443 (80 for a loopback `http://` URL).
+        port: u16,
     },
     /// Exact host and a path prefix (matched on `/` boundaries).
     Prefix {
         /// Lower-case host name.
         host: String,
-        /// Port, when the URL names one.
-        port: Option<u16>,
+        /// The port the URL names, else its scheme's default.
+        port: u16,
         /// Path prefix without trailing slash (`/v2`).
         path: String,
     },
@@ -47,13 +53,13 @@ impl HostPattern {
                 return Err(format!("{entry:?} must use https"));
             }
             let host = url.host_str().ok_or_else(|| format!("{entry:?} has no host"))?.to_ascii_lowercase();
-            let port = url.port();
+            let port = url.port_or_known_default().unwrap_or(443);
             let path = url.path().trim_end_matches('/').to_owned();
             return Ok(if path.is_empty() { HostPattern::Host { host, port } } else { HostPattern::Prefix { host, port, path } });
         }
         let (host, port) = match entry.rsplit_once(':') {
-            Some((h, p)) if !h.contains(':') => (h, Some(p.parse::<u16>().map_err(|_| format!("invalid port in {entry:?}"))?)),
-            _ => (entry, None),
+            Some((h, p)) if !h.contains(':') => (h, p.parse::<u16>().map_err(|_| format!("invalid port in {entry:?}"))?),
+            _ => (entry, 443),
         };
         if host.is_empty() || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
             return Err(format!("{entry:?} is not a host name (use regex:<pattern> for patterns)"));
@@ -62,13 +68,13 @@ impl HostPattern {
     }
 
     /// Whether a CONNECT to `host:port` is for this entry (path not yet known).
+    /// Only the declared port counts; any other port of the host is somebody
+    /// else's service and is tunnelled blind.
     pub fn matches_host(&self, host: &str, port: u16) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         match self {
-            HostPattern::Host { host: h, port: p } | HostPattern::Prefix { host: h, port: p, .. } => {
-                *h == host && p.is_none_or(|p| p == port)
-            }
-            HostPattern::Regex { re, .. } => re.is_match(&host),
+            HostPattern::Host { host: h, port: p } | HostPattern::Prefix { host: h, port: p, .. } => *h == host && *p == port,
+            HostPattern::Regex { re, .. } => port == 443 && re.is_match(&host),
         }
     }
 
@@ -78,9 +84,7 @@ impl HostPattern {
             return false;
         }
         match self {
-            HostPattern::Prefix { path: prefix, .. } => {
-                path == prefix || (path.starts_with(prefix.as_str()) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
-            }
+            HostPattern::Prefix { path: prefix, .. } => path_forms(path).iter().all(|p| under_prefix(p, prefix)),
             _ => true,
         }
     }
@@ -104,6 +108,67 @@ impl HostPattern {
             HostPattern::Regex { source, .. } => literal_suffix(source),
         }
     }
+}
+
+/// `path` equals `prefix` or lies below it on a `/` boundary.
+pub fn under_prefix(path: &str, prefix: &str) -> bool {
+    path == prefix || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
+}
+
+/// The readings an upstream may give a request path, each normalised (dot
+/// segments resolved, repeated slashes collapsed, no trailing slash):
+/// every escape decoded (`%2f` and `\` as `/`, as many servers do), and every
+/// escape but an encoded slash decoded (as the rest do). A credential decision
+/// must hold for both.
+pub fn path_forms(path: &str) -> [String; 2] {
+    [resolve_dots(&percent_decode(path, true)), resolve_dots(&percent_decode(path, false))]
+}
+
+/// Decode `%XX` escapes; an encoded `/` or `\` only when `slashes`.
+fn percent_decode(path: &str, slashes: bool) -> String {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                let c = (h * 16 + l) as u8;
+                if slashes || (c != b'/' && c != b'\\') {
+                    out.push(c);
+                } else {
+                    out.extend_from_slice(&bytes[i..i + 3]);
+                }
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    let s = String::from_utf8_lossy(&out).into_owned();
+    if slashes {
+        s.replace('\\', "/")
+    } else {
+        s
+    }
+}
+
+/// Resolve `.` and `..` segments (never above the root), collapse empty
+/// segments, drop the trailing slash: `/a//./b/../c/` → `/a/c`.
+fn resolve_dots(path: &str) -> String {
+    let mut segs: Vec<&str> = Vec::new();
+    for seg in path.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                segs.pop();
+            }
+            s => segs.push(s),
+        }
+    }
+    format!("/{}", segs.join("/"))
 }
 
 /// The longest literal domain suffix of a regex (`.*\.linear\.app` → `linear.app`),
@@ -156,6 +221,27 @@ mod tests {
         assert!(!p.matches_request("api.example.com", 443, "/v20"));
         assert!(!p.matches_request("api.example.com", 443, "/v1/users"));
         assert!(p.matches_host("api.example.com", 443));
+    }
+
+    #[test]
+    fn prefixes_hold_for_every_reading_of_the_path() {
+        let p = HostPattern::parse("https://api.acme.test/tenant-a").unwrap();
+        assert!(p.matches_request("api.acme.test", 443, "/tenant-a/x"));
+        assert!(p.matches_request("api.acme.test", 443, "/tenant-a/./x//y"));
+        for evil in ["/tenant-a/../tenant-b/x", "/tenant-a/..%2ftenant-b/x", "/tenant-a/%2e%2e/tenant-b/x", "/tenant-a/..%5ctenant-b"] {
+            assert!(!p.matches_request("api.acme.test", 443, evil), "{evil}");
+        }
+        assert!(!p.matches_request("api.acme.test", 443, "/x%2f..%2f..%2ftenant-a/y"), "decoded and raw readings disagree");
+        assert_eq!(path_forms("/a//./b/../%63/"), ["/a/c".to_owned(), "/a/c".to_owned()]);
+    }
+
+    #[test]
+    fn only_the_declared_port_matches() {
+        assert!(HostPattern::parse("api.openai.com").unwrap().matches_host("api.openai.com", 443));
+        assert!(!HostPattern::parse("api.openai.com").unwrap().matches_host("api.openai.com", 8443));
+        assert!(HostPattern::parse("api.acme.test:8443").unwrap().matches_host("api.acme.test", 8443));
+        assert!(!HostPattern::parse("https://api.acme.test/v1").unwrap().matches_host("api.acme.test", 444));
+        assert!(!HostPattern::parse(r"regex:[a-z]+\.acme\.test").unwrap().matches_host("x.acme.test", 8443));
     }
 
     #[test]

@@ -159,7 +159,7 @@ pub fn load_file(path: &Path) -> Result<ProviderDef> {
 
 /// Read one override file: `None` when it is empty (see [`Registry::load`]).
 fn load_override(path: &Path, stem: &str) -> Result<Option<ProviderDef>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::bad_input(format!("{}: {e}", path.display())))?;
+    let text = crate::fsutil::read_private(path).map_err(|e| Error::bad_input(format!("{}: {e}", path.display())))?;
     if text.trim().is_empty() {
         return Ok(None);
     }
@@ -208,11 +208,16 @@ impl Registry {
     /// file is skipped and listed in [`Registry::skipped`].
     pub fn load(home: &Home) -> Result<Registry> {
         let mut reg = Registry::bundled()?;
+        home.check()?;
         let dir = home.providers_dir();
         if let Ok(entries) = std::fs::read_dir(&dir) {
             let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
             paths.sort();
             for path in paths.into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
+                // An override decides where a credential goes: it must be a file of ours nobody else can write.
+                if let Some(why) = crate::fsutil::unsafe_reason(&path, false) {
+                    return Err(crate::paths::unsafe_error(&path, &why));
+                }
                 let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
                 match load_override(&path, &stem) {
                     Ok(None) => {}

@@ -9,6 +9,7 @@
 use super::Route;
 use crate::error::{Error, Result};
 use crate::providers::def::BasicPosition;
+use crate::providers::hosts::{path_forms, under_prefix};
 use crate::providers::{AuthType, KeyLocation, Provider};
 use crate::secret::Secret;
 use base64::Engine as _;
@@ -118,8 +119,9 @@ pub fn prefixed(prefix: Option<&str>, value: &str) -> String {
     }
 }
 
-/// Whether `host:port` + `path` is one of the provider's token, authorization,
-/// revocation, device or registration endpoints.
+/// Whether `host:port` + `path` is, or lies below, one of the provider's
+/// token, authorization, revocation, device or registration endpoints under
+/// any reading of the path (escapes, dot segments, case, version segments).
 pub fn is_oauth_endpoint(provider: &Provider, host: &str, port: u16, path: &str) -> bool {
     let def = &provider.def;
     let mut urls: Vec<&String> = Vec::new();
@@ -131,11 +133,30 @@ pub fn is_oauth_endpoint(provider: &Provider, host: &str, port: u16, path: &str)
     }
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     let bound = |u: &String| def.bind(u, provider.binding.base_url.as_deref(), &provider.binding.values);
+    let requested: Vec<String> = path_forms(path).iter().map(|p| endpoint_key(p)).collect();
     urls.iter().filter_map(|u| bound(u)).filter_map(|u| url::Url::parse(&u).ok()).any(|u| {
+        let endpoint = endpoint_key(&path_forms(u.path())[0]);
         u.host_str().is_some_and(|h| h.eq_ignore_ascii_case(&host))
             && u.port_or_known_default() == Some(port)
-            && u.path().trim_end_matches('/') == path.trim_end_matches('/')
+            && requested.iter().any(|r| under_prefix(r, &endpoint))
     })
+}
+
+/// `v1`, `v10`: an API version, which lenient servers route like no segment.
+fn is_version_segment(s: &str) -> bool {
+    s.len() > 1 && s.starts_with('v') && s[1..].bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A normalised path reduced to what identifies an endpoint to lenient
+/// servers: lower case, no `;parameters`, no version segments (`/v10`), so
+/// `/API/v10/oauth2/token;x` and `/api/oauth2/token` are the same endpoint.
+fn endpoint_key(path: &str) -> String {
+    let segs: Vec<String> = path
+        .split('/')
+        .map(|s| s.split(';').next().unwrap_or("").to_ascii_lowercase())
+        .filter(|s| !s.is_empty() && !is_version_segment(s))
+        .collect();
+    format!("/{}", segs.join("/"))
 }
 
 fn parse_basic(value: &str) -> Option<(String, String)> {
@@ -294,7 +315,18 @@ mod tests {
         assert!(matches!(decide(&routes, "api.acme.test", 443, "/user", &r), Decision::Inject { .. }));
         assert!(matches!(decide(&routes, "files.acme.test", 443, "/v2/x", &r), Decision::NoRoute));
         assert!(matches!(decide(&routes, "files.acme.test", 443, "/v1/x", &r), Decision::Inject { .. }));
-        assert!(matches!(decide(&routes, "api.acme.test", 8443, "/user", &r), Decision::Inject { .. }));
+        assert!(matches!(decide(&routes, "api.acme.test", 8443, "/user", &r), Decision::NoRoute));
+        for evil in [
+            "/oauth//token",
+            "/./oauth/token",
+            "/OAUTH/TOKEN",
+            "/oauth/%74oken",
+            "/v10/oauth/token",
+            "/oauth/token/revoke",
+            "/x/../oauth/token",
+        ] {
+            assert!(matches!(decide(&routes, "api.acme.test", 443, evil, &r), Decision::Skip { .. }), "{evil}");
+        }
     }
 
     #[test]

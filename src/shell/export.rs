@@ -76,7 +76,9 @@ pub fn render(shell: Shell, changes: &Changes) -> String {
             changes.iter().map(|(k, v)| (k.clone(), v.clone().map_or(serde_json::Value::Null, serde_json::Value::String))).collect();
         return format!("{}\n", serde_json::Value::Object(map));
     }
-    let ordered = changes.iter().filter(|(k, _)| *k != STATE_VAR).chain(changes.iter().filter(|(k, _)| *k == STATE_VAR));
+    // Only plain names reach the shell's `eval`; anything else could be code.
+    let named = changes.iter().filter(|(k, _)| *k != STATE_VAR && crate::text::valid_env_name(k));
+    let ordered = named.chain(changes.iter().filter(|(k, _)| *k == STATE_VAR));
     ordered
         .map(|(k, v)| match (k.as_str(), v) {
             (STATE_VAR, Some(v)) => quote::set_local(shell, SHELL_VAR, v),
@@ -102,7 +104,7 @@ pub fn run(home: &Home, shell: Shell, shell_pid: Option<u32>) -> i32 {
     let (changes, notices) = reconcile(&*activator, home, shell_pid, raw.is_some(), state, project);
     // One write for all lines, so typed-ahead input echoed by the terminal
     // cannot land in the middle of a message.
-    let lines: String = notices.iter().map(|n| format!("authsome: {n}\n")).collect();
+    let lines: String = notices.iter().map(|n| format!("authsome: {}\n", crate::text::printable(n))).collect();
     let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), lines.as_bytes());
     print!("{}", render(shell, &changes));
     0

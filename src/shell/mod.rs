@@ -67,7 +67,7 @@ pub fn hook_command(shell: Shell) -> i32 {
     let exe = match std::env::current_exe() {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("authsome: error: cannot locate the authsome binary: {e}");
+            crate::ui::say(format_args!("authsome: error: cannot locate the authsome binary: {e}"));
             return crate::error::exit::UNEXPECTED;
         }
     };
@@ -77,7 +77,7 @@ pub fn hook_command(shell: Shell) -> i32 {
             0
         }
         None => {
-            eprintln!("authsome: error: `hook` supports bash, zsh and fish");
+            crate::ui::say(format_args!("authsome: error: `hook` supports bash, zsh and fish"));
             crate::error::exit::BAD_INPUT
         }
     }

@@ -85,11 +85,19 @@ impl State {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
     }
 
-    /// Parse a [`STATE_VAR`] value; `None` for anything malformed or of another version.
+    /// Parse a [`STATE_VAR`] value; `None` for anything malformed or of another
+    /// version. The value comes from the environment, so anyone may have
+    /// forged it: every saved name must be a plain variable name (it is
+    /// printed into statements the shell evaluates) and no value may hold a
+    /// NUL byte (it is put back into the process environment).
     pub fn decode(s: &str) -> Option<State> {
         let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim()).ok()?;
         let state: State = serde_json::from_slice(&json).ok()?;
-        (state.v == VERSION).then_some(state)
+        let sane = state
+            .saved
+            .iter()
+            .all(|(k, v)| k != STATE_VAR && crate::text::valid_env_name(k) && v.as_ref().is_none_or(|v| !v.contains('\0')));
+        (state.v == VERSION && sane).then_some(state)
     }
 
     /// True when the state still describes `project` under `home` and no watched file changed.
@@ -112,6 +120,11 @@ mod tests {
         assert_eq!(State::decode(&s.encode()), Some(s));
         assert_eq!(State::decode("not base64!"), None);
         assert_eq!(State::decode("e30"), None); // "{}"
+        for (name, value) in [("A=B", "1"), ("X;touch pwned", "1"), ("", "1"), ("OK", "nul\0byte")] {
+            let forged =
+                State::new("/h".into(), "default".into(), "/p".into(), true, vec![], [(name.to_owned(), Some(value.to_owned()))].into());
+            assert_eq!(State::decode(&forged.encode()), None, "{name:?}");
+        }
     }
 
     #[test]

@@ -27,6 +27,18 @@ pub enum KeySource {
     File(std::path::PathBuf),
 }
 
+impl KeySource {
+    /// A short, secret-free tag recorded in the vault so a later failure can
+    /// say which source sealed it.
+    pub fn tag(&self) -> String {
+        match self {
+            KeySource::Env => "AUTHSOME_VAULT_KEY".into(),
+            KeySource::Keyring(tool) => format!("the OS keyring ({tool})"),
+            KeySource::File(_) => "the key file".into(),
+        }
+    }
+}
+
 impl std::fmt::Display for KeySource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -59,44 +71,71 @@ fn encode_key(k: &MasterKey) -> String {
 }
 
 /// Find (or, on first use, create) the master key for `home`.
+///
+/// A key is only ever created when no vault exists yet: inventing one beside
+/// an existing vault (keyring unreachable over SSH, an empty
+/// `AUTHSOME_VAULT_KEY` in a CI fork) would only make the vault look tampered
+/// with, so that case is an error naming the source that sealed it and why
+/// that source is out of reach.
 pub fn resolve(home: &Home) -> Result<(MasterKey, KeySource)> {
-    if let Some(v) = crate::fence::process::secret_var(ENV_VAR) {
+    home.check()?;
+    let env = crate::fence::process::secret_var(ENV_VAR);
+    if let Some(v) = &env {
         if !v.is_empty() {
-            return Ok((decode_key(&v)?, KeySource::Env));
+            return Ok((decode_key(v)?, KeySource::Env));
         }
     }
     // A key file exists only when the keyring was not usable when the key was
     // made: it is the source, remembered, and a slow or absent keyring is not
     // asked again on every command.
     let path = home.key_file();
-    if let Ok(text) = std::fs::read_to_string(&path) {
+    if let Ok(text) = crate::fsutil::read_private(&path) {
         check_key_file_mode(&path)?;
         return Ok((decode_key(&text).map_err(|e| e.context(path.display()))?, KeySource::File(path)));
     }
     let keyring = Keyring::detect();
     let account = home.root().display().to_string();
-    if let Some(kr) = &keyring {
+    if let Ok(kr) = &keyring {
         if let Some(k) = kr.lookup(&account) {
             return Ok((decode_key(&k).map_err(|e| e.context("OS keyring entry"))?, KeySource::Keyring(kr.tool)));
         }
     }
+    if let Some(vault) = super::existing_vault(home) {
+        let env_why = match env {
+            Some(_) => "AUTHSOME_VAULT_KEY is set but empty",
+            None => "AUTHSOME_VAULT_KEY is not set",
+        };
+        let keyring_why = match &keyring {
+            Ok(kr) => format!("the OS keyring ({}) has no authsome entry for {account} or did not answer within 800 ms", kr.tool),
+            Err(why) => format!("the OS keyring is not reachable ({why})"),
+        };
+        let sealed = super::sealed_by(&vault)
+            .map(|s| format!("it was sealed with the key from {s}"))
+            .unwrap_or_else(|| "it was sealed with a key from AUTHSOME_VAULT_KEY or the OS keyring".to_owned());
+        return Err(Error::login(format!(
+            "vault {} exists but its key is not reachable: {sealed}, and {env_why}, {keyring_why}, and there is no key file {}. \
+             No new key was created; make that key source available and retry",
+            vault.display(),
+            path.display()
+        )));
+    }
     // First use: prefer the keyring, fall back to a private file.
     let key = MasterKey::generate();
-    if let Some(kr) = &keyring {
+    if let Ok(kr) = &keyring {
         if kr.store(&account, &encode_key(&key)) {
             if let Some(k) = kr.lookup(&account) {
                 return Ok((decode_key(&k)?, KeySource::Keyring(kr.tool)));
             }
         }
     }
-    crate::fsutil::ensure_private_dir(home.root()).map_err(|e| Error::other(format!("cannot create {}: {e}", home.root().display())))?;
+    home.create_root().map_err(|e| Error::other(format!("cannot create {}: {e}", home.root().display())))?;
     let created = crate::fsutil::create_exclusive(&path, encode_key(&key).as_bytes(), 0o600)
         .map_err(|e| Error::other(format!("cannot create key file {}: {e}", path.display())))?;
     if created {
         return Ok((key, KeySource::File(path)));
     }
     // Another process created it between our read and our create: use theirs.
-    let text = std::fs::read_to_string(&path)?;
+    let text = crate::fsutil::read_private(&path)?;
     Ok((decode_key(&text)?, KeySource::File(path)))
 }
 
@@ -121,15 +160,18 @@ struct Keyring {
 }
 
 impl Keyring {
-    fn detect() -> Option<Keyring> {
+    /// The keyring client to use, or why there is none.
+    fn detect() -> std::result::Result<Keyring, &'static str> {
         if std::env::var_os("AUTHSOME_NO_KEYRING").is_some() {
-            return None;
+            return Err("AUTHSOME_NO_KEYRING is set");
         }
         if cfg!(target_os = "macos") {
-            return which::which("security").ok().map(|_| Keyring { tool: "security" });
+            return which::which("security").map(|_| Keyring { tool: "security" }).map_err(|_| "`security` is not installed");
         }
-        std::env::var_os("DBUS_SESSION_BUS_ADDRESS")?;
-        which::which("secret-tool").ok().map(|_| Keyring { tool: "secret-tool" })
+        if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none() {
+            return Err("no D-Bus session: DBUS_SESSION_BUS_ADDRESS is not set, as over SSH");
+        }
+        which::which("secret-tool").map(|_| Keyring { tool: "secret-tool" }).map_err(|_| "`secret-tool` is not installed")
     }
 
     fn lookup(&self, account: &str) -> Option<String> {

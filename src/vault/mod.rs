@@ -238,8 +238,30 @@ impl VaultData {
 #[serde(deny_unknown_fields)]
 struct FileFormat {
     version: u32,
+    /// Which key source sealed the vault ([`KeySource::tag`]); informational,
+    /// so a missing key can be named instead of reported as tampering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sealed_by: Option<String>,
     records: BTreeMap<String, String>,
     mac: String,
+}
+
+/// The vault of `home`'s profile if it exists, else any other profile's vault
+/// (they share one key): a key must never be invented beside either.
+pub fn existing_vault(home: &Home) -> Option<PathBuf> {
+    let own = home.vault_file();
+    if std::fs::symlink_metadata(&own).is_ok() {
+        return Some(own);
+    }
+    let dir = own.parent()?;
+    std::fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "vault"))
+}
+
+/// The key source recorded in the vault file at `path`, if any.
+pub fn sealed_by(path: &std::path::Path) -> Option<String> {
+    let text = crate::fsutil::read_private(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.get("sealed_by")?.as_str().map(|s| s.chars().filter(|c| !c.is_control()).take(80).collect())
 }
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -283,7 +305,11 @@ impl Vault {
 
     /// A consistent snapshot (writers replace the file atomically, so no lock).
     pub fn load(&self) -> Result<VaultData> {
-        match std::fs::read(&self.path) {
+        let read = crate::fsutil::open_nofollow(&self.path).and_then(|mut f| {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut f, &mut bytes).map(|_| bytes)
+        });
+        match read {
             Ok(bytes) => self.decode(&bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(VaultData::default()),
             Err(e) => Err(Error::other(format!("cannot read vault {}: {e}", self.path.display()))),
@@ -352,8 +378,13 @@ impl Vault {
         format!("authsome/v1/{}/{record}", self.profile)
     }
 
-    fn mac_body(version: u32, records: &BTreeMap<String, String>) -> Vec<u8> {
-        serde_json::to_vec(&(version, records)).expect("serializable")
+    /// What the MAC covers; the key-source tag too when present (a vault
+    /// written before it was recorded keeps its original MAC input).
+    fn mac_body(version: u32, sealed_by: Option<&str>, records: &BTreeMap<String, String>) -> Vec<u8> {
+        match sealed_by {
+            None => serde_json::to_vec(&(version, records)).expect("serializable"),
+            Some(tag) => serde_json::to_vec(&(version, tag, records)).expect("serializable"),
+        }
     }
 
     fn encode(&self, data: &VaultData) -> Vec<u8> {
@@ -371,8 +402,10 @@ impl Vault {
         for (p, n) in &data.defaults {
             put(format!("default/{p}"), serde_json::to_vec(n).expect("serializable"));
         }
-        let mac = B64.encode(self.sealer.mac(&Self::mac_body(1, &records)));
-        let mut out = serde_json::to_vec_pretty(&FileFormat { version: 1, records, mac }).expect("serializable");
+        let sealed_by = self.source.tag();
+        let mac = B64.encode(self.sealer.mac(&Self::mac_body(1, Some(&sealed_by), &records)));
+        let mut out =
+            serde_json::to_vec_pretty(&FileFormat { version: 1, sealed_by: Some(sealed_by), records, mac }).expect("serializable");
         out.push(b'\n');
         out
     }
@@ -387,7 +420,9 @@ impl Vault {
     fn decode(&self, bytes: &[u8]) -> Result<VaultData> {
         let file: FileFormat = serde_json::from_slice(bytes).map_err(|_| self.tampered())?;
         let tag = B64.decode(&file.mac).map_err(|_| self.tampered())?;
-        self.sealer.verify(&Self::mac_body(file.version, &file.records), &tag).map_err(|_: Tampered| self.tampered())?;
+        self.sealer
+            .verify(&Self::mac_body(file.version, file.sealed_by.as_deref(), &file.records), &tag)
+            .map_err(|_: Tampered| self.tampered())?;
         if file.version != 1 {
             return Err(Error::other(format!("vault {} has unsupported version {}", self.path.display(), file.version)));
         }
@@ -468,7 +503,7 @@ mod tests {
         file.records.insert("connection/openai/a".into(), b);
         file.records.insert("connection/openai/b".into(), a);
         // Even with a valid MAC over the swapped records, the AEAD binding refuses them.
-        file.mac = B64.encode(v.sealer.mac(&Vault::mac_body(1, &file.records)));
+        file.mac = B64.encode(v.sealer.mac(&Vault::mac_body(1, file.sealed_by.as_deref(), &file.records)));
         assert!(v.decode(&serde_json::to_vec(&file).unwrap()).is_err());
     }
 }

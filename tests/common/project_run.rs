@@ -143,6 +143,22 @@ impl Pty {
     }
 }
 
+/// `authsome up` in `w`'s project, its stderr collected line by line into the
+/// returned log (read it while the command runs).
+pub fn up_with_stderr_log(w: &ProjectWorld) -> (std::process::Child, std::sync::Arc<std::sync::Mutex<String>>) {
+    let mut child = w.cmd(&["up"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    (child, log)
+}
+
 /// Wait (up to a generous safety deadline) until `path` exists.
 pub fn wait_for_file(path: &std::path::Path) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

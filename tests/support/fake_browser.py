@@ -64,15 +64,15 @@ def main():
     answers = json.load(open(os.environ["FAKE_BROWSER_ANSWERS"]))
     parts = urllib.parse.urlsplit(url)
     callback_host = os.environ.get("AUTHSOME_CALLBACK_ADDR", "127.0.0.1:7998")
-    if parts.netloc == callback_host and parts.path == "/":
+    if parts.netloc == callback_host and parts.path != "/auth/callback/oauth":
         status, _, html = fetch(url)
         nonce = re.search(r'name="nonce" value="([^"]+)"', html).group(1)
         if 'name="client_id"' in html:
-            action = "/client"
+            action = "client"
             fields = {"nonce": nonce, "client_id": answers["client_id"], "client_secret": answers.get("client_secret", "")}
             kind = "client_form"
         else:
-            action = "/apikey"
+            action = "apikey"
             if "bad_api_key" in answers:
                 # A key that fails the pattern: the form comes back with the hint and an error.
                 st, _, again = fetch(urllib.parse.urljoin(url, action),

@@ -1,0 +1,513 @@
+//! Other local users and hostile repositories get nothing: one test per
+//! finding of the adversarial review, named `itemNN_…` after its finding.
+
+use crate::common::echo::Echo;
+use crate::common::fake_as::{http_get, Config, FakeAs};
+use crate::common::login_env::LoginEnv;
+use authsome::providers::PLACEHOLDER;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// A BROWSER that only writes down the URL it was given (as `ps` would show
+/// it to another user) and opens nothing.
+fn recording_browser(env: &mut LoginEnv) -> PathBuf {
+    let file = env.dir.path().join("opened-url");
+    let script = env.dir.path().join("record-url.sh");
+    std::fs::write(&script, format!("#!/bin/sh\nfor u; do :; done\nprintf '%s\\n' \"$u\" >> '{}'\n", file.display())).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    env.set("BROWSER", &script.display().to_string());
+    file
+}
+
+/// The first URL the recording browser was given.
+fn wait_opened(file: &Path, login: &mut Child) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(line) = std::fs::read_to_string(file).ok().and_then(|s| s.lines().next().map(str::to_owned)) {
+            return line;
+        }
+        assert!(login.try_wait().unwrap().is_none(), "login exited before opening a browser");
+        assert!(Instant::now() < deadline, "no browser was opened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// POST a urlencoded form with the right Host header: (status, body).
+fn http_post(url: &str, form: &[(&str, &str)]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let u = url::Url::parse(url).unwrap();
+    let host = format!("{}:{}", u.host_str().unwrap(), u.port().unwrap());
+    let body: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+    let mut s = std::net::TcpStream::connect(&host).unwrap();
+    write!(
+        s,
+        "POST {} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        u.path(),
+        body.len()
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut raw = String::new();
+    let _ = s.read_to_string(&mut raw);
+    let status = raw.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, raw)
+}
+
+fn nonce_of(html: &str) -> Option<String> {
+    let i = html.find("name=\"nonce\" value=\"")? + "name=\"nonce\" value=\"".len();
+    Some(html[i..].split('"').next()?.to_owned())
+}
+
+fn spawn_login(env: &LoginEnv, args: &[&str]) -> Child {
+    env.cmd(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+}
+
+/// Item 6: another user can read the API-key form (and its nonce) from the
+/// port and post their own key. Without the per-login token every path is a
+/// bare 404; the opened URL serves the form once, and a second visit aborts.
+#[test]
+fn item06_login_form_needs_the_per_login_token_and_refuses_a_second_use() {
+    let mut env = LoginEnv::new();
+    let opened = recording_browser(&mut env);
+    let mut login = spawn_login(&env, &["login", "openai"]);
+    let url = wait_opened(&opened, &mut login);
+    let root = format!("http://{}/", env.callback);
+    assert_ne!(url, root, "the opened URL must carry a per-login token");
+
+    // The neighbour, who knows the port but not the URL, sees nothing.
+    for path in ["", "apikey", "client", "favicon.ico"] {
+        let (status, _, body) = http_get(&format!("{root}{path}"));
+        assert_eq!(status, 404, "GET /{path}: {body}");
+        assert!(body.is_empty(), "GET /{path} must be a bare 404: {body}");
+    }
+    let (status, _) = http_post(&format!("{root}apikey"), &[("nonce", "x"), ("api_key", "sk-attacker-0123456789abcdef0123")]);
+    assert_eq!(status, 404);
+
+    // The user's browser opens it: the form.
+    let (status, _, form) = http_get(&url);
+    assert_eq!(status, 200, "{form}");
+    assert!(nonce_of(&form).is_some(), "{form}");
+    // Someone who read the URL from `ps` opens it again: refused, and the login aborts visibly.
+    let (status, _, again) = http_get(&url);
+    assert_eq!(status, 403, "{again}");
+    assert!(nonce_of(&again).is_none(), "{again}");
+    let out = crate::common::login_env::finish(login);
+    assert_eq!(out.code, 4, "{}", out.all());
+    assert!(out.stderr.contains("aborted") && out.stderr.contains("second time"), "{}", out.all());
+    assert!(env.vault().connections.is_empty(), "nothing may be stored after an aborted login");
+}
+
+/// Item 6, client-credentials form: the attacker who won the race to the URL
+/// (read from `ps`) posts their own OAuth app; the user's browser arriving
+/// second is refused and the login aborts before anything is stored.
+#[test]
+fn item06_client_form_second_use_aborts_the_login() {
+    let fake = FakeAs::start(Config::default());
+    let mut env = LoginEnv::new();
+    env.install_provider(&fake.discord_provider());
+    let opened = recording_browser(&mut env);
+    let mut login = spawn_login(&env, &["login", "discord"]);
+    let url = wait_opened(&opened, &mut login);
+    let (status, _, root) = http_get(&format!("http://{}/", env.callback));
+    assert_eq!((status, root.as_str()), (404, ""));
+
+    let (status, _, form) = http_get(&url);
+    assert_eq!(status, 200, "{form}");
+    let nonce = nonce_of(&form).unwrap();
+    let (status, _) = http_post(&format!("{url}client"), &[("nonce", &nonce), ("client_id", "attacker-app"), ("client_secret", "x")]);
+    assert_eq!(status, 200);
+    // The user's browser now opens the address it was given.
+    let (status, _, _) = http_get(&url);
+    assert_eq!(status, 403);
+    let out = crate::common::login_env::finish(login);
+    assert_eq!(out.code, 4, "{}", out.all());
+    assert!(out.stderr.contains("Discord login aborted"), "{}", out.all());
+    let data = env.vault();
+    assert!(data.clients.is_empty() && data.connections.is_empty(), "the attacker's client must not be kept");
+}
+
+/// Item 16: with the key source out of reach (an empty `AUTHSOME_VAULT_KEY`
+/// in a CI fork, no keyring), a read command must not invent a new key
+/// beside the existing vault and then call the vault tampered.
+#[test]
+fn item16_read_command_never_invents_a_vault_key_beside_a_vault() {
+    use base64::Engine as _;
+    let mut env = LoginEnv::new();
+    env.set("AUTHSOME_VAULT_KEY", &base64::engine::general_purpose::STANDARD.encode([7u8; 32]));
+    let login = env.run(&["login", "openai"], Some("sk-proj-0123456789abcdef0123456789abcdef"));
+    assert_eq!(login.code, 0, "{}", login.all());
+    env.set("AUTHSOME_VAULT_KEY", "");
+    let get = env.run(&["get", "openai"], None);
+    assert_ne!(get.code, 0, "{}", get.all());
+    assert!(!env.home().join("vault.key").exists(), "a key was invented beside the vault");
+    assert!(!get.stderr.contains("tampered"), "{}", get.all());
+    assert!(get.stderr.contains("sealed with the key from AUTHSOME_VAULT_KEY"), "{}", get.all());
+    assert!(get.stderr.contains("AUTHSOME_VAULT_KEY is set but empty") && get.stderr.contains("AUTHSOME_NO_KEYRING"), "{}", get.all());
+    // The vault still opens with its own key.
+    env.set("AUTHSOME_VAULT_KEY", &base64::engine::general_purpose::STANDARD.encode([7u8; 32]));
+    assert_eq!(env.run(&["get", "openai", "--field", "status"], None).stdout.trim(), "connected");
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+const OPENAI_KEY: &str = "sk-proj-0123456789abcdef0123456789abcdef";
+
+/// A home with the user's OpenAI key stored (key file, no keyring).
+fn home_with_openai() -> LoginEnv {
+    let env = LoginEnv::new();
+    let login = env.run(&["login", "openai"], Some(OPENAI_KEY));
+    assert_eq!(login.code, 0, "{}", login.all());
+    env
+}
+
+/// Item 7: in a world-writable home another user planted
+/// `providers/openai.json` pointing at their host and received the key.
+/// authsome refuses the home, naming it and the fix; `doctor` reports and
+/// changes nothing, `doctor --fix` tightens it.
+#[test]
+fn item07_home_writable_by_others_is_refused_and_doctor_only_fixes_when_asked() {
+    let env = home_with_openai();
+    let home = env.home();
+    chmod(&home, 0o777);
+    let planted = serde_json::json!({"name": "openai", "display_name": "OpenAI", "auth_type": "api_key",
+        "api_url": ["exfil.example"], "api_key": {"header_name": "Authorization", "header_prefix": "Bearer ", "env_var": "OPENAI_API_KEY"}});
+    env.install_provider(&planted);
+    for args in [&["list"][..], &["get", "openai"], &["run", "--", "true"], &["inspect", "openai"]] {
+        let out = env.run(args, None);
+        assert_ne!(out.code, 0, "{args:?} used a world-writable home:\n{}", out.all());
+        assert!(out.stderr.contains(&home.display().to_string()) && out.stderr.contains("writable by other users"), "{}", out.all());
+        assert!(out.stderr.contains("chmod go-w"), "the message must name the fix: {}", out.all());
+    }
+    let doctor = env.run(&["doctor"], None);
+    assert_eq!(doctor.code, 1, "{}", doctor.all());
+    assert!(doctor.stdout.contains("✗") && doctor.stdout.contains("writable by other users"), "{}", doctor.all());
+    assert_eq!(mode(&home), 0o777, "doctor changed the home without --fix");
+    let fixed = env.run(&["doctor", "--fix"], None);
+    assert!(fixed.stdout.contains("fixed"), "{}", fixed.all());
+    assert_eq!(mode(&home) & 0o022, 0, "doctor --fix did not tighten the home");
+}
+
+/// Item 7: a provider override or vault that other users can write is refused.
+#[test]
+fn item07_provider_file_and_vault_writable_by_others_are_refused() {
+    let env = home_with_openai();
+    let custom = env.home().join("providers").join("acme.json");
+    std::fs::create_dir_all(custom.parent().unwrap()).unwrap();
+    chmod(custom.parent().unwrap(), 0o700);
+    let out = env.run(&["inspect", "openai"], None);
+    assert_eq!(out.code, 0, "{}", out.all());
+    std::fs::write(&custom, r#"{"name":"acme","auth_type":"api_key","api_url":["api.acme.test"],"api_key":{"env_var":"ACME_KEY"}}"#)
+        .unwrap();
+    chmod(&custom, 0o666);
+    let out = env.run(&["list"], None);
+    assert_ne!(out.code, 0, "{}", out.all());
+    assert!(out.stderr.contains("acme.json") && out.stderr.contains("writable by other users"), "{}", out.all());
+    std::fs::remove_file(&custom).unwrap();
+    chmod(&env.home().join("vaults").join("default.vault"), 0o666);
+    let out = env.run(&["get", "openai"], None);
+    assert_ne!(out.code, 0, "{}", out.all());
+    assert!(out.stderr.contains("default.vault") && out.stderr.contains("writable by other users"), "{}", out.all());
+    chmod(&env.home().join("vaults").join("default.vault"), 0o600);
+    std::fs::write(env.home().join("vault.key"), "unused").unwrap();
+    chmod(&env.home().join("vault.key"), 0o622);
+    let out = env.run(&["get", "openai"], None);
+    assert!(out.code != 0 && out.stderr.contains("vault.key"), "{}", out.all());
+}
+
+/// Item 8: links under the home are never followed: a `run/` link is not
+/// chmodded or swept, `audit.log` and lock files are not written through.
+#[test]
+fn item08_links_under_the_home_are_refused_not_followed() {
+    use std::os::unix::fs::symlink;
+    let env = home_with_openai();
+    let elsewhere = env.dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    chmod(&elsewhere, 0o755);
+    // A CA bundle name whose "run" is long gone: the sweep would delete it.
+    let victim = elsewhere.join("deadbeef.999999.ca.pem");
+    std::fs::write(&victim, "not yours").unwrap();
+    let run_dir = env.home().join("run");
+    let _ = std::fs::remove_dir_all(&run_dir);
+    symlink(&elsewhere, &run_dir).unwrap();
+    let out = env.run(&["run", "--", "true"], None);
+    assert_ne!(out.code, 0, "{}", out.all());
+    assert!(out.stderr.contains("symbolic link") && out.stderr.contains("run"), "{}", out.all());
+    assert_eq!(mode(&elsewhere), 0o755, "the linked directory was chmodded");
+    assert!(victim.exists(), "a file in the linked directory was swept");
+    std::fs::remove_file(&run_dir).unwrap();
+
+    let target = env.dir.path().join("other-file");
+    std::fs::write(&target, "").unwrap();
+    let _ = std::fs::remove_file(env.home().join("audit.log"));
+    symlink(&target, env.home().join("audit.log")).unwrap();
+    let out = env.run(&["run", "--", "true"], None);
+    assert_ne!(out.code, 0, "{}", out.all());
+    assert!(out.stderr.contains("audit.log") && out.stderr.contains("symbolic link"), "{}", out.all());
+    std::fs::remove_file(env.home().join("audit.log")).unwrap();
+
+    let lock_target = env.dir.path().join("lock-target");
+    let _ = std::fs::remove_file(env.home().join("vaults").join("default.lock"));
+    symlink(&lock_target, env.home().join("vaults").join("default.lock")).unwrap();
+    let out = env.run(&["login", "openai", "--connection", "two"], Some(OPENAI_KEY));
+    assert_ne!(out.code, 0, "{}", out.all());
+    assert!(!lock_target.exists(), "the lock was created through a link");
+}
+
+/// A private home whose runs reach `echo` for `hosts` (and the extra
+/// `AUTHSOME_RESOLVE` entries), with a fixed vault key this process shares.
+fn upstream_env(echo: &Echo, hosts: &[&str], extra: &[String]) -> LoginEnv {
+    let mut env = LoginEnv::new();
+    let mut resolve: Vec<String> = hosts.iter().map(|h| echo.resolve(h)).collect();
+    resolve.extend(extra.iter().cloned());
+    env.set("AUTHSOME_RESOLVE", &resolve.join(","));
+    env.set("AUTHSOME_UPSTREAM_CA", &echo.ca_path.display().to_string());
+    env
+}
+
+/// Store an OAuth access token for `provider` through the library.
+fn store_token(env: &LoginEnv, provider: &str, token: &str) {
+    let home = authsome::paths::Home::at(env.home(), "default");
+    authsome::vault::Vault::open(&home)
+        .unwrap()
+        .update(|d| {
+            let mut c = authsome::vault::Connection::api_key(provider, "default", authsome::secret::Secret::new("x"));
+            c.api_key = None;
+            c.access_token = Some(authsome::secret::Secret::new(token));
+            c.token_type = Some("Bearer".into());
+            d.put_connection(c);
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// `authsome run` curl on each URL (raw path, placeholder in the header);
+/// returns the Authorization header the upstream saw for each request path.
+fn through_proxy(env: &LoginEnv, echo: &Echo, urls: &[String], curl_flags: &str) -> Vec<(String, Vec<String>)> {
+    let script: String = urls
+        .iter()
+        .map(|u| format!("curl -s --path-as-is {curl_flags} -o /dev/null -H 'Authorization: Bearer {PLACEHOLDER}' '{u}'; "))
+        .collect();
+    let out = env.run(&["run", "--", "sh", "-c", &script], None);
+    assert_eq!(out.code, 0, "{}", out.all());
+    echo.seen().iter().map(|s| (s.target.clone(), s.header("authorization"))).collect()
+}
+
+/// Item 10: the real Discord token reached its OAuth endpoints through paths
+/// that are the same endpoint to a lenient server.
+#[test]
+fn item10_oauth_endpoints_are_excluded_on_the_normalised_path() {
+    let echo = Echo::start(&["discord.com"]);
+    let env = upstream_env(&echo, &["discord.com"], &[]);
+    store_token(&env, "discord", "discord-real-token-0123");
+    let evil = [
+        "/api//oauth2/token",
+        "/api/./oauth2/token",
+        "/API/OAUTH2/TOKEN",
+        "/api/oauth2/%74oken",
+        "/api/v10/oauth2/token",
+        "/api/v10/oauth2/token/revoke",
+        "/api/oauth2/token/",
+        "/api/x/../oauth2/token",
+    ];
+    let mut urls: Vec<String> = evil.iter().map(|p| format!("https://discord.com{p}")).collect();
+    urls.push("https://discord.com/api/users/@me".into());
+    let seen = through_proxy(&env, &echo, &urls, "");
+    assert_eq!(seen.len(), urls.len(), "every request reaches the upstream: {seen:?}");
+    for (target, auth) in &seen {
+        let real = auth.iter().any(|a| a.contains("discord-real-token"));
+        assert_eq!(real, target == "/api/users/@me", "{target}: {auth:?}");
+    }
+}
+
+/// Item 11: a path-prefix `api_url` could be escaped with dot segments and escapes.
+#[test]
+fn item11_path_prefix_cannot_be_escaped() {
+    let echo = Echo::start(&["api.acme.test"]);
+    let env = upstream_env(&echo, &["api.acme.test"], &[]);
+    env.install_provider(&serde_json::json!({"name": "tenant", "auth_type": "api_key", "flow": "api_key",
+        "api_url": "https://api.acme.test/tenant-a", "api_key": {"header_name": "Authorization", "header_prefix": "Bearer", "env_var": "TENANT_KEY"}}));
+    let login = env.run(&["login", "tenant"], Some("tenant-a-real-key-0123"));
+    assert_eq!(login.code, 0, "{}", login.all());
+    let paths = [
+        "/tenant-a/../tenant-b/x",
+        "/tenant-a/..%2ftenant-b/x",
+        "/tenant-a/%2e%2e/tenant-b/x",
+        "/tenant-a/%2E%2E%2Ftenant-b/x",
+        "/tenant-a/x",
+    ];
+    let urls: Vec<String> = paths.iter().map(|p| format!("https://api.acme.test{p}")).collect();
+    let seen = through_proxy(&env, &echo, &urls, "");
+    assert_eq!(seen.len(), urls.len(), "{seen:?}");
+    for (target, auth) in &seen {
+        let real = auth.iter().any(|a| a.contains("tenant-a-real-key"));
+        assert_eq!(real, target == "/tenant-a/x", "{target}: {auth:?}");
+    }
+}
+
+/// Item 12: any port of a declared host got the credential. Only the declared
+/// port (443) is intercepted; `api.openai.com:8443` is tunnelled blind.
+#[test]
+fn item12_only_the_declared_port_gets_the_credential() {
+    let echo = Echo::start(&["api.openai.com"]);
+    let other_port = format!("api.openai.com:8443:127.0.0.1:{}", echo.port);
+    let env = upstream_env(&echo, &["api.openai.com"], &[other_port]);
+    let login = env.run(&["login", "openai"], Some(OPENAI_KEY));
+    assert_eq!(login.code, 0, "{}", login.all());
+    let urls = ["https://api.openai.com:8443/v1/models".to_owned(), "https://api.openai.com/v1/models".to_owned()];
+    // -k: the blind tunnel ends at the upstream's own certificate, which the run's bundle does not vouch for.
+    let seen = through_proxy(&env, &echo, &urls, "-k");
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[0].1, vec![format!("Bearer {PLACEHOLDER}")], "port 8443 must get nothing: {seen:?}");
+    assert_eq!(seen[1].1, vec![format!("Bearer {OPENAI_KEY}")], "control: port 443 is injected");
+}
+
+/// Item 15: a forged `AUTHSOME_SHELL_STATE` made `export` panic (a name with
+/// `=`) or print code the shell then ran (a name with `;`). Every name is
+/// validated; a forged state is discarded without a panic.
+#[test]
+fn item15_forged_shell_state_neither_panics_nor_injects_code() {
+    use base64::Engine as _;
+    let env = LoginEnv::new();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("pwned");
+    for name in ["A=B".to_owned(), format!("X;touch {};Y", marker.display()), "OK\n".to_owned()] {
+        let state = serde_json::json!({"v": 1, "home": env.home(), "profile": "default", "project": "/nonexistent/authsome.toml",
+            "active": true, "watched": [], "saved": {name.clone(): "1", "FINE": null}});
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(state.to_string());
+        for shell in ["bash", "json"] {
+            let out = env.cmd(&["export", shell]).current_dir(dir.path()).env("AUTHSOME_SHELL_STATE", &raw).output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert_eq!(out.status.code(), Some(0), "{name:?} {shell}: {stderr}");
+            assert!(!stderr.contains("panicked"), "{stderr}");
+            assert!(!stdout.contains(name.trim()), "{name:?} reached the output: {stdout}");
+            if shell == "bash" {
+                let ran = std::process::Command::new("bash").arg("-c").arg(&stdout).status().unwrap();
+                assert!(ran.success() || !marker.exists());
+                assert!(!marker.exists(), "the forged name ran as code: {stdout}");
+            }
+        }
+    }
+}
+
+/// Item 4: parsing was quadratic (each requirement's line and column counted
+/// from the start of the file: 20,000 requirements took seconds in the
+/// prompt hook). Ten times the requirements must cost about ten times as much
+/// (fastest of three runs each; quadratic parsing costs a hundred times).
+#[test]
+fn item04_parsing_is_linear_in_the_number_of_requirements() {
+    let file = |n: usize| -> String { (0..n).map(|i| format!("[[providers.github]]\nconnection = \"c{i}\"\n")).collect() };
+    let fastest = |text: &str| {
+        (0..3)
+            .map(|_| {
+                let mut reg = authsome::providers::Registry::bundled().unwrap();
+                let start = Instant::now();
+                let project = authsome::project::config::parse(text, Path::new("/p/authsome.toml"), &mut reg).unwrap();
+                let took = start.elapsed();
+                assert!(project.requirements.len() >= 2000);
+                took
+            })
+            .min()
+            .unwrap()
+    };
+    let (small, large) = (file(2000), file(20000));
+    let (t_small, t_large) = (fastest(&small), fastest(&large));
+    assert!(t_large < t_small * 30, "2,000 requirements: {t_small:?}, 20,000: {t_large:?} (quadratic)");
+}
+
+/// Item 5: terminal escapes in a directory name reached the terminal raw
+/// through hook and status messages. Every message escapes control characters.
+#[test]
+fn item05_terminal_escapes_from_directory_names_are_escaped_in_every_message() {
+    let env = LoginEnv::new();
+    let parent = tempfile::tempdir().unwrap();
+    let evil = parent.path().join("repo\x1b]0;owned\x07\x1b[2J\u{9b}31m\u{202e}");
+    std::fs::create_dir(&evil).unwrap();
+    std::fs::write(evil.join("authsome.toml"), "[providers.openai]\n").unwrap();
+    let run = |args: &[&str]| {
+        let out = env.cmd(args).current_dir(&evil).env("AUTHSOME_SHELL_STATE", "").output().unwrap();
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let raw = |s: &str| s.chars().any(|c| (c.is_control() && c != '\n' && c != '\t') || c == '\u{202e}');
+    let mut shown = Vec::new();
+    for args in [&["export", "bash"][..], &["status"], &["exec", "--", "true"], &["allow"], &["status"]] {
+        let (stdout, stderr) = run(args);
+        assert!(
+            stderr.contains("repo\\x1b]0;owned\\x07") || stdout.contains("repo\\x1b]0;owned\\x07"),
+            "{args:?}: the name is shown, escaped:\n{stdout}\n{stderr}"
+        );
+        if args[0] != "export" {
+            assert!(!raw(&stdout), "{args:?} stdout: {stdout:?}");
+        }
+        assert!(!raw(&stderr), "{args:?} stderr: {stderr:?}");
+        shown.push(stderr);
+    }
+    // A broken file's report carries nothing raw either.
+    std::fs::write(evil.join("authsome.toml"), "[providers.openai\n").unwrap();
+    let (_, stderr) = run(&["export", "bash"]);
+    assert!(!raw(&stderr) && stderr.contains("invalid table header"), "{stderr:?}");
+}
+
+/// Item 14: `authsome deny` did not stop a running `up` ("keeps the previous
+/// routes"). A refused reload drops injection at once; the command keeps
+/// running, and allowing the file again brings injection back.
+#[test]
+fn item14_deny_stops_injection_in_a_running_up() {
+    use crate::common::project_run::{curl_with, up_with_stderr_log, wait_for_file, ProjectWorld};
+    let w = ProjectWorld::new();
+    let step =
+        |name: &str, url: &str| format!("{} ; touch {name}; while [ ! -f go-{name} ]; do sleep 0.05; done", curl_with("ACME_API_KEY", url));
+    let script = format!(
+        "{}; {}; {}",
+        step("one", "https://api.acme.test/before"),
+        step("two", "https://api.acme.test/denied"),
+        curl_with("ACME_API_KEY", "https://api.acme.test/allowed-again")
+    );
+    w.write_toml(&format!("[providers.acme]\n[run]\ncommand = '''{script}'''\n"));
+    w.allow();
+    let (mut child, log) = up_with_stderr_log(&w);
+    let wait_log = |needle: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !log.lock().unwrap().contains(needle) {
+            assert!(Instant::now() < deadline, "no {needle:?}:\n{}", log.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for_file(&w.dir.join("one"));
+    let out = w.run(&["deny"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_log("injection stopped");
+    std::fs::write(w.dir.join("go-one"), "").unwrap();
+    wait_for_file(&w.dir.join("two"));
+    w.allow();
+    // The same file is allowed again: the next request is injected again.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let probe = w.run(&["status", "--json"]);
+        if String::from_utf8_lossy(&probe.stdout).contains("\"trusted\": true") || Instant::now() > deadline {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    std::fs::write(w.dir.join("go-two"), "").unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", log.lock().unwrap());
+    let seen = w.world.echo.seen();
+    let auth = |target: &str| seen.iter().find(|s| s.target == target).map(|s| s.header("authorization")).unwrap_or_default();
+    let key = format!("Bearer {}", crate::common::proxy::ACME_KEY);
+    assert_eq!(auth("/before"), vec![key.clone()], "{seen:?}");
+    // Denied: the host is no longer decrypted (the request is tunnelled blind, so it carries no credential, if it arrives at all).
+    assert!(!auth("/denied").contains(&key), "denied, yet injected: {seen:?}");
+    assert_eq!(auth("/allowed-again"), vec![key], "{seen:?}");
+}
