@@ -31,7 +31,7 @@ fn round_trip(c: &mut Criterion) {
     g.sample_size(20).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_millis(500));
     let mut sender = rt.block_on(proxy_client::h1_sender(&url, "api.acme.test", cfg.clone()));
     // What is measured is a real injection: the upstream sees the key.
-    let (status, _) = rt.block_on(proxy_client::get(&mut sender, "api.acme.test", "/check", &[]));
+    let (status, _) = rt.block_on(proxy_client::get(&mut sender, "api.acme.test", "/v1/check", &[]));
     assert_eq!(status, 200);
     assert_eq!(echo.seen().last().expect("the upstream was reached").header("x-api-key"), vec!["bench-key".to_owned()]);
     g.bench_function("round_trip_keepalive", |b| {
