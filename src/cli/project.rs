@@ -148,7 +148,15 @@ pub fn dotenv_names(text: &str) -> BTreeSet<String> {
 /// Providers whose API-key or exported variables appear in `names`, with the variable found.
 pub fn suggest_providers(registry: &Registry, names: &BTreeSet<String>) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for p in registry.iter() {
+    // Alternatives into one account (an API and its MCP server) share a
+    // variable and cannot both be declared: suggest the API, not its MCP server.
+    let mut providers: Vec<_> = registry.iter().collect();
+    providers.sort_by_key(|p| p.def.category.as_deref() == Some("mcp"));
+    let mut taken: BTreeSet<&str> = BTreeSet::new();
+    for p in providers {
+        if p.def.exported_vars().any(|v| taken.contains(v)) {
+            continue;
+        }
         let mut vars: Vec<&str> = p.def.export.keys().map(String::as_str).collect();
         if let Some(v) = p.def.api_key.as_ref().and_then(|k| k.env_var.as_deref()) {
             vars.push(v);
@@ -159,8 +167,10 @@ pub fn suggest_providers(registry: &Registry, names: &BTreeSet<String>) -> Vec<(
         }
         if let Some(v) = vars.into_iter().find(|v| names.contains(*v)) {
             out.push((p.name().to_owned(), v.to_owned()));
+            taken.extend(p.def.exported_vars());
         }
     }
+    out.sort();
     out
 }
 
