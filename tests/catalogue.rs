@@ -399,7 +399,8 @@ fn every_api_key_reaches_the_upstream_in_its_place() {
             audit: Arc::new(MemoryAudit::default()),
             credentials: Arc::new(creds),
             bundle_path: Some(dir.path().join("bundle.pem")),
-            upstream: UpstreamSettings { resolver: authsome::net::Resolver::parse(&resolve).unwrap(), roots: Arc::new(roots) },
+            upstream: UpstreamSettings { resolver: authsome::net::Resolver::parse(&resolve).unwrap(), roots: Arc::new(roots).into() },
+            limits: authsome::proxy::Limits::default(),
         };
         let handle = proxy::start(options).await.unwrap();
         let ca_roots: Vec<_> = handle.cas().iter().map(|c| c.der().clone()).collect();
