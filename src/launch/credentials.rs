@@ -1,6 +1,7 @@
-//! Where the proxy's credentials come from: the vault of one profile (read at
-//! every injection, so a login made while a proxy runs is picked up live, and
-//! OAuth tokens are refreshed first), and for a project run the CI secrets
+//! Where the proxy's credentials come from: the vault of one profile (a
+//! decrypted [`Snapshot`] checked at every injection with one `stat`, so a
+//! login made while a proxy runs is picked up by the next request without
+//! decrypting the vault each time, and OAuth tokens are refreshed first), and for a project run the CI secrets
 //! taken from the environment (`secret_env`) in front of it.
 
 use super::plan::Plan;
@@ -10,6 +11,7 @@ use crate::project::requirements::{Check, State};
 use crate::providers::{AuthType, Provider};
 use crate::proxy::{BoxFuture, CredentialSource, Unavailable};
 use crate::secret::Secret;
+use crate::vault::snapshot::Snapshot;
 use crate::vault::{Connection, Status, Vault};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -17,7 +19,7 @@ use std::sync::{Arc, Mutex};
 /// Credentials from the encrypted vault of one profile.
 pub struct VaultCredentials {
     home: Home,
-    vault: Mutex<Option<Arc<Vault>>>,
+    vault: Mutex<Option<Arc<Snapshot>>>,
 }
 
 impl VaultCredentials {
@@ -27,32 +29,36 @@ impl VaultCredentials {
         VaultCredentials { home: home.clone(), vault: Mutex::new(None) }
     }
 
-    fn vault(&self) -> Result<Arc<Vault>, Unavailable> {
+    fn snapshot(&self) -> Result<Arc<Snapshot>, Unavailable> {
         let mut guard = self.vault.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(v) = guard.as_ref() {
             return Ok(v.clone());
         }
-        let v = Arc::new(Vault::open(&self.home).map_err(|e| Unavailable::Failed(e.message))?);
+        let v = Arc::new(Snapshot::new(Arc::new(Vault::open(&self.home).map_err(|e| Unavailable::Failed(e.message))?)));
         *guard = Some(v.clone());
         Ok(v)
     }
 
     /// The stored connection, as the vault holds it now.
-    async fn stored(&self, provider: &str, connection: &str) -> Result<Option<Connection>, Unavailable> {
-        let vault = self.vault()?;
-        let (provider, connection) = (provider.to_owned(), connection.to_owned());
-        tokio::task::spawn_blocking(move || vault.load().map(|d| d.connection(&provider, Some(&connection)).cloned()))
-            .await
-            .map_err(|e| Unavailable::Failed(format!("vault read failed: {e}")))?
-            .map_err(|e| Unavailable::Failed(e.message))
+    fn stored(&self, provider: &str, connection: &str) -> Result<Option<Connection>, Unavailable> {
+        let data = self.snapshot()?.current().map_err(|e| Unavailable::Failed(e.message))?;
+        Ok(data.connection(provider, Some(connection)).cloned())
     }
 
-    /// The connection with a usable access token: refreshed first when it
-    /// expires within 300 s, under the lock every authsome process shares
-    /// ([`crate::oauth::ensure_fresh_with`]), so a run of several hours keeps working.
+    /// The connection with a usable access token. When the snapshot's token
+    /// expires within 300 s it is refreshed first, under the lock every
+    /// authsome process shares ([`crate::oauth::ensure_fresh_with`], which
+    /// reads the vault again), so a run of several hours keeps working.
     async fn fresh_oauth(&self, provider: &Provider, connection: &str) -> Result<Option<Connection>, Unavailable> {
-        let vault = self.vault()?;
-        crate::oauth::ensure_fresh_with(&vault, &self.home, provider, connection).await.map_err(|e| Unavailable::Failed(e.message))
+        match self.stored(provider.name(), connection)? {
+            None => return Ok(None),
+            Some(c) if !crate::oauth::needs_refresh(&c, crate::fsutil::now_unix()) => return Ok(Some(c)),
+            Some(_) => {}
+        }
+        let snapshot = self.snapshot()?;
+        crate::oauth::ensure_fresh_with(snapshot.vault(), &self.home, provider, connection)
+            .await
+            .map_err(|e| Unavailable::Failed(e.message))
     }
 }
 
@@ -67,7 +73,7 @@ impl CredentialSource for VaultCredentials {
         Box::pin(async move {
             let conn = match provider.def.auth_type {
                 AuthType::Oauth2 => self.fresh_oauth(provider, connection).await?,
-                AuthType::ApiKey => self.stored(provider.name(), connection).await?,
+                AuthType::ApiKey => self.stored(provider.name(), connection)?,
             };
             match conn {
                 Some(c) if c.status == Status::Revoked => {
