@@ -34,9 +34,22 @@ pub struct LoginEnv {
     pub vars: Vec<(String, String)>,
 }
 
-/// A free loopback port (bound then released).
+/// A free loopback port for a server the code under test binds later.
+///
+/// Taken below the kernel's ephemeral range (32768 and up on Linux), so an
+/// outgoing connection of a parallel test cannot grab it between this check
+/// and the real bind; a per-process counter keeps parallel tests apart, and
+/// each candidate is bound once to skip ports another process holds.
 pub fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 500) as u16 * 20;
+    loop {
+        let port = base + NEXT.fetch_add(1, Ordering::Relaxed) % 2_000;
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return l.local_addr().unwrap();
+        }
+    }
 }
 
 /// Path of a helper under tests/support.
