@@ -5,6 +5,7 @@
 //!
 //! - [`providers`]: provider definitions (bundled, custom, project) and validation;
 //! - [`vault`]: the encrypted per-profile credential store;
+//! - [`store`]: which store a profile uses (its vault file or a team store on PostgreSQL);
 //! - [`daemon`]: the per-project background proxy behind activated shells;
 //! - [`shell`]: shell auto-activation on `cd` (`hook`, `export`);
 //! - [`net`]: outbound connections (resolve overrides, upstream trust, HTTPS client);
@@ -30,6 +31,7 @@ pub mod providers;
 pub mod proxy;
 pub mod runner;
 pub mod shell;
+pub mod store;
 pub mod ui;
 pub mod vault;
 

@@ -68,11 +68,7 @@ fn find<'a>(data: &'a VaultData, t: &ConnectionArgs) -> Result<&'a Connection> {
 }
 
 fn snapshot(ctx: &Ctx) -> Result<VaultData> {
-    if ctx.home.vault_file().exists() {
-        ctx.vault()?.load()
-    } else {
-        Ok(VaultData::default())
-    }
+    crate::store::Store::snapshot(&ctx.home)
 }
 
 /// `authsome get PROVIDER [--connection] [--field F]`.

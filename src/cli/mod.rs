@@ -14,8 +14,8 @@ mod up;
 use crate::error::{Error, Result};
 use crate::paths::Home;
 use crate::providers::Registry;
+use crate::store::Store;
 use crate::ui::Ui;
-use crate::vault::Vault;
 use clap::{Args, Parser, Subcommand};
 
 /// authsome: give programs authenticated API access without handing them a secret.
@@ -142,9 +142,9 @@ impl Ctx {
     pub fn registry(&self) -> Result<Registry> {
         Registry::load(&self.home)
     }
-    /// The profile's vault (resolves the key).
-    pub fn vault(&self) -> Result<Vault> {
-        Vault::open(&self.home)
+    /// The profile's store: its vault file (resolves the key) or its team store.
+    pub fn vault(&self) -> Result<Store> {
+        Store::open(&self.home)
     }
 }
 

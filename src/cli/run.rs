@@ -27,11 +27,11 @@ pub struct LogArgs {
 
 /// Routes for every provider's default connection that holds a credential.
 fn default_routes(ctx: &Ctx) -> Result<Vec<Route>> {
-    if !ctx.home.vault_file().exists() {
+    let data = crate::store::Store::snapshot(&ctx.home)?;
+    if data == crate::vault::VaultData::default() {
         return Ok(Vec::new());
     }
     let reg = ctx.registry()?;
-    let data = ctx.vault()?.load()?;
     Ok(reg
         .iter()
         .filter_map(|p| {

@@ -44,6 +44,11 @@ impl OAuthHttp {
         self
     }
 
+    /// The per-exchange timeout.
+    pub fn timeout(&self) -> Duration {
+        self.inner.timeout()
+    }
+
     /// HTTP status of the most recent response, if any arrived.
     pub fn last_status(&self) -> Option<u16> {
         *self.last_status.lock().expect("status lock")

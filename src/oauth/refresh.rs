@@ -1,10 +1,17 @@
 //! Keeping tokens fresh. A token expiring within [`REFRESH_MARGIN_SECS`] is
 //! refreshed under a lock shared by every authsome process, one per
-//! (profile, provider, connection); the vault is re-read inside the lock, so a
+//! (profile, provider, connection); the store is re-read inside the lock, so a
 //! process that waited finds the token already refreshed and never spends the
 //! same refresh token twice. Rotated refresh tokens are saved. A failed refresh
 //! keeps a still-valid token; past expiry the connection is marked `expired`
 //! with the reason.
+//!
+//! With a team store the machine-wide lock is the first layer, and a lease in
+//! the store (granted by the database clock, fenced by an epoch) makes the
+//! refresh single-flight across hosts: no token request is started with less
+//! lease left than its timeout plus a margin, and the result is written with a
+//! compare-and-set, so a holder whose lease lapsed can never bury a newer token
+//! (its orphan tokens are revoked instead, RFC 7009). See README, "Team store".
 
 use super::client::OAuthHttp;
 use super::tokens::{describe, granted_scopes, oauth_client, token_type_name, Endpoints};
@@ -13,9 +20,11 @@ use crate::error::{Error, Result};
 use crate::fsutil::{now_unix, FileLock};
 use crate::paths::{ensure_private_dir, Home};
 use crate::providers::Provider;
-use crate::vault::{Connection, Secret, Status, Vault};
+use crate::store::{pg, RefreshLease, Store};
+use crate::vault::{Connection, Secret, Status};
 use oauth2::basic::BasicErrorResponseType;
 use oauth2::{RequestTokenError, TokenResponse};
+use std::time::{Duration, Instant};
 
 /// What [`refresh_connection`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,19 +45,19 @@ pub enum RefreshOutcome {
 /// within 300 s. The fast path (fresh token) takes no lock. This is what the
 /// proxy calls before each injection.
 pub async fn ensure_fresh(home: &Home, provider: &Provider, connection: &str) -> Result<Connection> {
-    ensure_fresh_with(&Vault::open(home)?, home, provider, connection).await
+    ensure_fresh_with(&Store::open(home)?, home, provider, connection).await
 }
 
-/// [`ensure_fresh`] with a vault the caller keeps open (the proxy opens one per
+/// [`ensure_fresh`] with a store the caller keeps open (the proxy opens one per
 /// run, so no key lookup happens per request). The fast path only decrypts the
-/// vault; the HTTP client and the lock exist only when a refresh is due.
-pub async fn ensure_fresh_with(vault: &Vault, home: &Home, provider: &Provider, connection: &str) -> Result<Connection> {
-    let conn = find(&vault.load()?, provider, connection)?;
+/// records; the HTTP client and the lock exist only when a refresh is due.
+pub async fn ensure_fresh_with(store: &Store, home: &Home, provider: &Provider, connection: &str) -> Result<Connection> {
+    let conn = find(&store.load()?, provider, connection)?;
     if !needs_refresh(&conn, now_unix()) {
         return Ok(conn);
     }
     let http = OAuthHttp::from_env()?;
-    refresh_in(vault, home, provider, connection, false, &http).await.map(|(c, _)| c)
+    refresh_in(store, home, provider, connection, false, &http).await.map(|(c, _)| c)
 }
 
 fn find(data: &crate::vault::VaultData, provider: &Provider, connection: &str) -> Result<Connection> {
@@ -76,18 +85,18 @@ pub async fn refresh_connection(
     force: bool,
     http: &OAuthHttp,
 ) -> Result<(Connection, RefreshOutcome)> {
-    refresh_in(&Vault::open(home)?, home, provider, connection, force, http).await
+    refresh_in(&Store::open(home)?, home, provider, connection, force, http).await
 }
 
 async fn refresh_in(
-    vault: &Vault,
+    store: &Store,
     home: &Home,
     provider: &Provider,
     connection: &str,
     force: bool,
     http: &OAuthHttp,
 ) -> Result<(Connection, RefreshOutcome)> {
-    let before = find(&vault.load()?, provider, connection)?;
+    let before = find(&store.load()?, provider, connection)?;
     if !force && !needs_refresh(&before, now_unix()) {
         return Ok((before, RefreshOutcome::StillFresh));
     }
@@ -101,16 +110,146 @@ async fn refresh_in(
     .map_err(|e| Error::other(e.to_string()))?
     .map_err(|e| Error::other(format!("cannot take the refresh lock: {e}")))?;
 
-    // Inside the lock: the record may have changed while we waited.
-    let conn = find(&vault.load()?, provider, connection)?;
+    loop {
+        let lease = match store {
+            Store::File(_) => RefreshLease::Local,
+            Store::Pg(p) => match shared_lease(p, store, provider, connection, &before).await? {
+                Ok(l) => RefreshLease::Shared(l),
+                Err(theirs) => return Ok((theirs, RefreshOutcome::RefreshedElsewhere)),
+            },
+        };
+        let mut guard = LeaseGuard::new(store, lease);
+        if let Some(pause) = test_pause_after_lease() {
+            tokio::time::sleep(pause).await;
+        }
+        // Inside the lock: the record may have changed while we waited.
+        let conn = find(&store.load_fresh()?, provider, connection)?;
+        let now = now_unix();
+        // Someone refreshed while we waited: use their token rather than spending theirs again.
+        if conn.access_token != before.access_token && conn.status == Status::Connected && conn.expires_at.is_none_or(|e| e > now) {
+            return Ok((conn, RefreshOutcome::RefreshedElsewhere));
+        }
+        if !force && !needs_refresh(&conn, now) {
+            return Ok((conn, RefreshOutcome::StillFresh));
+        }
+        // Never start a request that could outlive the lease: its timeout ends
+        // a margin before the lease does, and too little lease means a new one.
+        let http = match guard.budget() {
+            None => http.clone(),
+            Some(budget) if budget < Duration::from_secs(1) => {
+                guard.finish("not_started");
+                continue;
+            }
+            Some(budget) => http.clone().with_timeout(budget.min(http.timeout())),
+        };
+        return refresh_holding(store, &mut guard, provider, connection, conn, &http).await;
+    }
+}
+
+/// Take the team store's refresh lease, waiting while another host holds it.
+/// `Err(conn)` when that host refreshed meanwhile (its token is the answer).
+async fn shared_lease(
+    p: &pg::PgStore,
+    store: &Store,
+    provider: &Provider,
+    connection: &str,
+    before: &Connection,
+) -> Result<std::result::Result<pg::Lease, Connection>> {
+    let length = crate::store::lease_length();
+    let deadline = Instant::now() + length * 2 + Duration::from_secs(5);
+    let mut wait = 0u32;
+    loop {
+        match p.try_lease(provider.name(), connection, length)? {
+            pg::LeaseTry::Granted(l) => {
+                if let Some(prev) = &l.took_over {
+                    store.audit("lease_expired_takeover", provider.name(), connection, Some(format!("took over from {prev}")), Some(&l));
+                }
+                return Ok(Ok(l));
+            }
+            pg::LeaseTry::Busy(who) => {
+                if Instant::now() > deadline {
+                    return Err(Error::other(format!(
+                        "the refresh of {} ({connection}) is held by {who} in {}; try again later",
+                        provider.name(),
+                        store.describe()
+                    )));
+                }
+                wait += 1;
+                let jitter = u64::from(std::process::id() % 7) * 15 + u64::from(wait % 5) * 10;
+                tokio::time::sleep(Duration::from_millis(150 + jitter)).await;
+                let conn = find(&store.load_fresh()?, provider, connection)?;
+                let now = now_unix();
+                if conn.access_token != before.access_token && conn.status == Status::Connected && !needs_refresh(&conn, now) {
+                    return Ok(Err(conn));
+                }
+            }
+        }
+    }
+}
+
+/// `AUTHSOME_TEST_PAUSE_AFTER_LEASE` (milliseconds): a test seam that lets a
+/// test kill a lease holder before it sends anything.
+fn test_pause_after_lease() -> Option<Duration> {
+    std::env::var("AUTHSOME_TEST_PAUSE_AFTER_LEASE").ok()?.parse().ok().map(Duration::from_millis)
+}
+
+/// A held refresh lease, released when dropped (fenced by its epoch) with
+/// the outcome recorded by [`LeaseGuard::finish`], else `not_started`.
+struct LeaseGuard<'a> {
+    store: &'a Store,
+    lease: RefreshLease,
+    released: bool,
+}
+
+impl<'a> LeaseGuard<'a> {
+    fn new(store: &'a Store, lease: RefreshLease) -> LeaseGuard<'a> {
+        LeaseGuard { store, lease, released: false }
+    }
+
+    /// How long a request may take under this lease (`None`: no limit beyond its own timeout).
+    fn budget(&self) -> Option<Duration> {
+        match &self.lease {
+            RefreshLease::Local => None,
+            RefreshLease::Shared(l) => Some(l.remaining().saturating_sub(crate::store::lease_margin(l.length))),
+        }
+    }
+
+    fn shared(&self) -> Option<&pg::Lease> {
+        match &self.lease {
+            RefreshLease::Shared(l) => Some(l),
+            RefreshLease::Local => None,
+        }
+    }
+
+    fn finish(&mut self, outcome: &str) {
+        if self.released {
+            return;
+        }
+        self.released = true;
+        if let (Store::Pg(p), RefreshLease::Shared(l)) = (self.store, &self.lease) {
+            if let Err(e) = p.release(l, outcome) {
+                eprintln!("authsome: could not release the refresh lease ({}); it lapses on its own", e.message);
+            }
+        }
+    }
+}
+
+impl Drop for LeaseGuard<'_> {
+    fn drop(&mut self) {
+        self.finish("not_started");
+    }
+}
+
+/// The refresh itself, under the lock (and the lease of a team store).
+async fn refresh_holding(
+    store: &Store,
+    guard: &mut LeaseGuard<'_>,
+    provider: &Provider,
+    connection: &str,
+    conn: Connection,
+    http: &OAuthHttp,
+) -> Result<(Connection, RefreshOutcome)> {
     let now = now_unix();
-    // Someone refreshed while we waited: use their token rather than spending theirs again.
-    if conn.access_token != before.access_token && conn.status == Status::Connected && conn.expires_at.is_none_or(|e| e > now) {
-        return Ok((conn, RefreshOutcome::RefreshedElsewhere));
-    }
-    if !force && !needs_refresh(&conn, now) {
-        return Ok((conn, RefreshOutcome::StillFresh));
-    }
     let still_valid = conn.status == Status::Connected && conn.expires_at.is_none_or(|e| e > now);
     let title = provider.def.title();
     let relogin = login_hint(provider.name(), connection);
@@ -120,19 +259,15 @@ async fn refresh_in(
             return Ok((conn, RefreshOutcome::NotRefreshable));
         }
         let reason = "the access token expired and the provider issued no refresh token".to_owned();
-        mark_expired(vault, &conn, &reason, false)?;
+        mark_expired(store, &conn, &reason, false)?;
         return Err(Error::login(format!("{title} connection {connection:?} has expired: {reason}; {relogin}")));
     };
 
+    let creds = store.load_fresh()?.clients.get(provider.name()).cloned();
     let attempt = async {
         let ep = Endpoints::of(provider, conn.base_url.as_deref()).map_err(Failure::Other)?;
-        let creds = vault
-            .load()
-            .map_err(Failure::Other)?
-            .clients
-            .get(provider.name())
-            .cloned()
-            .ok_or_else(|| Failure::Refused { why: format!("no client credentials are stored for {title}"), dead: false })?;
+        let creds =
+            creds.clone().ok_or_else(|| Failure::Refused { why: format!("no client credentials are stored for {title}"), dead: false })?;
         let client = oauth_client(&ep, &creds, None).map_err(Failure::Other)?;
         let rt = oauth2::RefreshToken::new(refresh_token.expose().to_owned());
         let req = client.exchange_refresh_token(&rt).map_err(|_| Failure::Other(Error::bad_input(format!("{title} has no token_url"))))?;
@@ -141,44 +276,77 @@ async fn refresh_in(
             Failure::Refused { why: describe(&e, "token refresh", &ep.token_host(), http), dead }
         })
     };
-    match attempt.await {
+    let result = attempt.await;
+    let lease = guard.shared().cloned();
+    match result {
         Ok(resp) => {
             let now = now_unix();
-            let updated = vault.update(|d| {
+            let mut ours = conn.clone();
+            ours.access_token = Some(Secret::new(resp.access_token().secret().clone()));
+            if let Some(r) = resp.refresh_token() {
+                ours.refresh_token = Some(Secret::new(r.secret().clone()));
+            }
+            ours.expires_at = resp.expires_in().map(|d| now + d.as_secs());
+            ours.token_type = Some(token_type_name(&resp));
+            if resp.scopes().is_some() {
+                ours.scopes = granted_scopes(&resp, &conn.scopes);
+            }
+            ours.status = Status::Connected;
+            ours.status_reason = None;
+            ours.obtained_at = now;
+            let (updated, kept) = store.update(|d| {
                 let cur = d.connections.get_mut(&(provider.name().to_owned(), connection.to_owned()));
                 let Some(cur) = cur else { return Err(Error::unknown(format!("connection {connection:?} was deleted during refresh"))) };
+                // Compare-and-set: only on top of the record this refresh started from.
                 if cur.refresh_token.as_ref() != Some(&refresh_token) {
-                    // A new login replaced the record while we refreshed: keep it.
-                    return Ok(cur.clone());
+                    // A new login, or a holder whose lease lapsed, wrote first: keep theirs.
+                    return Ok((cur.clone(), false));
                 }
-                cur.access_token = Some(Secret::new(resp.access_token().secret().clone()));
-                if let Some(r) = resp.refresh_token() {
-                    cur.refresh_token = Some(Secret::new(r.secret().clone()));
-                }
-                cur.expires_at = resp.expires_in().map(|d| now + d.as_secs());
-                cur.token_type = Some(token_type_name(&resp));
-                if resp.scopes().is_some() {
-                    cur.scopes = granted_scopes(&resp, &cur.scopes);
-                }
-                cur.status = Status::Connected;
-                cur.status_reason = None;
-                cur.obtained_at = now;
-                Ok(cur.clone())
+                *cur = ours.clone();
+                Ok((cur.clone(), true))
             })?;
-            Ok((updated, RefreshOutcome::Refreshed))
+            guard.finish(if kept { "ok" } else { "discarded" });
+            if kept {
+                store.audit("refresh", provider.name(), connection, None, lease.as_ref());
+                return Ok((updated, RefreshOutcome::Refreshed));
+            }
+            // Our tokens lost the race: revoke them so no stray valid token is left (RFC 7009).
+            let revoked = super::revoke::revoke(http, provider, creds.as_ref(), &ours).await;
+            let note =
+                if revoked.revoked.is_empty() { "not revoked (no revocation endpoint or it failed)" } else { "revoked at the provider" };
+            store.audit(
+                "refresh_discarded",
+                provider.name(),
+                connection,
+                Some(format!("a newer record was already stored; our tokens were {note}")),
+                lease.as_ref(),
+            );
+            Ok((updated, RefreshOutcome::RefreshedElsewhere))
         }
         Err(Failure::Refused { why, dead }) => {
+            guard.finish(if http.last_status().is_some() { "failed" } else { "unknown" });
+            // After taking over from a holder that never finished, an invalid_grant
+            // most likely means that holder spent the token: say so.
+            let took_over = lease.as_ref().and_then(|l| l.took_over.clone());
+            let why = match (&took_over, dead) {
+                (Some(prev), true) => format!("{why}; the lease was taken over from {prev}, which may have spent the refresh token"),
+                _ => why,
+            };
+            store.audit("refresh_failed", provider.name(), connection, Some(why.clone()), lease.as_ref());
             if still_valid {
-                if dead {
+                if dead && took_over.is_none() {
                     // The refresh token is dead but the access token works until it expires.
-                    mark_dead_refresh(vault, &conn)?;
+                    mark_dead_refresh(store, &conn)?;
                 }
                 return Ok((conn, RefreshOutcome::FailedStillValid(why)));
             }
-            mark_expired(vault, &conn, &why, dead)?;
+            mark_expired(store, &conn, &why, dead)?;
             Err(Error::login(format!("{title} connection {connection:?} has expired ({why}); {relogin}")))
         }
-        Err(Failure::Other(e)) => Err(e),
+        Err(Failure::Other(e)) => {
+            guard.finish("not_started");
+            Err(e)
+        }
     }
 }
 
@@ -195,8 +363,8 @@ fn login_hint(provider: &str, connection: &str) -> String {
     format!("run `authsome login {provider}{flag}`")
 }
 
-fn mark_expired(vault: &Vault, conn: &Connection, reason: &str, drop_refresh: bool) -> Result<()> {
-    vault.update(|d| {
+fn mark_expired(store: &Store, conn: &Connection, reason: &str, drop_refresh: bool) -> Result<()> {
+    store.update(|d| {
         if let Some(cur) = d.connections.get_mut(&(conn.provider.clone(), conn.name.clone())) {
             if cur.access_token == conn.access_token {
                 cur.status = Status::Expired;
@@ -210,8 +378,8 @@ fn mark_expired(vault: &Vault, conn: &Connection, reason: &str, drop_refresh: bo
     })
 }
 
-fn mark_dead_refresh(vault: &Vault, conn: &Connection) -> Result<()> {
-    vault.update(|d| {
+fn mark_dead_refresh(store: &Store, conn: &Connection) -> Result<()> {
+    store.update(|d| {
         if let Some(cur) = d.connections.get_mut(&(conn.provider.clone(), conn.name.clone())) {
             if cur.refresh_token == conn.refresh_token {
                 cur.refresh_token = None;

@@ -1,16 +1,18 @@
-//! The vault-backed [`CredentialSource`]: reads the vault at every injection,
-//! so a login made while a proxy runs is picked up live.
+//! The store-backed [`CredentialSource`]: reads the profile's store (its vault
+//! file, or a team store kept fresh by notifications) at every injection, so a
+//! login made while a proxy runs is picked up live.
 
 use super::{BoxFuture, CredentialSource};
 use crate::paths::Home;
 use crate::providers::{AuthType, Provider};
-use crate::vault::{Connection, Secret, Status, Vault};
+use crate::store::Store;
+use crate::vault::{Connection, Secret, Status};
 use std::sync::{Arc, Mutex};
 
 /// Credentials from the encrypted vault of one profile.
 pub struct VaultCredentials {
     home: Home,
-    vault: Mutex<Option<Arc<Vault>>>,
+    vault: Mutex<Option<Arc<Store>>>,
 }
 
 impl VaultCredentials {
@@ -20,12 +22,13 @@ impl VaultCredentials {
         VaultCredentials { home: home.clone(), vault: Mutex::new(None) }
     }
 
-    fn vault(&self) -> Result<Arc<Vault>, String> {
+    fn vault(&self) -> Result<Arc<Store>, String> {
         let mut guard = self.vault.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(v) = guard.as_ref() {
             return Ok(v.clone());
         }
-        let v = Arc::new(Vault::open(&self.home).map_err(|e| e.message)?);
+        let v = Arc::new(Store::open(&self.home).map_err(|e| e.message)?);
+        v.watch();
         *guard = Some(v.clone());
         Ok(v)
     }

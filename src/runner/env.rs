@@ -29,10 +29,11 @@ pub const CA_VARS: [&str; 8] = [
 /// Proxy variables, upper and lower case (clients disagree on which they read).
 pub const PROXY_VARS: [&str; 4] = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"];
 
-/// Variables never passed to a child: authsome's own secret, a CA directory
-/// that would let a client look elsewhere, and SOCKS proxies that would route
-/// around ours.
-pub const REMOVED_VARS: [&str; 4] = ["AUTHSOME_VAULT_KEY", "SSL_CERT_DIR", "ALL_PROXY", "all_proxy"];
+/// Variables never passed to a child: authsome's own secrets (the vault key,
+/// the team store's URL, password and key), a CA directory that would let a
+/// client look elsewhere, and SOCKS proxies that would route around ours.
+pub const REMOVED_VARS: [&str; 7] =
+    ["AUTHSOME_VAULT_KEY", "AUTHSOME_STORE", "AUTHSOME_STORE_PASSWORD", "AUTHSOME_STORE_KEY", "SSL_CERT_DIR", "ALL_PROXY", "all_proxy"];
 
 /// What to change in an inherited environment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

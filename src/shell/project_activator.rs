@@ -12,7 +12,7 @@ use crate::project::trust::{self, Trust};
 use crate::project::{Project, UndeclaredHosts};
 use crate::providers::Registry;
 use crate::proxy::Route;
-use crate::vault::{Vault, VaultData};
+use crate::vault::VaultData;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,11 +22,7 @@ pub struct ProjectActivator;
 
 /// The vault's content, without creating a key or a vault when there is none.
 fn vault_data(home: &Home) -> Result<VaultData> {
-    if home.vault_file().exists() {
-        Vault::open(home)?.load()
-    } else {
-        Ok(VaultData::default())
-    }
+    crate::store::Store::snapshot(home)
 }
 
 /// The project, parsed and trusted, with the registry it extends.
