@@ -9,6 +9,7 @@ mod exec;
 pub mod project;
 mod registry;
 mod run;
+mod store;
 mod up;
 
 use crate::error::{Error, Result};
@@ -121,6 +122,12 @@ pub enum Command {
         #[command(subcommand)]
         command: daemon::DaemonCommand,
     },
+    /// Set up or inspect the team store (init, status, migrate --from-file, export).
+    Store {
+        /// init, status, migrate or export.
+        #[command(subcommand)]
+        command: store::StoreCommand,
+    },
     /// Print shell completions.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -206,6 +213,7 @@ fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::Hook { shell } => Ok(crate::shell::hook_command(&shell)),
         Command::Export { shell, pid } => Ok(crate::shell::export_command(&ctx.home, &shell, pid)),
         Command::Daemon { command } => daemon::run(ctx, command),
+        Command::Store { command } => store::run(ctx, command),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "authsome", &mut std::io::stdout());

@@ -22,10 +22,10 @@ use std::time::Duration;
 
 /// One profile's store.
 pub enum Store {
-    /// The local vault file.
-    File(Vault),
+    /// The local vault file (boxed like the team store: both handles hold keys and are large).
+    File(Box<Vault>),
     /// A team store.
-    Pg(pg::PgStore),
+    Pg(Box<pg::PgStore>),
 }
 
 /// What a refresh holds while it may spend a refresh token.
@@ -41,8 +41,8 @@ impl Store {
     /// unless `AUTHSOME_STORE` or `<home>/config.toml` names a team store).
     pub fn open(home: &Home) -> Result<Store> {
         match select::select(home)? {
-            select::Selection::File => Ok(Store::File(Vault::open(home)?)),
-            select::Selection::Pg(cfg) => Ok(Store::Pg(pg::PgStore::open(home, cfg)?)),
+            select::Selection::File => Ok(Store::File(Box::new(Vault::open(home)?))),
+            select::Selection::Pg(cfg) => Ok(Store::Pg(Box::new(pg::PgStore::open(home, cfg)?))),
         }
     }
 

@@ -75,8 +75,8 @@ impl PgStore {
                 )
                 .await
                 .map_err(db)?;
-            if granted.is_some() {
-                return Ok(Ok(granted.expect("checked")));
+            if let Some(row) = granted {
+                return Ok(Ok(row));
             }
             let busy = c
                 .query_opt(

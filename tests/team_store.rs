@@ -1,0 +1,345 @@
+//! The team store against a real PostgreSQL (README, "Team store"). Each
+//! "host" is its own authsome home (its own machine-wide refresh lock, no
+//! shared files) sharing one store; the hosts are plain processes on loopback,
+//! not network namespaces. The fake authorization server runs in strict
+//! rotation mode: a second use of any refresh token is `invalid_grant` and
+//! revokes the family, so any double spend shows up.
+
+mod common;
+
+use common::echo::Echo;
+use common::fake_as::{Config, FakeAs};
+use common::login_env::{assert_no_secrets, finish, LoginEnv, Out};
+use common::pg;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const STORE_ID: &str = "acme";
+
+fn random_key() -> String {
+    authsome::vault::key::encode_key(&authsome::vault::crypto::MasterKey::generate())
+}
+
+/// Run `authsome ARGS` on `host` again and again until `stop`; returns the stderr of each failed run.
+fn keep_running(host: &LoginEnv, args: &[&str], stop: &Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<String>> {
+    let cmd = host.cmd(args);
+    let prog = cmd.get_program().to_owned();
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+    let envs: Vec<_> = cmd.get_envs().filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))).collect();
+    let stop = stop.clone();
+    std::thread::spawn(move || {
+        let mut failures = Vec::new();
+        while !stop.load(Ordering::SeqCst) {
+            let out = std::process::Command::new(&prog).args(&args).env_clear().envs(envs.clone()).stdin(Stdio::null()).output().unwrap();
+            if !out.status.success() {
+                failures.push(String::from_utf8_lossy(&out.stderr).into_owned());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        failures
+    })
+}
+
+/// One team: a fresh database, a team key, and the fake provider.
+struct Team {
+    db: String,
+    key: String,
+    fake: FakeAs,
+}
+
+impl Team {
+    /// `None` when PostgreSQL is unavailable outside CI (the test says so).
+    fn new(config: Config) -> Option<Team> {
+        let admin = pg::available()?;
+        Some(Team { db: pg::fresh_db(&admin), key: random_key(), fake: FakeAs::start(config) })
+    }
+
+    /// A host: its own home, the Discord-shaped provider, the store settings.
+    fn host(&self) -> LoginEnv {
+        let mut env = LoginEnv::with_discord(&self.fake);
+        env.set("AUTHSOME_STORE", &self.db);
+        env.set("AUTHSOME_STORE_ID", STORE_ID);
+        env.set("AUTHSOME_STORE_KEY", &self.key);
+        env
+    }
+
+    /// The records as the team store holds them, opened with the team key.
+    fn records(&self, host: &LoginEnv) -> authsome::vault::VaultData {
+        let home = authsome::paths::Home::at(host.home(), "default");
+        let cfg = authsome::store::select::PgConfig { url: self.db.clone(), id: STORE_ID.into(), ca: None };
+        let key = authsome::vault::key::decode_key(&self.key).unwrap();
+        let store = authsome::store::pg::PgStore::with_key(&home, cfg, &key, authsome::store::select::TeamKeySource::Env).unwrap();
+        store.load_fresh().unwrap()
+    }
+
+    fn access_token(&self, host: &LoginEnv) -> String {
+        self.records(host).connection("discord", None).unwrap().access_token.as_ref().unwrap().expose().to_owned()
+    }
+
+    /// Initialise the store from `host` and log in to Discord there.
+    fn init_and_login(&self, host: &LoginEnv) {
+        let init = host.run(&["store", "init"], None);
+        assert_eq!(init.code, 0, "{}", init.all());
+        assert!(init.stderr.contains("created"), "{}", init.all());
+        let login = host.run(&["login", "discord"], None);
+        assert_eq!(login.code, 0, "{}", login.all());
+    }
+
+    fn audit(&self) -> Vec<(String, String)> {
+        pg::psql(&self.db, "SELECT action, coalesce(reason, '') FROM authsome_audit ORDER BY id")
+            .lines()
+            .map(|l| {
+                let (a, r) = l.split_once('|').unwrap_or((l, ""));
+                (a.to_owned(), r.to_owned())
+            })
+            .collect()
+    }
+}
+
+/// Refresh-token values presented to the token endpoint, in order.
+fn refresh_uses(fake: &FakeAs) -> Vec<String> {
+    fake.token_requests("refresh_token").iter().map(|r| r.form["refresh_token"].clone()).collect()
+}
+
+fn spawn(host: &LoginEnv, args: &[&str]) -> std::process::Child {
+    host.cmd(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+}
+
+#[test]
+fn a_login_on_one_host_is_used_on_another_and_the_database_never_sees_a_secret() {
+    let Some(team) = Team::new(Config { strict_rotation: true, ..Config::default() }) else { return };
+    let (h1, mut h2) = (team.host(), team.host());
+    team.init_and_login(&h1);
+    let status = h2.run(&["get", "discord", "--field", "status"], None);
+    assert_eq!((status.code, status.stdout.trim()), (0, "connected"), "{}", status.all());
+    // The second host's init finds the store and accepts its key.
+    let again = h2.run(&["store", "init"], None);
+    assert!(again.code == 0 && again.stderr.contains("already initialised"), "{}", again.all());
+
+    // The child never sees the store's URL, password or key.
+    h2.set("AUTHSOME_STORE_PASSWORD", "hunter2-not-used");
+    let env = h2.run(&["run", "--", "env"], None);
+    assert_eq!(env.code, 0, "{}", env.all());
+    for var in ["AUTHSOME_STORE=", "AUTHSOME_STORE_PASSWORD=", "AUTHSOME_STORE_KEY=", "AUTHSOME_VAULT_KEY="] {
+        assert!(!env.stdout.lines().any(|l| l.starts_with(var)), "{var} reached the child:\n{}", env.stdout);
+    }
+    assert!(!env.stdout.contains(&team.key) && !env.stdout.contains(&team.db));
+
+    // pg_dump: names and versions, never a token, a client secret or the key.
+    let dump = pg::pg_dump(&team.db);
+    assert!(dump.contains("discord"), "the dump is of the right database");
+    let mut secrets = team.fake.secrets();
+    secrets.push(team.fake.config().client_secret.unwrap());
+    secrets.push(team.key.clone());
+    for s in &secrets {
+        assert!(!dump.contains(s.as_str()), "a secret is readable in pg_dump");
+    }
+    let status = h1.run(&["store", "status"], None);
+    assert!(status.code == 0 && status.stdout.contains("key_check") && status.stdout.contains("ok"), "{}", status.all());
+    assert_no_secrets(&secrets, &[&status, &again, &env]);
+}
+
+#[test]
+fn a_host_with_the_wrong_team_key_reads_and_writes_nothing() {
+    let Some(team) = Team::new(Config::default()) else { return };
+    let h1 = team.host();
+    team.init_and_login(&h1);
+    let before = pg::pg_dump(&team.db);
+    let mut intruder = team.host();
+    intruder.set("AUTHSOME_STORE_KEY", &random_key());
+    let login = intruder.run(&["login", "openai"], Some("sk-intruder-0123456789abcdefghij"));
+    assert_eq!(login.code, 4, "{}", login.all());
+    assert!(login.stderr.contains("key check failed") && login.stderr.contains("nothing was read or written"), "{}", login.all());
+    let get = intruder.run(&["get", "discord"], None);
+    assert_eq!(get.code, 4, "{}", get.all());
+    let after = pg::pg_dump(&team.db);
+    assert!(pg::same_content(&before, &after), "the database is unchanged:\n{after}");
+    assert!(!after.contains("sk-intruder"));
+}
+
+#[test]
+fn four_hosts_of_25_processes_spend_the_refresh_token_exactly_once() {
+    let Some(team) = Team::new(Config { strict_rotation: true, expires_in: Some(60), ..Config::default() }) else { return };
+    let hosts: Vec<LoginEnv> = (0..4).map(|_| team.host()).collect();
+    team.init_and_login(&hosts[0]);
+    let before = team.access_token(&hosts[0]);
+    team.fake.configure(|c| c.expires_in = Some(3600));
+    let children: Vec<_> = hosts.iter().flat_map(|h| (0..25).map(move |_| spawn(h, &["refresh", "discord"]))).collect();
+    let outs: Vec<Out> = children.into_iter().map(finish).collect();
+    let uses = refresh_uses(&team.fake);
+    assert_eq!(uses.len(), 1, "exactly one refresh-token use across 100 processes on 4 hosts");
+    assert_eq!(team.fake.reuse_detected(), 0);
+    let after = team.access_token(&hosts[0]);
+    assert_ne!(after, before);
+    assert_eq!(&after, team.fake.access_tokens().last().unwrap(), "the store holds the newest token");
+    let expiry = authsome::fmt_time(team.records(&hosts[0]).connection("discord", None).unwrap().expires_at.unwrap());
+    for o in &outs {
+        assert_eq!(o.code, 0, "{}", o.all());
+        assert!(o.stderr.contains(&format!("valid until {expiry}")), "every process ends with the new token: {}", o.all());
+    }
+    assert_eq!(outs.iter().filter(|o| o.stderr.contains(": refreshed,")).count(), 1, "exactly one process refreshed");
+    let refreshes: Vec<_> = team.audit().into_iter().filter(|(a, _)| a == "refresh").collect();
+    assert_eq!(refreshes.len(), 1, "one refresh audit row: {refreshes:?}");
+    let refs: Vec<&Out> = outs.iter().collect();
+    assert_no_secrets(&team.fake.secrets(), &refs);
+}
+
+#[test]
+fn fifty_expiry_cycles_from_four_hosts_never_fork_the_refresh_token_chain() {
+    // Tokens live 301 s: within the 300 s refresh margin one second after issue.
+    let Some(team) = Team::new(Config { strict_rotation: true, expires_in: Some(301), ..Config::default() }) else { return };
+    let hosts: Vec<LoginEnv> = (0..4).map(|_| team.host()).collect();
+    team.init_and_login(&hosts[0]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = hosts.iter().flat_map(|h| [h, h]).map(|h| keep_running(h, &["refresh", "discord"], &stop)).collect();
+    let done = pg::wait_until(Duration::from_secs(150), || refresh_uses(&team.fake).len() >= 50);
+    stop.store(true, Ordering::SeqCst);
+    assert!(done, "50 cycles within the time limit (got {})", refresh_uses(&team.fake).len());
+    let failures: Vec<String> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    let uses = refresh_uses(&team.fake);
+    let distinct: std::collections::HashSet<&String> = uses.iter().collect();
+    assert_eq!(distinct.len(), uses.len(), "no refresh token was presented twice");
+    assert_eq!(team.fake.reuse_detected(), 0);
+    assert!(failures.is_empty(), "every run succeeded: {failures:?}");
+    // The chain: each use presents the token issued by the previous one, and the store holds the last.
+    let rt = team.records(&hosts[0]).connection("discord", None).unwrap().refresh_token.clone().unwrap();
+    assert_eq!(team.fake.live_refresh_tokens(), vec![rt.expose().to_owned()], "one live refresh token, the stored one");
+}
+
+#[test]
+fn a_lease_holder_killed_before_sending_is_taken_over_after_its_lease() {
+    let Some(team) = Team::new(Config { strict_rotation: true, expires_in: Some(60), ..Config::default() }) else { return };
+    let (mut h1, mut h2) = (team.host(), team.host());
+    team.init_and_login(&h1);
+    team.fake.configure(|c| c.expires_in = Some(3600));
+    for h in [&mut h1, &mut h2] {
+        h.set("AUTHSOME_REFRESH_LEASE_SECS", "3");
+    }
+    h1.set("AUTHSOME_TEST_PAUSE_AFTER_LEASE", "60000");
+    let mut holder = spawn(&h1, &["refresh", "discord"]);
+    assert!(
+        pg::wait_until(Duration::from_secs(20), || pg::psql(
+            &team.db,
+            "SELECT count(*) FROM authsome_refresh_leases WHERE holder IS NOT NULL"
+        )
+        .trim()
+            == "1"),
+        "the first host took the lease"
+    );
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let start = Instant::now();
+    let out = h2.run(&["refresh", "discord"], None);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(out.stderr.contains(": refreshed,"), "{}", out.all());
+    assert!(start.elapsed() < Duration::from_secs(15), "taken over after the 3 s lease, not later");
+    assert_eq!(refresh_uses(&team.fake).len(), 1, "the killed holder sent nothing; one use");
+    let audit = team.audit();
+    let takeover = audit.iter().find(|(a, _)| a == "lease_expired_takeover").expect("takeover audited");
+    assert!(takeover.1.contains("never finished"), "{takeover:?}");
+    assert!(audit.iter().any(|(a, _)| a == "refresh"));
+    let log = h2.run(&["log", "--store"], None);
+    assert!(log.code == 0 && log.stdout.contains("lease_expired_takeover"), "{}", log.all());
+}
+
+#[test]
+fn a_lease_holder_killed_after_the_provider_rotated_ends_in_a_clear_relogin() {
+    let Some(team) = Team::new(Config { strict_rotation: true, expires_in: Some(0), ..Config::default() }) else { return };
+    let (mut h1, mut h2) = (team.host(), team.host());
+    team.init_and_login(&h1);
+    let spent = team.records(&h1).connection("discord", None).unwrap().refresh_token.clone().unwrap();
+    for h in [&mut h1, &mut h2] {
+        h.set("AUTHSOME_REFRESH_LEASE_SECS", "4");
+    }
+    // The provider rotates, then holds its answer while we kill the holder.
+    team.fake.configure(|c| c.token_response_delay = Duration::from_secs(30));
+    let mut holder = spawn(&h1, &["refresh", "discord"]);
+    assert!(pg::wait_until(Duration::from_secs(20), || refresh_uses(&team.fake).len() == 1), "the holder sent its request");
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    team.fake.configure(|c| c.token_response_delay = Duration::ZERO);
+    let out = h2.run(&["refresh", "discord"], None);
+    assert_eq!(out.code, 4, "{}", out.all());
+    assert!(out.stderr.contains("invalid_grant") && out.stderr.contains("never finished"), "names the interrupted attempt: {}", out.all());
+    assert!(out.stderr.contains("authsome login discord"), "{}", out.all());
+    let reason = h2.run(&["get", "discord", "--field", "status_reason"], None);
+    assert!(reason.stdout.contains("taken over from") && reason.stdout.contains("/pid "), "{}", reason.all());
+    // Only the spent token was ever presented, never one we did not store.
+    assert!(refresh_uses(&team.fake).iter().all(|u| u == spent.expose()));
+    assert!(team.audit().iter().any(|(a, _)| a == "lease_expired_takeover"));
+    assert!(team.audit().iter().any(|(a, r)| a == "refresh_failed" && r.contains("invalid_grant")));
+}
+
+#[test]
+fn a_login_on_one_host_reaches_a_running_proxy_on_another_within_a_second() {
+    let Some(team) = Team::new(Config::default()) else { return };
+    let echo = Echo::start(&["api.openai.com"]);
+    let (h1, mut h2) = (team.host(), team.host());
+    let init = h1.run(&["store", "init"], None);
+    assert_eq!(init.code, 0, "{}", init.all());
+    let key1 = "sk-teamkeyone-0123456789abcdefghij";
+    let key2 = "sk-teamkeytwo-0123456789abcdefghij";
+    assert_eq!(h1.run(&["login", "openai"], Some(key1)).code, 0);
+    h2.upstream(&echo, "api.openai.com");
+    // A long cache bound: only a notification can make the proxy see the new key in time.
+    h2.set("AUTHSOME_STORE_CACHE_SECS", "60");
+    let script = "for i in $(seq 1 120); do printf '%s ' \"$(date +%s.%N)\"; \
+                  curl -s https://api.openai.com/v1/models | grep -o 'Bearer sk-teamkey[a-z]*' | head -1; sleep 0.05; done";
+    let proxy = spawn(&h2, &["run", "--", "sh", "-c", script]);
+    std::thread::sleep(Duration::from_millis(2500));
+    let login = h1.run(&["login", "openai", "--force"], Some(key2));
+    assert_eq!(login.code, 0, "{}", login.all());
+    let logged_in_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let out = finish(proxy);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let lines: Vec<(f64, &str)> =
+        out.stdout.lines().filter_map(|l| l.split_once(' ').map(|(t, k)| (t.parse().unwrap(), k.trim()))).collect();
+    assert!(lines.iter().any(|(_, k)| *k == "Bearer sk-teamkeyone"), "the first key was served: {}", out.stdout);
+    let late: Vec<_> = lines.iter().filter(|(t, _)| *t > logged_in_at + 1.0).collect();
+    assert!(!late.is_empty(), "requests after the login: {}", out.stdout);
+    assert!(late.iter().all(|(_, k)| *k == "Bearer sk-teamkeytwo"), "within 1 s every request carries the new key: {}", out.stdout);
+}
+
+#[test]
+fn a_host_cut_off_from_the_database_fails_clearly_and_the_others_are_unaffected() {
+    let Some(team) = Team::new(Config { strict_rotation: true, ..Config::default() }) else { return };
+    let (h1, mut cut) = (team.host(), team.host());
+    team.init_and_login(&h1);
+    // No network namespace here: the cut-off host's route to the database leads nowhere.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let url = team.db.replace(&url::Url::parse(&team.db).unwrap().port().unwrap().to_string(), &dead.port().to_string());
+    cut.set("AUTHSOME_STORE", &url);
+    let start = Instant::now();
+    let out = cut.run(&["get", "discord"], None);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.stderr.contains("cannot reach the team store"), "{}", out.all());
+    assert!(start.elapsed() < Duration::from_secs(30));
+    let ok = h1.run(&["refresh", "discord", "--force"], None);
+    assert_eq!(ok.code, 0, "{}", ok.all());
+    assert_no_secrets(&team.fake.secrets(), &[&out, &ok]);
+}
+
+#[test]
+fn a_database_restart_under_load_is_ridden_out() {
+    let Some(_) = pg::available() else { return };
+    let server = pg::PgServer::start().expect("a dedicated server for the restart");
+    let fake = FakeAs::start(Config { strict_rotation: true, expires_in: Some(301), ..Config::default() });
+    let team = Team { db: pg::fresh_db(&server.admin_url()), key: random_key(), fake };
+    let hosts: Vec<LoginEnv> = (0..2).map(|_| team.host()).collect();
+    team.init_and_login(&hosts[0]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let load: Vec<_> = hosts.iter().map(|h| keep_running(h, &["refresh", "discord"], &stop)).collect();
+    std::thread::sleep(Duration::from_secs(2));
+    server.restart();
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::SeqCst);
+    let failures: Vec<String> = load.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    assert!(failures.is_empty(), "commands reconnected across the restart: {failures:?}");
+    let uses = refresh_uses(&team.fake);
+    let distinct: std::collections::HashSet<&String> = uses.iter().collect();
+    assert!(uses.len() >= 2, "refreshes continued: {}", uses.len());
+    assert_eq!(distinct.len(), uses.len(), "no refresh token presented twice across the restart");
+    assert_eq!(team.fake.reuse_detected(), 0);
+}
