@@ -98,6 +98,14 @@ impl Team {
     }
 }
 
+/// Another view of `host`'s home (same files, its own variables).
+fn same_home(host: &LoginEnv) -> LoginEnv {
+    let mut env = LoginEnv::new();
+    env.set("AUTHSOME_HOME", &host.home().display().to_string());
+    env.vars.extend(host.vars.iter().filter(|(k, _)| k != "AUTHSOME_HOME").cloned());
+    env
+}
+
 /// Refresh-token values presented to the token endpoint, in order.
 fn refresh_uses(fake: &FakeAs) -> Vec<String> {
     fake.token_requests("refresh_token").iter().map(|r| r.form["refresh_token"].clone()).collect()
@@ -136,6 +144,7 @@ fn a_login_on_one_host_is_used_on_another_and_the_database_never_sees_a_secret()
     for s in &secrets {
         assert!(!dump.contains(s.as_str()), "a secret is readable in pg_dump");
     }
+    assert!(team.audit().iter().any(|(a, _)| a == "login"), "the login is audited in the store");
     let status = h1.run(&["store", "status"], None);
     assert!(status.code == 0 && status.stdout.contains("key_check") && status.stdout.contains("ok"), "{}", status.all());
     assert_no_secrets(&secrets, &[&status, &again, &env]);
@@ -342,4 +351,199 @@ fn a_database_restart_under_load_is_ridden_out() {
     assert!(uses.len() >= 2, "refreshes continued: {}", uses.len());
     assert_eq!(distinct.len(), uses.len(), "no refresh token presented twice across the restart");
     assert_eq!(team.fake.reuse_detected(), 0);
+}
+
+#[test]
+fn a_project_that_requires_the_team_store_refuses_to_run_from_a_personal_vault() {
+    let Some(team) = Team::new(Config::default()) else { return };
+    let h1 = team.host();
+    assert_eq!(h1.run(&["store", "init"], None).code, 0);
+    assert_eq!(h1.run(&["login", "openai"], Some("sk-teamproject-0123456789abcdefghij")).code, 0);
+    let project = tempfile::tempdir().unwrap();
+    std::fs::write(project.path().join("authsome.toml"), "[providers.openai]\n\n[store]\nid = \"acme\"\n").unwrap();
+    let allow = h1.run(&["allow", &project.path().display().to_string()], None);
+    assert_eq!(allow.code, 0, "{}", allow.all());
+    let run = |h: &LoginEnv| {
+        finish(
+            h.cmd(&["exec", "--", "true"])
+                .current_dir(project.path())
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let ok = run(&h1);
+    assert_eq!(ok.code, 0, "{}", ok.all());
+    // The same user without the team store configured: refused, with the fix.
+    let mut personal = same_home(&h1);
+    personal.vars.retain(|(k, _)| !k.starts_with("AUTHSOME_STORE"));
+    let refused = run(&personal);
+    assert_eq!(refused.code, 4, "{}", refused.all());
+    assert!(refused.stderr.contains("requires team store \"acme\"") && refused.stderr.contains("AUTHSOME_STORE"), "{}", refused.all());
+    let mut other = same_home(&h1);
+    other.set("AUTHSOME_STORE_ID", "elsewhere");
+    let refused = run(&other);
+    assert!(refused.code == 4 && refused.stderr.contains("uses team store \"elsewhere\""), "{}", refused.all());
+}
+
+/// The lease contract, straight against the store: exclusive while held,
+/// granted again only after it lapses (by the database clock), with a new
+/// epoch, and a late holder's release cannot free its successor's lease.
+#[test]
+fn refresh_leases_are_exclusive_lapse_on_the_database_clock_and_release_fenced() {
+    use authsome::store::pg::LeaseTry;
+    let Some(team) = Team::new(Config::default()) else { return };
+    let h1 = team.host();
+    assert_eq!(h1.run(&["store", "init"], None).code, 0);
+    let open = || {
+        let home = authsome::paths::Home::at(h1.home(), "default");
+        let cfg = authsome::store::select::PgConfig { url: team.db.clone(), id: STORE_ID.into(), ca: None };
+        let key = authsome::vault::key::decode_key(&team.key).unwrap();
+        authsome::store::pg::PgStore::with_key(&home, cfg, &key, authsome::store::select::TeamKeySource::Env).unwrap()
+    };
+    let (a, b) = (open(), open());
+    let len = Duration::from_secs(2);
+    let LeaseTry::Granted(first) = a.try_lease("discord", "default", len).unwrap() else { panic!("a free lease is granted") };
+    assert!(first.took_over.is_none());
+    assert!(first.remaining() <= len && first.remaining() > Duration::from_millis(1500));
+    let LeaseTry::Busy(who) = b.try_lease("discord", "default", len).unwrap() else { panic!("a held lease is not granted twice") };
+    assert!(who.contains("/pid "), "{who}");
+    // Another connection's lease is independent.
+    assert!(matches!(b.try_lease("discord", "work", len).unwrap(), LeaseTry::Granted(_)));
+    std::thread::sleep(Duration::from_millis(2300));
+    let LeaseTry::Granted(second) = b.try_lease("discord", "default", len).unwrap() else { panic!("a lapsed lease is granted") };
+    assert_eq!(second.epoch, first.epoch + 1, "a new epoch per grant");
+    assert!(second.took_over.as_deref().is_some_and(|t| t.contains("never finished")), "{:?}", second.took_over);
+    assert!(!a.release(&first, "ok").unwrap(), "the lapsed holder cannot release its successor's lease");
+    assert!(matches!(a.try_lease("discord", "default", len).unwrap(), LeaseTry::Busy(_)), "still held by the second holder");
+    assert!(b.release(&second, "ok").unwrap());
+    let LeaseTry::Granted(third) = a.try_lease("discord", "default", len).unwrap() else { panic!("a released lease is granted at once") };
+    assert!(third.took_over.is_none(), "a released lease is not a takeover");
+}
+
+/// Every write is a compare-and-set: versions grow by one per change, a
+/// change that fails writes nothing, and an unchanged record keeps its version.
+#[test]
+fn writes_bump_versions_and_a_failed_change_writes_nothing() {
+    let Some(team) = Team::new(Config::default()) else { return };
+    let h1 = team.host();
+    assert_eq!(h1.run(&["store", "init"], None).code, 0);
+    let version = |kind: &str| {
+        pg::psql(&team.db, &format!("SELECT coalesce(max(version), 0) FROM authsome_records WHERE kind = '{kind}'")).trim().to_owned()
+    };
+    assert_eq!(h1.run(&["login", "openai"], Some("sk-versionone-0123456789abcdefghij")).code, 0);
+    assert_eq!(version("connection"), "1");
+    assert_eq!(h1.run(&["login", "openai", "--force"], Some("sk-versiontwo-0123456789abcdefghij")).code, 0);
+    assert_eq!(version("connection"), "2");
+    let bad = h1.run(&["login", "openai", "--force"], Some("not-a-key"));
+    assert_eq!(bad.code, 2, "{}", bad.all());
+    assert_eq!(version("connection"), "2", "a refused change writes nothing");
+    // A ciphertext moved to another row does not open: the database cannot swap records.
+    pg::psql(&team.db, "INSERT INTO authsome_records SELECT store_id, kind, provider, 'copy', version, key_epoch, sealed, expires_at, updated_at, updated_by FROM authsome_records WHERE kind = 'connection'");
+    let get = h1.run(&["get", "openai"], None);
+    assert_eq!(get.code, 1, "{}", get.all());
+    assert!(get.stderr.contains("connection/openai/copy") && get.stderr.contains("tampered with or moved"), "{}", get.all());
+}
+
+/// A network namespace joined to this one by a veth pair: a second "machine"
+/// whose only way to the database is that link. Removed when dropped.
+struct NetNs {
+    name: String,
+    root_if: String,
+    root_addr: String,
+}
+
+impl NetNs {
+    fn ip(args: &[&str]) {
+        let out = std::process::Command::new("ip").args(args).output().expect("ip runs");
+        assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// `None` (after saying why) when this is not root or there is no `ip`.
+    fn create() -> Option<NetNs> {
+        let usable = nix::unistd::geteuid().is_root()
+            && std::process::Command::new("ip").args(["netns", "list"]).output().is_ok_and(|o| o.status.success());
+        if !usable {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("the network namespace test needs root and iproute2 under CI");
+            }
+            eprintln!("NOT RUN: network namespaces need root and `ip`; a_host_cut_off_… covers the loopback fallback");
+            return None;
+        }
+        let tag = std::process::id() % 100_000;
+        let subnet = 10 + std::process::id() % 200;
+        let ns = NetNs { name: format!("as{tag}"), root_if: format!("as{tag}r"), root_addr: format!("10.77.{subnet}.1") };
+        let peer = format!("as{tag}n");
+        Self::ip(&["netns", "add", &ns.name]);
+        Self::ip(&["link", "add", &ns.root_if, "type", "veth", "peer", "name", &peer]);
+        Self::ip(&["link", "set", &peer, "netns", &ns.name]);
+        Self::ip(&["addr", "add", &format!("{}/24", ns.root_addr), "dev", &ns.root_if]);
+        Self::ip(&["link", "set", &ns.root_if, "up"]);
+        Self::ip(&["netns", "exec", &ns.name, "ip", "addr", "add", &format!("10.77.{subnet}.2/24"), "dev", &peer]);
+        Self::ip(&["netns", "exec", &ns.name, "ip", "link", "set", &peer, "up"]);
+        Self::ip(&["netns", "exec", &ns.name, "ip", "link", "set", "lo", "up"]);
+        Some(ns)
+    }
+
+    /// Cut (or restore) the machine's only link.
+    fn link(&self, up: bool) {
+        Self::ip(&["link", "set", &self.root_if, if up { "up" } else { "down" }]);
+    }
+
+    /// Run `authsome ARGS` as `host`, inside the namespace.
+    fn run(&self, host: &LoginEnv, args: &[&str]) -> Out {
+        let inner = host.cmd(args);
+        let mut c = std::process::Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(inner.get_program()).args(inner.get_args()).env_clear();
+        for (k, v) in inner.get_envs() {
+            if let Some(v) = v {
+                c.env(k, v);
+            }
+        }
+        finish(c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = std::process::Command::new("ip").args(["link", "del", &self.root_if]).output();
+    }
+}
+
+#[test]
+fn a_machine_whose_link_goes_down_fails_clearly_the_others_refresh_and_it_catches_up() {
+    let Some(_) = pg::available() else { return };
+    let Some(ns) = NetNs::create() else { return };
+    let server = pg::PgServer::start_on(Some(&ns.root_addr)).expect("a server reachable from the namespace");
+    let team = Team {
+        db: pg::fresh_db(&server.admin_url()),
+        key: random_key(),
+        fake: FakeAs::start(Config { strict_rotation: true, ..Config::default() }),
+    };
+    let h1 = team.host();
+    team.init_and_login(&h1);
+    let mut remote = team.host();
+    remote.set("AUTHSOME_STORE", &team.db.replace("127.0.0.1", &ns.root_addr));
+    let seen = ns.run(&remote, &["get", "discord", "--field", "status"]);
+    assert_eq!((seen.code, seen.stdout.trim()), (0, "connected"), "{}", seen.all());
+
+    ns.link(false);
+    let start = Instant::now();
+    let cut = ns.run(&remote, &["get", "discord"]);
+    assert_eq!(cut.code, 1, "{}", cut.all());
+    assert!(cut.stderr.contains("cannot reach the team store"), "{}", cut.all());
+    assert!(start.elapsed() < Duration::from_secs(30), "fails within the connect patience");
+    let other = h1.run(&["refresh", "discord", "--force"], None);
+    assert_eq!(other.code, 0, "the other machines are unaffected: {}", other.all());
+    let expires = h1.run(&["get", "discord", "--field", "expires_at"], None).stdout;
+
+    ns.link(true);
+    let back = ns.run(&remote, &["get", "discord", "--field", "expires_at"]);
+    assert_eq!(back.code, 0, "{}", back.all());
+    assert_eq!(back.stdout, expires, "after the link is back it reads the refreshed record");
+    assert_eq!(refresh_uses(&team.fake).len(), 1);
+    assert_no_secrets(&team.fake.secrets(), &[&seen, &cut, &other, &back]);
 }

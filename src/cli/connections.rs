@@ -146,6 +146,7 @@ pub fn logout(ctx: &Ctx, a: ConnectionArgs) -> Result<i32> {
         }
         Ok(())
     })?;
+    vault.audit("logout", &conn.provider, &conn.name, None, None);
     if ctx.ui.json {
         ctx.ui.print_json(&serde_json::json!({"provider": conn.provider, "connection": conn.name, "deleted": true}));
     } else {
@@ -332,6 +333,7 @@ pub fn store_connection(ctx: &Ctx, conn: Connection) -> Result<i32> {
         d.put_connection(conn);
         Ok(())
     })?;
+    vault.audit("login", &provider, &name, None, None);
     if ctx.ui.json {
         ctx.ui.print_json(&serde_json::json!({"provider": provider, "connection": name, "status": "connected"}));
     } else {

@@ -25,6 +25,7 @@ pub struct ProjectRunArgs {
 pub fn exec(ctx: &Ctx, a: ProjectRunArgs) -> Result<i32> {
     let (project, registry) = current_project(ctx, None)?;
     trust::require(&ctx.home, &project, false)?;
+    crate::store::require(&ctx.home, project.store_id.as_deref())?;
     let checks = evaluate(ctx, &project, &registry)?;
     let blocking: Vec<_> = checks.iter().filter(|c| c.blocks()).collect();
     if !blocking.is_empty() {

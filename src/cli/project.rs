@@ -23,11 +23,7 @@ pub fn current_project(ctx: &Ctx, dir: Option<&Path>) -> Result<(Project, Regist
 
 /// The vault's content without creating a key or a vault when none exists.
 pub fn vault_snapshot(ctx: &Ctx) -> Result<VaultData> {
-    if ctx.home.vault_file().exists() {
-        ctx.vault()?.load()
-    } else {
-        Ok(VaultData::default())
-    }
+    crate::store::Store::snapshot(&ctx.home)
 }
 
 /// Evaluate every requirement of `project` against the vault and the process environment.

@@ -8,11 +8,7 @@ use crate::vault::VaultData;
 /// Connections per provider when a vault exists; an empty view otherwise
 /// (listing providers must not create a key or a vault).
 fn vault_snapshot(ctx: &Ctx) -> Result<VaultData> {
-    if ctx.home.vault_file().exists() {
-        ctx.vault()?.load()
-    } else {
-        Ok(VaultData::default())
-    }
+    crate::store::Store::snapshot(&ctx.home)
 }
 
 /// `authsome list`.

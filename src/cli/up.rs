@@ -20,6 +20,7 @@ use std::sync::Arc;
 pub fn up(ctx: &Ctx, a: ProjectRunArgs) -> Result<i32> {
     let (project, registry) = super::project::current_project(ctx, None)?;
     trust::require(&ctx.home, &project, true)?;
+    crate::store::require(&ctx.home, project.store_id.as_deref())?;
     ctx.ui.info(format_args!("authsome up: {}", project.file.display()));
     let checks = reconcile_blocking(ctx, &project, &registry)?;
     let argv = routes::command_argv(&project, &a.cmd);

@@ -230,6 +230,9 @@ pub struct Project {
     pub run: Run,
     /// `[proxy] undeclared_hosts`.
     pub undeclared_hosts: UndeclaredHosts,
+    /// `[store] id`: the team store this project's credentials must come from
+    /// (the URL is never the project's to give; see README, "Team store").
+    pub store_id: Option<String>,
 }
 
 impl Project {
@@ -265,6 +268,14 @@ struct RawFile {
     run: Option<RawRun>,
     #[serde(default)]
     proxy: Option<RawProxy>,
+    #[serde(default)]
+    store: Option<RawStore>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    id: Spanned<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -567,6 +578,11 @@ pub fn parse(text: &str, file: &Path, registry: &mut Registry) -> Result<Project
         }
     }
 
+    if let Some(id) = raw.store.as_ref().map(|s| &s.id) {
+        if !crate::providers::def::valid_name(id.get_ref()) {
+            p.at(id.span(), format_args!("store id {:?} must be lower-case letters, digits, '-' or '_'", id.get_ref()));
+        }
+    }
     if !p.lines.is_empty() {
         return Err(Error::bad_input(p.lines.join("\n")));
     }
@@ -577,6 +593,7 @@ pub fn parse(text: &str, file: &Path, registry: &mut Registry) -> Result<Project
         definitions,
         run,
         undeclared_hosts: raw.proxy.and_then(|p| p.undeclared_hosts).unwrap_or_default(),
+        store_id: raw.store.map(|s| s.id.into_inner()),
     })
 }
 

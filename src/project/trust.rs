@@ -73,14 +73,19 @@ pub fn canonical(project: &Project) -> serde_json::Value {
         .collect();
     let definitions: Vec<_> =
         project.definitions.iter().map(|d| serde_json::json!({"name": d.name, "path": d.path, "definition": d.def})).collect();
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "version": 1,
         "requirements": requirements,
         "definitions": definitions,
         "command": project.run.command,
         "env": project.run.env,
         "undeclared_hosts": project.undeclared_hosts.as_str(),
-    })
+    });
+    // Only when present, so files without it keep the digest they were trusted with.
+    if let Some(id) = &project.store_id {
+        v["store"] = serde_json::json!(id);
+    }
+    v
 }
 
 /// SHA-256 of [`canonical`], hex.

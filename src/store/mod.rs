@@ -110,7 +110,7 @@ impl Store {
         }
     }
 
-    /// Record a refresh-related event in the team store's audit (no-op for the file store).
+    /// Record a login, logout or refresh event in the team store's audit (no-op for the file store).
     pub fn audit(&self, action: &str, provider: &str, connection: &str, reason: Option<String>, lease: Option<&pg::Lease>) {
         if let Store::Pg(p) = self {
             p.audit(&pg::StoreEvent {
@@ -121,6 +121,25 @@ impl Store {
                 lease_epoch: lease.map(|l| l.epoch),
             });
         }
+    }
+}
+
+/// Refuse to run a project that requires team store `required` when the
+/// profile uses another store (exit 4, with the fix): its credentials must
+/// not silently come from someone's personal vault.
+pub fn require(home: &Home, required: Option<&str>) -> Result<()> {
+    let Some(id) = required else { return Ok(()) };
+    match select::select(home)? {
+        select::Selection::Pg(cfg) if cfg.id == id => Ok(()),
+        select::Selection::Pg(cfg) => Err(Error::login(format!(
+            "authsome.toml requires team store {id:?}, but this profile uses team store {:?}; set AUTHSOME_STORE_ID={id} (README, \"Team store\")",
+            cfg.id
+        ))),
+        select::Selection::File => Err(Error::login(format!(
+            "authsome.toml requires team store {id:?}, but this profile uses its vault file; set AUTHSOME_STORE and AUTHSOME_STORE_ID={id}, \
+             or add [store] to {} (README, \"Team store\")",
+            home.config_file().display()
+        ))),
     }
 }
 

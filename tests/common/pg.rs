@@ -17,6 +17,7 @@ pub struct PgServer {
     pub dir: PathBuf,
     pub port: u16,
     bin: PathBuf,
+    extra: Option<String>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -61,8 +62,14 @@ fn free_port() -> u16 {
 }
 
 impl PgServer {
-    /// Start a fresh server, or `None` (with the reason) when PostgreSQL is not installed.
+    /// Start a fresh server, or the reason it cannot be started (PostgreSQL not installed).
     pub fn start() -> Result<PgServer, String> {
+        Self::start_on(None)
+    }
+
+    /// Start a fresh server that also listens on `extra` (an address of this
+    /// machine, such as a veth end) and trusts clients of `extra`'s /24.
+    pub fn start_on(extra: Option<&str>) -> Result<PgServer, String> {
         let bin = bin_dir().ok_or("PostgreSQL is not installed (no initdb; apt-get install postgresql)")?;
         let tmp = tempfile::Builder::new().prefix("authsome-pg").tempdir().map_err(|e| e.to_string())?;
         let dir = tmp.path().join("data");
@@ -80,14 +87,24 @@ impl PgServer {
         if !out.status.success() {
             return Err(format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr)));
         }
-        let server = PgServer { dir, port: free_port(), bin, _tmp: Some(tmp) };
+        if let Some(addr) = extra {
+            use std::io::Write;
+            let net = addr.rsplit_once('.').map(|(n, _)| format!("{n}.0/24")).unwrap();
+            let mut hba = std::fs::OpenOptions::new().append(true).open(dir.join("pg_hba.conf")).unwrap();
+            writeln!(hba, "host all all {net} trust").unwrap();
+        }
+        let server = PgServer { dir, port: free_port(), bin, extra: extra.map(str::to_owned), _tmp: Some(tmp) };
         server.pg_ctl_start()?;
         Ok(server)
     }
 
     fn pg_ctl_start(&self) -> Result<(), String> {
+        let listen = match &self.extra {
+            Some(a) => format!("'127.0.0.1,{a}'"),
+            None => "127.0.0.1".to_owned(),
+        };
         let opts = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=400 -c fsync=off -c shared_buffers=16MB",
+            "-p {} -c listen_addresses={listen} -c unix_socket_directories='' -c max_connections=400 -c fsync=off -c shared_buffers=16MB",
             self.port
         );
         let out = pg_cmd(&self.bin, "pg_ctl")

@@ -47,7 +47,15 @@ pub struct AuditRow {
 impl PgStore {
     /// Record `ev` in the store, or in the local audit log when the store cannot take it.
     pub fn audit(&self, ev: &StoreEvent) {
-        let written = self.client().and_then(|guard| {
+        let written = self.retry_once(|| self.audit_once(ev));
+        if let Err(e) = written {
+            eprintln!("authsome: team store audit unavailable ({}); recorded in the local audit log", e.message);
+            self.audit_locally(ev);
+        }
+    }
+
+    fn audit_once(&self, ev: &StoreEvent) -> Result<u64> {
+        self.client().and_then(|guard| {
             let c = guard.as_ref().expect("connected");
             self.block(async {
                 c.execute(
@@ -58,11 +66,7 @@ impl PgStore {
                 .await
                 .map_err(|e| self.db_error(e))
             })
-        });
-        if let Err(e) = written {
-            eprintln!("authsome: team store audit unavailable ({}); recorded in the local audit log", e.message);
-            self.audit_locally(ev);
-        }
+        })
     }
 
     fn audit_locally(&self, ev: &StoreEvent) {
@@ -82,6 +86,10 @@ impl PgStore {
 
     /// The most recent `n` audit rows, oldest first, optionally for one provider or host.
     pub fn audit_rows(&self, n: i64, provider: Option<&str>, host: Option<&str>) -> Result<Vec<AuditRow>> {
+        self.retry_once(|| self.audit_rows_once(n, provider, host))
+    }
+
+    fn audit_rows_once(&self, n: i64, provider: Option<&str>, host: Option<&str>) -> Result<Vec<AuditRow>> {
         let guard = self.client()?;
         let c = guard.as_ref().expect("connected");
         let rows = self.block(async {

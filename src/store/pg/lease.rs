@@ -47,6 +47,10 @@ pub enum LeaseTry {
 impl PgStore {
     /// Try once to take the refresh lease of `provider`/`connection` for `length`.
     pub fn try_lease(&self, provider: &str, connection: &str, length: Duration) -> Result<LeaseTry> {
+        self.retry_once(|| self.try_lease_once(provider, connection, length))
+    }
+
+    fn try_lease_once(&self, provider: &str, connection: &str, length: Duration) -> Result<LeaseTry> {
         let guard = self.client()?;
         let c = guard.as_ref().expect("connected");
         let asked_at = Instant::now();
@@ -122,6 +126,10 @@ impl PgStore {
     /// Release `lease` with `outcome` (`ok`, `failed`, `unknown`, `not_started`),
     /// only if it is still this grant (fenced by its epoch).
     pub fn release(&self, lease: &Lease, outcome: &str) -> Result<bool> {
+        self.retry_once(|| self.release_once(lease, outcome))
+    }
+
+    fn release_once(&self, lease: &Lease, outcome: &str) -> Result<bool> {
         let guard = self.client()?;
         let c = guard.as_ref().expect("connected");
         let n = self.block(async {

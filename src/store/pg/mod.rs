@@ -133,6 +133,21 @@ impl PgStore {
         }
     }
 
+    /// Run `op`, and once more on a new connection if it failed because the
+    /// connection died under it (a server restart, a dropped link). Only for
+    /// operations that are safe to repeat.
+    fn retry_once<T>(&self, op: impl Fn() -> Result<T>) -> Result<T> {
+        match op() {
+            Err(_) if self.connection_lost() => op(),
+            r => r,
+        }
+    }
+
+    /// Whether the current connection is gone.
+    fn connection_lost(&self) -> bool {
+        self.client.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(closed_soon)
+    }
+
     fn db_error(&self, e: tokio_postgres::Error) -> Error {
         Error::other(format!("team store {} at {}: {e}", self.cfg.id, self.url_for_humans()))
     }
@@ -221,6 +236,10 @@ impl PgStore {
 
     /// Every record, read from the database now.
     pub fn load_fresh(&self) -> Result<VaultData> {
+        self.retry_once(|| self.load_fresh_once())
+    }
+
+    fn load_fresh_once(&self) -> Result<VaultData> {
         let generation = self.live.generation();
         let guard = self.client()?;
         let c = guard.as_ref().expect("connected");
@@ -234,14 +253,24 @@ impl PgStore {
     /// `f` sees the latest records; changed rows are written with a version
     /// compare-and-set and announced on commit; nothing is written when `f` fails.
     pub fn update(&self, f: &mut dyn FnMut(&mut VaultData) -> Result<()>) -> Result<()> {
-        let guard = self.client()?;
-        let c = guard.as_ref().expect("connected");
         let lock_key = format!("authsome-store:{}", self.cfg.id);
-        let before_rows = self.block(async {
-            c.batch_execute("BEGIN").await.map_err(|e| self.db_error(e))?;
-            c.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&lock_key]).await.map_err(|e| self.db_error(e))?;
-            self.rows(c).await
-        });
+        let read = |c: &Client| {
+            self.block(async {
+                c.batch_execute("BEGIN").await.map_err(|e| self.db_error(e))?;
+                c.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&lock_key]).await.map_err(|e| self.db_error(e))?;
+                self.rows(c).await
+            })
+        };
+        // Nothing is written before the read succeeds, so a connection lost
+        // while reading is retried once; once writing began, never.
+        let mut guard = self.client()?;
+        let mut before_rows = read(guard.as_ref().expect("connected"));
+        if before_rows.is_err() && guard.as_ref().is_some_and(closed_soon) {
+            drop(guard);
+            guard = self.client()?;
+            before_rows = read(guard.as_ref().expect("connected"));
+        }
+        let c = guard.as_ref().expect("connected");
         let outcome = before_rows.and_then(|rows| {
             let before = records::decode(&self.cfg.id, &self.sealer, &rows)?;
             let mut after = before.clone();
@@ -348,6 +377,10 @@ impl PgStore {
 
     /// `store status`: what the database says, no secrets.
     pub fn status(&self) -> Result<serde_json::Value> {
+        self.retry_once(|| self.status_once())
+    }
+
+    fn status_once(&self) -> Result<serde_json::Value> {
         let guard = self.client()?;
         let c = guard.as_ref().expect("connected");
         self.block(async {
@@ -388,6 +421,15 @@ impl PgStore {
     /// The home this store was opened for (its local audit log is the fallback).
     fn home(&self) -> &Home {
         &self.home
+    }
+}
+
+/// Whether `c`'s connection is gone, allowing it a moment: the connection
+/// closes just after the error that reported its end.
+fn closed_soon(c: &Client) -> bool {
+    c.is_closed() || {
+        std::thread::sleep(Duration::from_millis(100));
+        c.is_closed()
     }
 }
 
