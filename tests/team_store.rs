@@ -294,7 +294,7 @@ fn a_login_on_one_host_reaches_a_running_proxy_on_another_within_a_second() {
     h2.upstream(&echo, "api.openai.com");
     // A long cache bound: only a notification can make the proxy see the new key in time.
     h2.set("AUTHSOME_STORE_CACHE_SECS", "60");
-    let script = "for i in $(seq 1 120); do printf '%s ' \"$(date +%s.%N)\"; \
+    let script = "for i in $(seq 1 60); do printf '%s ' \"$(date +%s.%N)\"; \
                   curl -s https://api.openai.com/v1/models | grep -o 'Bearer sk-teamkey[a-z]*' | head -1; sleep 0.05; done";
     let proxy = spawn(&h2, &["run", "--", "sh", "-c", script]);
     std::thread::sleep(Duration::from_millis(2500));
@@ -309,6 +309,16 @@ fn a_login_on_one_host_reaches_a_running_proxy_on_another_within_a_second() {
     let late: Vec<_> = lines.iter().filter(|(t, _)| *t > logged_in_at + 1.0).collect();
     assert!(!late.is_empty(), "requests after the login: {}", out.stdout);
     assert!(late.iter().all(|(_, k)| *k == "Bearer sk-teamkeytwo"), "within 1 s every request carries the new key: {}", out.stdout);
+    // Every injection is a row in the store (no query string, no key), readable from any host.
+    let injected = pg::psql(
+        &team.db,
+        "SELECT count(*) FROM authsome_audit WHERE action = 'inject' AND target_host = 'api.openai.com' AND path = '/v1/models'",
+    );
+    assert_eq!(injected.trim(), lines.len().to_string(), "one audit row per injection");
+    let log = h1.run(&["log", "--store", "-n", "5"], None);
+    assert!(log.code == 0 && log.stdout.contains("GET api.openai.com/v1/models 200"), "{}", log.all());
+    let dump = pg::pg_dump(&team.db);
+    assert!(!dump.contains("sk-teamkey"), "no key in the database");
 }
 
 #[test]

@@ -174,10 +174,12 @@ pub fn main() -> i32 {
     };
     let ui = Ui::new(cli.global.json, cli.global.quiet, cli.global.no_color);
     let ctx = Ctx { ui, home: Home::from_env(cli.global.profile.as_deref()) };
-    match dispatch(&ctx, cli.command) {
+    let code = match dispatch(&ctx, cli.command) {
         Ok(code) => code,
         Err(e) => report(&ui, &e),
-    }
+    };
+    crate::store::traffic_audit::flush_all();
+    code
 }
 
 /// Print an error once, in the requested format, and return its exit code.

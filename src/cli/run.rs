@@ -139,10 +139,11 @@ fn store_log(ctx: &Ctx, a: &LogArgs) -> Result<i32> {
                 r.action.clone(),
                 format!("{}/{}", r.provider.clone().unwrap_or_default(), r.connection.clone().unwrap_or_default()),
                 r.lease_epoch.map(|e| e.to_string()).unwrap_or_default(),
+                r.request.clone().unwrap_or_default(),
                 r.reason.clone().unwrap_or_default(),
             ]
         })
         .collect();
-    print!("{}", crate::ui::table(&["TIME", "HOST", "ACTION", "CONNECTION", "EPOCH", "REASON"], &table));
+    print!("{}", crate::ui::table(&["TIME", "HOST", "ACTION", "CONNECTION", "EPOCH", "REQUEST", "REASON"], &table));
     Ok(0)
 }

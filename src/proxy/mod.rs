@@ -99,7 +99,7 @@ impl ProxyOptions {
             deny_undeclared,
             bundle_path: Some(run_dir.join(format!("{run_id}.{}.ca.pem", std::process::id()))),
             run_id,
-            audit: Arc::new(crate::audit::FileAudit::new(home.audit_log())),
+            audit: crate::store::audit_sink(home),
             credentials,
             upstream: UpstreamSettings::from_env().map_err(Error::bad_input)?,
         })

@@ -14,6 +14,7 @@
 
 pub mod pg;
 pub mod select;
+pub mod traffic_audit;
 
 use crate::error::{Error, Result};
 use crate::paths::Home;
@@ -121,6 +122,15 @@ impl Store {
                 lease_epoch: lease.map(|l| l.epoch),
             });
         }
+    }
+}
+
+/// Where a proxy of `home`'s profile records injections and refusals: the
+/// team store's audit when the profile uses one, else the local audit log.
+pub fn audit_sink(home: &Home) -> std::sync::Arc<dyn crate::audit::AuditSink> {
+    match select::select(home) {
+        Ok(select::Selection::Pg(cfg)) => std::sync::Arc::new(traffic_audit::StoreAudit::new(home, cfg)),
+        _ => std::sync::Arc::new(crate::audit::FileAudit::new(home.audit_log())),
     }
 }
 

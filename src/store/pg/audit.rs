@@ -42,6 +42,8 @@ pub struct AuditRow {
     pub reason: Option<String>,
     /// Fencing token.
     pub lease_epoch: Option<i64>,
+    /// For proxy events: `METHOD host/path STATUS` (no query string).
+    pub request: Option<String>,
 }
 
 impl PgStore {
@@ -84,6 +86,37 @@ impl PgStore {
         }
     }
 
+    /// Record proxy events (injections, refusals) of run `run_id`, in one transaction.
+    pub fn audit_traffic(&self, events: &[crate::audit::Event]) -> Result<()> {
+        self.retry_once(|| {
+            let guard = self.client()?;
+            let c = guard.as_ref().expect("connected");
+            self.block(async {
+                let db = |e| self.db_error(e);
+                c.batch_execute("BEGIN").await.map_err(db)?;
+                for e in events {
+                    let action = match e.action {
+                        crate::audit::Action::Inject => "inject",
+                        crate::audit::Action::Refuse => "refuse",
+                    };
+                    let status = i32::from(e.status);
+                    let inserted = c
+                        .execute(
+                            "INSERT INTO authsome_audit (store_id, host, run_id, action, provider, connection, method, target_host, path, status, reason) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                            &[&self.cfg.id, &self.me, &e.run_id, &action, &e.provider, &e.connection, &e.method, &e.host, &e.path, &status, &e.reason],
+                        )
+                        .await;
+                    if let Err(err) = inserted {
+                        let _ = c.batch_execute("ROLLBACK").await;
+                        return Err(db(err));
+                    }
+                }
+                c.batch_execute("COMMIT").await.map_err(db)
+            })
+        })
+    }
+
     /// The most recent `n` audit rows, oldest first, optionally for one provider or host.
     pub fn audit_rows(&self, n: i64, provider: Option<&str>, host: Option<&str>) -> Result<Vec<AuditRow>> {
         self.retry_once(|| self.audit_rows_once(n, provider, host))
@@ -94,7 +127,8 @@ impl PgStore {
         let c = guard.as_ref().expect("connected");
         let rows = self.block(async {
             c.query(
-                "SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), host, action, provider, connection, reason, lease_epoch \
+                "SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), host, action, provider, connection, reason, lease_epoch, \
+                        coalesce(method || ' ' || target_host || path || ' ' || status, '') \
                  FROM authsome_audit WHERE store_id = $1 AND ($2::text IS NULL OR provider = $2) AND ($3::text IS NULL OR host LIKE $3 || '%') \
                  ORDER BY id DESC LIMIT $4",
                 &[&self.cfg.id, &provider, &host, &n],
@@ -112,6 +146,7 @@ impl PgStore {
                 connection: r.get(4),
                 reason: r.get(5),
                 lease_epoch: r.get(6),
+                request: Some(r.get::<_, String>(7)).filter(|s| !s.is_empty()),
             })
             .collect();
         out.reverse();

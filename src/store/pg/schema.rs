@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS authsome_audit (
   store_id text NOT NULL,
   at timestamptz NOT NULL DEFAULT now(),
   host text, run_id text, action text NOT NULL, provider text, connection text,
+  method text, target_host text, path text, status int,
   reason text, lease_epoch bigint);
 "#;
 
