@@ -132,15 +132,16 @@ async fn refresh_in(
         if !force && !needs_refresh(&conn, now) {
             return Ok((conn, RefreshOutcome::StillFresh));
         }
-        // Never start a request that could outlive the lease: its timeout ends
-        // a margin before the lease does, and too little lease means a new one.
-        let http = match guard.budget() {
+        // Never start a request that could outlive the lease: it is sent only
+        // with its whole timeout plus a margin of lease left; otherwise the
+        // lease is given back and a fresh one taken.
+        let http = match guard.lease_timing(http.timeout()) {
             None => http.clone(),
-            Some(budget) if budget < Duration::from_secs(1) => {
+            Some((_, needed)) if guard.remaining() < needed => {
                 guard.finish("not_started");
                 continue;
             }
-            Some(budget) => http.clone().with_timeout(budget.min(http.timeout())),
+            Some((timeout, _)) => http.clone().with_timeout(timeout),
         };
         return refresh_holding(store, &mut guard, provider, connection, conn, &http).await;
     }
@@ -206,11 +207,19 @@ impl<'a> LeaseGuard<'a> {
         LeaseGuard { store, lease, released: false }
     }
 
-    /// How long a request may take under this lease (`None`: no limit beyond its own timeout).
-    fn budget(&self) -> Option<Duration> {
+    /// Under a shared lease: the token request's timeout (the HTTP timeout,
+    /// shortened only when the configured lease is too short to hold it with
+    /// two margins) and the lease that must be left to start it (timeout +
+    /// margin). `None` for the machine-local lock, which never lapses.
+    fn lease_timing(&self, http_timeout: Duration) -> Option<(Duration, Duration)> {
+        let RefreshLease::Shared(l) = &self.lease else { return None };
+        Some(lease_timing(l.length, http_timeout))
+    }
+
+    fn remaining(&self) -> Duration {
         match &self.lease {
-            RefreshLease::Local => None,
-            RefreshLease::Shared(l) => Some(l.remaining().saturating_sub(crate::store::lease_margin(l.length))),
+            RefreshLease::Shared(l) => l.remaining(),
+            RefreshLease::Local => Duration::MAX,
         }
     }
 
@@ -238,6 +247,13 @@ impl Drop for LeaseGuard<'_> {
     fn drop(&mut self) {
         self.finish("not_started");
     }
+}
+
+/// (request timeout, lease needed to start it) for a lease of `length`.
+fn lease_timing(length: Duration, http_timeout: Duration) -> (Duration, Duration) {
+    let margin = crate::store::lease_margin(length);
+    let timeout = http_timeout.min(length.saturating_sub(margin * 2));
+    (timeout, timeout + margin)
 }
 
 /// The refresh itself, under the lock (and the lease of a team store).
@@ -400,6 +416,17 @@ mod tests {
         let reg = crate::providers::Registry::load(&home).unwrap();
         let fut = ensure_fresh(&home, reg.get("discord").unwrap(), "default");
         is_send(&fut);
+    }
+
+    #[test]
+    fn a_token_request_is_started_only_with_its_timeout_plus_a_margin_of_lease_left() {
+        let s = Duration::from_secs;
+        // Defaults: a 120 s lease, the 30 s HTTP timeout, a 15 s margin.
+        assert_eq!(lease_timing(s(120), s(30)), (s(30), s(45)));
+        // A lease too short for the timeout: the request is shortened so a fresh lease can hold it.
+        let (timeout, needed) = lease_timing(s(3), s(30));
+        assert_eq!(timeout, Duration::from_millis(2250));
+        assert!(needed < s(3), "a fresh 3 s lease is enough to start");
     }
 
     #[test]

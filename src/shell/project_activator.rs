@@ -30,7 +30,11 @@ fn trusted(home: &Home, file: &Path) -> std::result::Result<(Project, Registry),
     let mut registry = Registry::load(home).map_err(|e| e.message)?;
     let project = Project::load(file, &mut registry).map_err(|e| e.message)?;
     match trust::check(home, &project) {
-        Trust::Allowed => Ok((project, registry)),
+        Trust::Allowed => {
+            // A project that requires a team store is never served from another store.
+            crate::store::require(home, project.store_id.as_deref()).map_err(|e| e.message)?;
+            Ok((project, registry))
+        }
         t => Err(trust::refusal(&project, &t)),
     }
 }

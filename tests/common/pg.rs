@@ -74,8 +74,9 @@ impl PgServer {
         let tmp = tempfile::Builder::new().prefix("authsome-pg").tempdir().map_err(|e| e.to_string())?;
         let dir = tmp.path().join("data");
         if is_root() {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+            // The server (and its watchdog, which removes the directory) runs as `postgres`.
+            let pg = nix::unistd::User::from_name("postgres").ok().flatten().ok_or("no `postgres` user to run the server as")?;
+            std::os::unix::fs::chown(tmp.path(), Some(pg.uid.as_raw()), Some(pg.gid.as_raw())).map_err(|e| e.to_string())?;
         }
         let out = pg_cmd(&bin, "initdb")
             .args(["-D"])
@@ -144,10 +145,11 @@ impl PgServer {
     /// running destructors (a panicking test binary, a killed `cargo test`).
     fn watchdog(&self) {
         let stop = format!(
-            "(while [ -d /proc/{pid} ]; do sleep 0.5; done; {pg_ctl} -D {dir} -m immediate stop) >/dev/null 2>&1 &",
+            "(while [ -d /proc/{pid} ]; do sleep 0.5; done; {pg_ctl} -D {dir} -m immediate stop; rm -rf {tmp}) >/dev/null 2>&1 &",
             pid = std::process::id(),
             pg_ctl = self.bin.join("pg_ctl").display(),
-            dir = self.dir.display()
+            dir = self.dir.display(),
+            tmp = self.dir.parent().expect("data dir has a parent").display()
         );
         // The shell backgrounds the watcher and exits at once, so it can be waited for.
         let mut c = if is_root() {
