@@ -1,4 +1,4 @@
-//! The audit log (SPEC §5.5): one JSON line per injection and per refusal in
+//! The audit log (README.md): one JSON line per injection and per refusal in
 //! `<home>/audit.log` (mode 0600). Events carry what a human needs to answer
 //! "which program used which credential where" — never a secret and never a
 //! query string, which often carries keys of its own.
@@ -106,7 +106,7 @@ impl FileAudit {
     fn open(&self) -> std::io::Result<std::fs::File> {
         if let Some(dir) = self.path.parent() {
             if !dir.exists() {
-                crate::paths::ensure_private_dir(dir)?;
+                crate::fsutil::ensure_private_dir(dir)?;
             }
         }
         std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path)

@@ -60,7 +60,18 @@ pub struct FileLock {
 impl FileLock {
     /// Block until the lock on `path` (created if missing, mode 0600) is ours.
     pub fn acquire(path: &Path) -> std::io::Result<FileLock> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)?;
+        FileLock::open(path, true)
+    }
+
+    /// Like [`FileLock::acquire`], but fails (`NotFound`) instead of creating
+    /// the file: for a process that must notice its directory was deleted
+    /// rather than recreate files in it.
+    pub fn acquire_existing(path: &Path) -> std::io::Result<FileLock> {
+        FileLock::open(path, false)
+    }
+
+    fn open(path: &Path, create: bool) -> std::io::Result<FileLock> {
+        let file = OpenOptions::new().read(true).write(true).create(create).truncate(false).mode(0o600).open(path)?;
         let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| std::io::Error::from(e))?;
         Ok(FileLock { _lock: lock })
     }
@@ -69,4 +80,47 @@ impl FileLock {
 /// Unix time in seconds, the unit of every stored timestamp.
 pub fn now_unix() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Create `dir` (and parents) with mode 0700 if missing; tighten it if present.
+pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    }
+    let meta = std::fs::metadata(dir)?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// The identity of a file as `stat` sees it: any edit, replacement (rename over
+/// it) or `touch` changes at least one field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileId {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: i64,
+    mtime_ns: i64,
+    ctime: i64,
+    ctime_ns: i64,
+}
+
+impl FileId {
+    /// Identity of `path` (following symlinks), `None` when it does not exist.
+    pub fn of(path: &Path) -> Option<FileId> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: m.mtime(),
+            mtime_ns: m.mtime_nsec(),
+            ctime: m.ctime(),
+            ctime_ns: m.ctime_nsec(),
+        })
+    }
 }

@@ -1,37 +1,43 @@
 //! authsome: programs get authenticated API access without ever holding the secret.
 //!
 //! The crate is split by concern, one module each, so a newcomer can find a
-//! thing from the folder names alone:
+//! thing from the folder names alone (ARCHITECTURE.md draws the layers):
 //!
 //! - [`providers`]: provider definitions (bundled, custom, project) and validation;
-//! - [`vault`]: the encrypted per-profile credential store;
 //! - [`store`]: which store a profile uses (its vault file or a team store on PostgreSQL);
-//! - [`daemon`]: the per-project background proxy behind activated shells;
-//! - [`shell`]: shell auto-activation on `cd` (`hook`, `export`);
-//! - [`net`]: outbound connections (resolve overrides, upstream trust, HTTPS client);
+//! - [`vault`], [`secret`]: the encrypted per-profile credential store and the type secrets travel in;
 //! - [`oauth`]: login flows, token refresh and revocation;
-//! - [`proxy`], [`runner`], [`audit`]: the injecting proxy, `authsome run`, and its audit log;
-//! - [`project`]: `authsome.toml`, trust, requirements, and the plumbing of `up` and `exec`;
+//! - [`net`]: outbound connections (resolve overrides, upstream trust, HTTPS client);
+//! - [`proxy`], [`audit`]: the injecting proxy engine and its audit log;
+//! - [`project`]: `authsome.toml`, trust and requirements (the model);
+//! - [`launch`]: the one recipe from a project or the vault's defaults to a child behind the proxy;
+//! - [`fence`]: what keeps a hostile child away from secrets (Landlock, a hardened authsome process);
 //! - [`shell`], [`daemon`]: the `cd` hook and the per-project background proxy behind it;
 //! - [`cli`]: argument parsing and the commands users type;
-//! - [`paths`], [`fsutil`], [`error`], [`ui`]: shared plumbing.
+//! - [`fix`]: the one rendering of every `authsome login …` hint;
+//! - [`paths`], [`fsutil`], [`text`], [`child_vars`], [`error`], [`ui`]: shared plumbing.
 
 #![warn(missing_docs)]
 
 pub mod audit;
+pub(crate) mod child_vars;
 pub mod cli;
-pub mod daemon;
+pub(crate) mod daemon;
 pub mod error;
+pub mod fence;
+pub mod fix;
 pub mod fsutil;
+pub(crate) mod launch;
 pub mod net;
 pub mod oauth;
 pub mod paths;
 pub mod project;
 pub mod providers;
 pub mod proxy;
-pub mod runner;
-pub mod shell;
+pub mod secret;
+pub(crate) mod shell;
 pub mod store;
+pub(crate) mod text;
 pub mod ui;
 pub mod vault;
 

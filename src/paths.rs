@@ -1,4 +1,4 @@
-//! Where authsome keeps its files (SPEC §1), resolved once from the environment.
+//! Where authsome keeps its files (README.md lists them), resolved once from the environment.
 
 use std::path::{Path, PathBuf};
 
@@ -82,7 +82,7 @@ impl Home {
     pub fn trust_dir(&self) -> PathBuf {
         self.root.join("trust")
     }
-    /// Private per-run files (CA bundles, daemon sockets); mode 0700.
+    /// Private per-run files (CA bundles of `run`/`up`/`exec`, the daemons' directories); mode 0700.
     pub fn run_dir(&self) -> PathBuf {
         self.root.join("run")
     }
@@ -90,17 +90,4 @@ impl Home {
     pub fn daemons_dir(&self) -> PathBuf {
         self.run_dir().join("daemons")
     }
-}
-
-/// Create `dir` (and parents) with mode 0700 if missing; tighten it if present.
-pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    if !dir.exists() {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    }
-    let meta = std::fs::metadata(dir)?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    }
-    Ok(())
 }

@@ -91,13 +91,18 @@ pub fn prompt_secret(prompt: &str) -> std::io::Result<String> {
     use std::io::{BufRead, Write};
     let tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty")?;
     let mut out = tty.try_clone()?;
-    write!(out, "{prompt}")?;
-    out.flush()?;
+    // Echo goes off before the prompt shows: whatever is typed (or pasted)
+    // the moment the prompt appears is already hidden.
     let saved = termios::tcgetattr(&tty).map_err(std::io::Error::from)?;
     let mut quiet = saved.clone();
     quiet.local_flags.remove(LocalFlags::ECHO);
     quiet.local_flags.insert(LocalFlags::ECHONL);
     termios::tcsetattr(&tty, SetArg::TCSANOW, &quiet).map_err(std::io::Error::from)?;
+    let shown = write!(out, "{prompt}").and_then(|()| out.flush());
+    if let Err(e) = shown {
+        let _ = termios::tcsetattr(&tty, SetArg::TCSANOW, &saved);
+        return Err(e);
+    }
     let mut line = String::new();
     let read = std::io::BufReader::new(&tty).read_line(&mut line);
     let _ = termios::tcsetattr(&tty, SetArg::TCSANOW, &saved);

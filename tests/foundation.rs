@@ -1,8 +1,7 @@
 //! Black-box acceptance tests of the foundation: bundled registry, override
 //! workflow, validation errors, API-key storage, vault integrity and locking.
 
-mod common;
-use common::cli::Home;
+use crate::common::cli::Home;
 use serde_json::Value;
 
 const OPENAI_KEY: &str = "sk-testkey0123456789abcdefghij";
@@ -32,16 +31,18 @@ fn inspect_discord_prints_the_seed_facts() {
 }
 
 #[test]
-fn list_json_has_all_45_bundled_providers() {
+fn list_json_has_every_bundled_provider() {
     let h = Home::new();
     let v = json(&h.run(&["list", "--json"]).ok().stdout);
     let providers = v["providers"].as_array().unwrap();
-    assert_eq!(providers.len(), 45);
+    let bundled = authsome::providers::bundled_files().len();
+    assert!(bundled >= 130, "{bundled} bundled providers");
+    assert_eq!(providers.len(), bundled);
     assert!(providers.iter().all(|p| p["source"] == "bundled"));
     assert!(providers.iter().any(|p| p["name"] == "discord" && p["display_name"] == "Discord"));
     let table = h.run(&["list"]).ok().stdout;
     assert!(table.lines().next().unwrap().contains("SOURCE"));
-    assert_eq!(table.lines().count(), 46);
+    assert_eq!(table.lines().count(), bundled + 1);
 }
 
 fn source_of(h: &Home, name: &str) -> String {
@@ -267,7 +268,17 @@ fn json_errors_are_machine_readable() {
     let h = Home::new();
     let r = h.run(&["--json", "get", "nosuchprovider"]).expect_code(3);
     let v = json(r.stderr.trim());
-    assert_eq!(v["error"]["code"], 3);
+    assert_eq!(v["error"], "unknown");
+    assert_eq!(v["exit_code"], 3);
+    assert!(v["message"].as_str().unwrap().contains("nosuchprovider"), "{v}");
+    // Usage errors too: `--json` always yields one JSON object.
+    let r = h.run(&["--json", "get"]).expect_code(2);
+    let v = json(r.stderr.trim());
+    assert_eq!(v["error"], "bad_input", "{v}");
+    assert!(!v["message"].as_str().unwrap().is_empty());
+    // A command that is not found.
+    let r = h.run(&["--json", "run", "--", "no-such-command-authsome-test"]).expect_code(127);
+    assert_eq!(json(r.stderr.trim())["error"], "command_not_found");
 }
 
 /// A stand-in `secret-tool` on PATH: stores secrets in a file, or hangs.

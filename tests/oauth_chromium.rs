@@ -2,10 +2,8 @@
 //! `chromium` and `chromium-driver`), driven through chromedriver's WebDriver
 //! API by `tests/support/chromium_browser.py`, with JavaScript disabled.
 
-mod common;
-
-use common::fake_as::{Config, FakeAs};
-use common::login_env::{assert_no_secrets, free_addr, support, LoginEnv};
+use crate::common::fake_as::{Config, FakeAs};
+use crate::common::login_env::{assert_no_secrets, free_addr, support, LoginEnv};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -37,7 +35,7 @@ fn start_chromedriver() -> (Driver, String) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if std::net::TcpStream::connect(addr).is_ok() {
-            let (status, _, body) = common::fake_as::http_get(&format!("{url}/status"));
+            let (status, _, body) = crate::common::fake_as::http_get(&format!("{url}/status"));
             if status == 200 && body.contains("\"ready\":true") {
                 break;
             }
@@ -73,7 +71,7 @@ fn chromium_fills_the_client_form_and_the_login_completes() {
 
     // The secret typed into the form is the one authsome authenticated with.
     let token = &fake.token_requests("authorization_code")[0];
-    assert!(token.headers["authorization"].starts_with("Basic "));
+    assert_eq!(token.form["client_secret"], secret, "Discord's definition sends the client credentials in the body");
     assert!(!fake.requests_to("authorize")[0].query.contains_key("code_challenge"));
     assert_eq!(env.vault().clients["discord"].client_secret.as_ref().unwrap().expose(), secret);
     let status = env.run(&["get", "discord", "--field", "status"], None);

@@ -2,10 +2,8 @@
 //! authorization server, with a python3 BROWSER stand-in following the
 //! authorization URL to the callback.
 
-mod common;
-
-use common::fake_as::{s256, Config, FakeAs};
-use common::login_env::{assert_no_secrets, LoginEnv, Out};
+use crate::common::fake_as::{s256, Config, FakeAs};
+use crate::common::login_env::{assert_no_secrets, LoginEnv, Out};
 use std::time::Duration;
 
 fn answers(fake: &FakeAs) -> serde_json::Value {
@@ -41,6 +39,8 @@ fn discord_plain_code_flow_sends_no_code_challenge_and_stores_granted_scopes() {
     let tokens = fake.token_requests("authorization_code");
     assert_eq!(tokens.len(), 1);
     assert!(!tokens[0].form.contains_key("code_verifier"));
+    // The browser GETs the authorization page; the code is exchanged by POST (RFC 6749 §4.1.3).
+    assert_eq!((auth[0].method.as_str(), tokens[0].method.as_str()), ("GET", "POST"));
 
     let log = env.wait_browser_log(2);
     assert_eq!(log[0]["kind"], "client_form", "{log:?}");
@@ -147,7 +147,7 @@ fn pasted_redirect_url_completes_a_no_browser_login() {
     let env = LoginEnv::new();
     env.install_provider(&fake.discord_provider());
     let (mut child, mut stdin, mut stderr, seen, authorize) = start_printed_login(&fake, &env, &["login", "discord", "--no-browser"]);
-    let (code, headers, _) = common::fake_as::http_get(&authorize);
+    let (code, headers, _) = crate::common::fake_as::http_get(&authorize);
     assert_eq!(code, 302);
     writeln!(stdin, "{}", headers["location"]).unwrap();
     drop(stdin);
@@ -321,8 +321,8 @@ fn logout_revokes_access_then_refresh_token_and_deletes_even_on_failure() {
 #[test]
 fn api_key_form_rejects_a_bad_key_with_the_hint_then_stores_a_valid_one() {
     let mut env = LoginEnv::new();
-    let key = format!("sk-{}", common::fake_as::rand_token());
-    let bad = format!("pk-{}", common::fake_as::rand_token());
+    let key = format!("sk-{}", crate::common::fake_as::rand_token());
+    let bad = format!("pk-{}", crate::common::fake_as::rand_token());
     env.use_fake_browser(serde_json::json!({"api_key": key, "bad_api_key": bad}));
     let out = env.run(&["login", "openai"], None);
     assert_eq!(out.code, 0, "{}", out.all());
@@ -342,7 +342,7 @@ fn api_key_form_rejects_a_bad_key_with_the_hint_then_stores_a_valid_one() {
 #[test]
 fn the_browser_never_inherits_the_vault_key() {
     let mut env = LoginEnv::new();
-    let key = format!("sk-{}", common::fake_as::rand_token());
+    let key = format!("sk-{}", crate::common::fake_as::rand_token());
     env.use_fake_browser(serde_json::json!({"api_key": key}));
     env.set("AUTHSOME_VAULT_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
     let out = env.run(&["login", "openai"], None);
@@ -396,9 +396,9 @@ fn over_ssh_the_url_is_printed_and_the_callback_still_completes() {
     let (mut child, stdin, mut stderr, seen, authorize) = start_printed_login(&fake, &env, &["login", "discord"]);
     assert!(seen.contains("SSH session"), "{seen}");
     // The user's browser (e.g. through a forwarded port) reaches the login server.
-    let (code, headers, _) = common::fake_as::http_get(&authorize);
+    let (code, headers, _) = crate::common::fake_as::http_get(&authorize);
     assert_eq!(code, 302);
-    let (status, _, page) = common::fake_as::http_get(&headers["location"]);
+    let (status, _, page) = crate::common::fake_as::http_get(&headers["location"]);
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("Connected to Discord"));
     drop(stdin);

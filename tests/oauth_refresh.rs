@@ -2,10 +2,8 @@
 //! spend the refresh token once), failures before and after expiry, and
 //! timeouts against a slow token endpoint.
 
-mod common;
-
-use common::fake_as::{Config, FakeAs};
-use common::login_env::{assert_no_secrets, finish, LoginEnv, Out};
+use crate::common::fake_as::{Config, FakeAs};
+use crate::common::login_env::{assert_no_secrets, finish, LoginEnv, Out};
 use std::process::Stdio;
 use std::time::Duration;
 

@@ -1,8 +1,6 @@
 //! Black-box tests of `status`, `init`, `allow` and `deny` through the real binary.
 
-mod common;
-
-use common::project::{text, Sandbox};
+use crate::common::project::{text, Sandbox};
 
 const OPENAI_KEY: &str = "sk-test-proj-0123456789abcdefghijkl";
 

@@ -1,10 +1,8 @@
 //! `authsome exec` end to end: real curl through the real binary's proxy to a
 //! local HTTPS echo upstream; trust, CI secrets, PID, signals and exit codes.
 
-mod common;
-
-use common::project_run::{curl_with, ProjectWorld};
-use common::proxy::{assert_no_secrets, text, ACME_KEY, GH_TOKEN};
+use crate::common::project_run::{curl_with, ProjectWorld};
+use crate::common::proxy::{assert_no_secrets, text, ACME_KEY, GH_TOKEN};
 use std::os::unix::process::ExitStatusExt;
 
 const WORK_TOKEN: &str = "gho_worktoken9876543210";
@@ -107,7 +105,7 @@ fn an_untrusted_file_activates_nothing_and_trust_follows_meaning() {
 #[test]
 fn a_ci_run_injects_the_secret_from_the_environment_and_hides_it_from_the_child() {
     // A fresh CI machine: no vault, no key, no TTY; the provider is project-local.
-    let echo = common::echo::Echo::start(&["api.acme.test"]);
+    let echo = crate::common::echo::Echo::start(&["api.acme.test"]);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("repo");
     std::fs::create_dir_all(&dir).unwrap();
@@ -122,7 +120,7 @@ fn a_ci_run_injects_the_secret_from_the_environment_and_hides_it_from_the_child(
     let secret = "acme-ci-secret-from-the-runner-42";
     let home = tmp.path().join("home");
     let cmd = |args: &[&str]| {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_authsome"));
+        let mut c = std::process::Command::new(crate::common::bin());
         c.args(args)
             .current_dir(&dir)
             .env_clear()

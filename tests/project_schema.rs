@@ -1,12 +1,10 @@
 //! `schema/authsome.schema.json` agrees with the loader: every example and the
 //! `init` starter validate and load; files the loader rejects, the schema rejects.
 
-mod common;
-
+use crate::common::project::repo_root;
 use authsome::paths::Home;
 use authsome::project::Project;
 use authsome::providers::Registry;
-use common::project::repo_root;
 use std::path::{Path, PathBuf};
 
 fn validator() -> jsonschema::Validator {

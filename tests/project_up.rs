@@ -3,13 +3,11 @@
 //! server, then running the command behind the proxy; and applying an edit of
 //! `authsome.toml` to the running proxy without restarting the command.
 
-mod common;
-
-use common::echo::Echo;
-use common::fake_as::{Config, FakeAs};
-use common::login_env::LoginEnv;
-use common::project_run::{curl_with, wait_for_file, ProjectWorld, Pty};
-use common::proxy::{text, GH_TOKEN};
+use crate::common::echo::Echo;
+use crate::common::fake_as::{Config, FakeAs};
+use crate::common::login_env::LoginEnv;
+use crate::common::project_run::{curl_with, wait_for_file, ProjectWorld, Pty};
+use crate::common::proxy::{text, GH_TOKEN};
 
 #[test]
 fn up_logs_in_the_missing_provider_via_browser_then_runs_the_command() {
@@ -184,7 +182,7 @@ fn too_few_scopes_are_fixed_by_a_re_consent_asking_for_the_union() {
     assert_eq!(auth.len(), 2);
     let asked: std::collections::BTreeSet<&str> = auth[1].query["scope"].split(' ').collect();
     assert_eq!(asked, ["email", "guilds", "identify"].into_iter().collect(), "keeps what was granted, adds what is required");
-    // Through the CLI: other tests in this binary set AUTHSOME_VAULT_KEY in this process.
+    // Through the CLI, as a user would read it.
     let scopes = env.run(&["get", "discord", "--field", "scopes"], None);
     assert_eq!(scopes.stdout.trim(), "identify,email,guilds", "{}", scopes.all());
 }

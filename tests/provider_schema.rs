@@ -18,7 +18,7 @@ fn errors(v: &jsonschema::Validator, instance: &Value) -> Vec<String> {
 fn every_bundled_file_validates() {
     let v = validator();
     let files = authsome::providers::bundled_files();
-    assert_eq!(files.len(), 45);
+    assert!(files.len() >= 130, "{} bundled providers", files.len());
     for (name, text) in files {
         let instance: Value = serde_json::from_str(text).unwrap();
         let errs = errors(&v, &instance);
@@ -89,6 +89,37 @@ fn schema_and_loader_agree_on_bad_files() {
         json!({
             "name": "acme", "auth_type": "oauth2", "flow": "device_code", "api_url": "api.acme.test",
             "oauth": {"token_url": "https://acme.test/token"}
+        }),
+    ));
+    let mut c = base();
+    c["category"] = json!("toys");
+    cases.push(("unknown category", c));
+    let mut c = base();
+    c["api_key"] = json!({"parts": [{"name": "a", "prompt": "A", "location": "query"}, {"name": "b", "prompt": "B"}]});
+    cases.push(("query part without query_param", c));
+    let mut c = base();
+    c["api_key"] = json!({"parts": [{"name": "a", "prompt": "A"}]});
+    cases.push(("a single part", c));
+    let mut c = base();
+    c["connection_values"] = json!({"base_url": {"prompt": "x"}});
+    cases.push(("a login value named base_url", c));
+    let mut c = base();
+    c["connection_values"] = json!({"shop": {"prompt": "Shop", "default": "a.evil.test"}});
+    cases.push(("a default that is not one label", c));
+    cases.push((
+        "an authorize parameter authsome sets itself",
+        json!({
+            "name": "acme", "auth_type": "oauth2", "flow": "pkce", "api_url": "api.acme.test",
+            "oauth": {"authorization_url": "https://acme.test/authorize", "token_url": "https://acme.test/token",
+                      "authorization_params": {"redirect_uri": "https://evil.test/"}}
+        }),
+    ));
+    cases.push((
+        "an unknown client authentication method",
+        json!({
+            "name": "acme", "auth_type": "oauth2", "flow": "pkce", "api_url": "api.acme.test",
+            "oauth": {"authorization_url": "https://acme.test/authorize", "token_url": "https://acme.test/token",
+                      "authorization_method": "jwt"}
         }),
     ));
     for (what, instance) in cases {

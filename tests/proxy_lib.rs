@@ -2,12 +2,10 @@
 //! constraints, live route changes with a new CA, connection selection by
 //! placeholder, WebSocket pass-through, deny_undeclared.
 
-mod common;
-
+use crate::common::echo::Echo;
+use crate::common::proxy_client::{self as client, MemoryAudit, StaticCredentials};
 use authsome::providers::{Registry, PLACEHOLDER};
 use authsome::proxy::{self, ca::RunCa, ProxyOptions, Route, UpstreamSettings};
-use common::echo::Echo;
-use common::proxy_client::{self as client, MemoryAudit, StaticCredentials};
 use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use std::sync::Arc;
@@ -58,7 +56,7 @@ impl Setup {
         creds.0.insert(("octo".into(), "default".into()), "octo-token".into());
         let resolve = ["api.acme.test", "api.octo.test", "other.test"].iter().map(|h| self.echo.resolve(h)).collect::<Vec<_>>().join(",");
         let mut roots = rustls::RootCertStore::empty();
-        roots.add(pem_der(&self.echo.ca_pem)).unwrap();
+        roots.add(pem_der(&std::fs::read_to_string(&self.echo.ca_path).unwrap())).unwrap();
         ProxyOptions {
             routes,
             deny_undeclared: deny,

@@ -1,9 +1,7 @@
 //! `authsome run` end to end: real clients through the real binary's proxy to a
 //! local HTTPS echo upstream.
 
-mod common;
-
-use common::proxy::{assert_no_secrets, text, World, ACME_KEY, GH_TOKEN, OCTO_TOKEN};
+use crate::common::proxy::{assert_no_secrets, text, World, ACME_KEY, GH_TOKEN, OCTO_TOKEN};
 
 const PLACEHOLDER: &str = "authsome-proxy-managed";
 
@@ -98,7 +96,7 @@ fn git_ls_remote_answers_the_407_challenge_and_gets_the_token() {
     assert_no_secrets(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_child_env(&stdout);
-    assert!(stdout.contains(&format!("{}\trefs/heads/main", common::echo::GIT_REF)), "{stdout}");
+    assert!(stdout.contains(&format!("{}\trefs/heads/main", crate::common::echo::GIT_REF)), "{stdout}");
     let seen = w.echo.seen();
     assert!(!seen.is_empty());
     for s in &seen {
@@ -282,7 +280,7 @@ fn log_shows_the_audit_events() {
 #[test]
 fn run_without_any_connection_still_runs_the_command_and_creates_no_key() {
     let home = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_authsome"))
+    let out = std::process::Command::new(crate::common::bin())
         .args(["run", "--", "sh", "-c", "test -n \"$HTTPS_PROXY\" && test -s \"$SSL_CERT_FILE\" && echo proxied"])
         .env("AUTHSOME_HOME", home.path())
         .env_remove("AUTHSOME_VAULT_KEY")
@@ -316,7 +314,7 @@ fn ctrl_c_reaches_the_child_and_authsome_reports_its_exit() {
 #[test]
 fn a_bundle_left_by_a_killed_run_is_swept_by_the_next_run() {
     let w = World::new();
-    let pid_file = w.home.path().join("child.pid");
+    let pid_file = w.outside.path().join("child.pid");
     let script = format!("echo $$ > '{}'; exec sleep 30", pid_file.display());
     let mut killed =
         w.cmd(&["run", "--", "sh", "-c", &script]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();

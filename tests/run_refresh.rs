@@ -2,11 +2,9 @@
 //! it, so a long run keeps working; and a run past a failed refresh gets no
 //! stale token.
 
-mod common;
-
-use common::echo::Echo;
-use common::fake_as::{Config, FakeAs};
-use common::login_env::{assert_no_secrets, LoginEnv};
+use crate::common::echo::Echo;
+use crate::common::fake_as::{Config, FakeAs};
+use crate::common::login_env::{assert_no_secrets, LoginEnv};
 
 /// Discord logged in against the fake with a token that expires in 100 s
 /// (inside the 300 s refresh margin); `discord.com` served by the echo upstream.
@@ -20,7 +18,7 @@ fn setup(config: Config) -> (FakeAs, Echo, LoginEnv) {
     (fake, echo, env)
 }
 
-fn curl_through_run(env: &LoginEnv) -> common::login_env::Out {
+fn curl_through_run(env: &LoginEnv) -> crate::common::login_env::Out {
     env.run(&["run", "--", "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "https://discord.com/api/users/@me"], None)
 }
 
@@ -49,7 +47,6 @@ fn a_failed_refresh_past_expiry_injects_nothing_and_says_how_to_fix_it() {
     let (fake, echo, env) = setup(Config { refresh_error: Some((400, "invalid_grant".into())), ..Config::default() });
     // Move the stored expiry into the past.
     let home = authsome::paths::Home::at(env.home(), "default");
-    std::env::set_var("AUTHSOME_NO_KEYRING", "1");
     let vault = authsome::vault::Vault::open(&home).unwrap();
     vault
         .update(|d| {

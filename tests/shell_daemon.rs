@@ -6,9 +6,7 @@
 //! shells share one proxy, which stops once both are gone; edits to
 //! `authsome.toml` reach the running proxy without re-activation.
 
-mod common;
-
-use common::shell::{apply_json, Kind, Sandbox, Tmux, ACME_KEY, DISCORD_TOKEN};
+use crate::common::shell::{apply_json, Kind, Sandbox, Tmux, ACME_KEY, DISCORD_TOKEN};
 use std::collections::BTreeMap;
 use std::process::Command;
 
@@ -22,16 +20,22 @@ fn comparable(mut env: BTreeMap<String, String>) -> BTreeMap<String, String> {
     env
 }
 
-/// The `Authorization` headers the echo upstream saw, from its JSON reply.
-fn authorization(reply: &[u8]) -> Vec<String> {
+/// The `Authorization` headers the echo upstream saw for the request whose
+/// JSON reply is `reply` (the latest request to that target). The reply
+/// itself quotes them with every injected value replaced by the placeholder.
+fn authorization(sb: &Sandbox, reply: &[u8]) -> Vec<String> {
     let v: serde_json::Value = serde_json::from_slice(reply).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(reply)));
-    v["headers"]
+    let target = v["target"].as_str().unwrap();
+    let seen = sb.echo.seen().into_iter().rev().find(|r| r.target == target).unwrap_or_else(|| panic!("no request to {target}"));
+    let echoed: Vec<String> = v["headers"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|h| h[0].as_str().is_some_and(|n| n.eq_ignore_ascii_case("authorization")))
         .map(|h| h[1].as_str().unwrap().to_owned())
-        .collect()
+        .collect();
+    assert_eq!(echoed, vec!["Bearer authsome-proxy-managed".to_owned()], "the relayed reply never quotes the credential");
+    seen.header("authorization")
 }
 
 fn curl(var: &str, url: &str) -> String {
@@ -56,7 +60,7 @@ fn drive(kind: Kind) {
 
     // curl typed in the shell reaches the upstream with the real token.
     let reply = sh.capture(&curl("DISCORD_ACCESS_TOKEN", "https://discord.com/api/users/@me"));
-    assert_eq!(authorization(&reply), vec![format!("Bearer {DISCORD_TOKEN}")]);
+    assert_eq!(authorization(&sb, &reply), vec![format!("Bearer {DISCORD_TOKEN}")]);
 
     // Not logged in to acme yet: no credential reaches the upstream.
     let reply = sh.capture(&curl("ACME_API_KEY", "https://api.acme.test/v1/me"));
@@ -64,7 +68,7 @@ fn drive(kind: Kind) {
     // Logging in from another terminal: the very next request carries the key.
     sb.login_acme();
     let reply = sh.capture(&curl("ACME_API_KEY", "https://api.acme.test/v1/me"));
-    assert_eq!(authorization(&reply), vec![format!("Bearer {ACME_KEY}")]);
+    assert_eq!(authorization(&sb, &reply), vec![format!("Bearer {ACME_KEY}")]);
     assert_eq!(sh.env(), inside, "the login did not re-activate the shell");
 
     // Leaving restores every variable, the pre-existing HTTPS_PROXY and SSL_CERT_FILE included.
@@ -103,12 +107,12 @@ fn two_shells_share_one_proxy_which_stops_when_both_are_gone() {
     assert_eq!(daemons[0]["shells"].as_array().unwrap().len(), 2, "{daemons:?}");
     let pid = daemons[0]["pid"].as_u64().unwrap() as i32;
     let reply = b.capture(&curl("DISCORD_ACCESS_TOKEN", "https://discord.com/api/x"));
-    assert_eq!(authorization(&reply), vec![format!("Bearer {DISCORD_TOKEN}")]);
+    assert_eq!(authorization(&sb, &reply), vec![format!("Bearer {DISCORD_TOKEN}")]);
 
     drop(a);
     sb.eventually("one shell remains", || sb.daemons().first().is_some_and(|d| d["shells"].as_array().unwrap().len() == 1));
     let reply = b.capture(&curl("DISCORD_ACCESS_TOKEN", "https://discord.com/api/y"));
-    assert_eq!(authorization(&reply), vec![format!("Bearer {DISCORD_TOKEN}")], "still served after the first shell closed");
+    assert_eq!(authorization(&sb, &reply), vec![format!("Bearer {DISCORD_TOKEN}")], "still served after the first shell closed");
     drop(b);
     sb.eventually("the proxy process exited", || nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err());
     assert!(sb.daemons().is_empty());
@@ -124,7 +128,7 @@ fn project_edits_reach_the_running_proxy_without_reactivation() {
     sb.login_acme();
     let sleeper = Command::new("sleep").arg("300").spawn().unwrap();
     let mut env = sb.base_env();
-    let o = Command::new(common::shell::bin())
+    let o = Command::new(crate::common::bin())
         .args(["export", "json", "--pid", &sleeper.id().to_string()])
         .current_dir(sb.path("proj"))
         .env_clear()
@@ -145,7 +149,7 @@ fn project_edits_reach_the_running_proxy_without_reactivation() {
         if o.stdout.is_empty() {
             Vec::new()
         } else {
-            authorization(&o.stdout)
+            authorization(&sb, &o.stdout)
         }
     };
     assert!(run_curl(&env).is_empty(), "acme is not declared yet");
@@ -169,7 +173,7 @@ fn daemon_status_stop_and_lost_home() {
     let pid = sleeper.id().to_string();
     let mut env = sb.base_env();
     let export = |env: &BTreeMap<String, String>| {
-        Command::new(common::shell::bin())
+        Command::new(crate::common::bin())
             .args(["export", "json", "--pid", &pid])
             .current_dir(sb.path("proj"))
             .env_clear()
@@ -201,6 +205,33 @@ fn daemon_status_stop_and_lost_home() {
 
     std::fs::remove_dir_all(sb.path("authsome-home/run")).unwrap();
     sb.eventually("the orphaned proxy exited", || nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon), None).is_err());
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+}
+
+/// `daemon stop` through a symlink to the project names the daemon the hook
+/// started from the real directory: every command finds projects one way.
+#[test]
+fn daemon_stop_through_a_symlink_stops_the_projects_proxy() {
+    let sb = Sandbox::new();
+    let mut sleeper = Command::new("sleep").arg("300").spawn().unwrap();
+    let pid = sleeper.id().to_string();
+    let o = Command::new(crate::common::bin())
+        .args(["export", "json", "--pid", &pid])
+        .current_dir(sb.path("proj"))
+        .env_clear()
+        .envs(sb.base_env())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(sb.daemons().len(), 1);
+    std::os::unix::fs::symlink(sb.path("proj"), sb.path("link-to-project")).unwrap();
+
+    let o = sb.cmd(&["daemon", "stop", "./link-to-project"]).current_dir(&sb.root).output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("stopped the proxy of") && !stderr.contains("no project proxy is running"), "{stderr}");
+    assert!(sb.daemons().is_empty(), "the daemon still runs after `daemon stop ./link-to-project`");
     let _ = sleeper.kill();
     let _ = sleeper.wait();
 }

@@ -2,9 +2,8 @@
 //! the snippets, the statements and their quoting through real shells, the
 //! once-only notices, and the no-op path (nothing printed, nothing but `stat`).
 
-mod common;
-
-use common::shell::{apply_json, bin, Sandbox, TRICKY};
+use crate::common::bin;
+use crate::common::shell::{apply_json, Sandbox, TRICKY};
 use std::process::Command;
 
 fn stdout(o: &std::process::Output) -> String {
@@ -49,6 +48,31 @@ fn unknown_shells_are_bad_input() {
     assert_eq!(o.status.code(), Some(2));
     let o = Command::new(bin()).args(["--quiet", "hook", "bash"]).output().unwrap();
     assert!(stdout(&o).contains("_authsome_hook"));
+    // An unknown shell names the accepted ones.
+    let o = Command::new(bin()).args(["hook", "tcsh"]).output().unwrap();
+    assert!(stderr(&o).contains("[possible values: bash, zsh, fish]"), "{}", stderr(&o));
+    let o = Command::new(bin()).args(["export", "tcsh"]).output().unwrap();
+    assert!(stderr(&o).contains("[possible values: bash, zsh, fish, json]"), "{}", stderr(&o));
+}
+
+#[test]
+fn hook_and_export_have_help() {
+    for (cmd, values) in [("hook", "[possible values: bash, zsh, fish]"), ("export", "[possible values: bash, zsh, fish, json]")] {
+        for help in ["--help", "-h"] {
+            let o = Command::new(bin()).args([cmd, help]).output().unwrap();
+            assert_eq!(o.status.code(), Some(0), "{cmd} {help}: {}", stderr(&o));
+            let text = stdout(&o);
+            assert!(text.contains(&format!("Usage: authsome {cmd}")) && text.contains(values), "{cmd} {help}:\n{text}");
+            assert!(!stderr(&o).contains("unsupported shell"), "{}", stderr(&o));
+        }
+    }
+}
+
+#[test]
+fn login_flows_are_checked_by_the_parser() {
+    let o = Command::new(bin()).args(["login", "github", "--flow", "telepathy"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("[possible values: pkce, device_code, dcr_pkce, api_key]"), "{}", stderr(&o));
 }
 
 #[test]

@@ -5,9 +5,7 @@
 //! every variable exactly, prior values never reach the shell's children, and
 //! refused projects are reported once, not on every prompt.
 
-mod common;
-
-use common::shell::{Kind, Sandbox, Tmux, TRICKY};
+use crate::common::shell::{Kind, Sandbox, Tmux, TRICKY};
 use std::collections::BTreeMap;
 
 const PRE_PROXY: &str = "http://user:corp-proxy-password@corp-proxy.example:3128";
@@ -61,7 +59,7 @@ fn drive(kind: Kind) {
     assert!(!inside.contains_key("AUTHSOME_VAULT_KEY"), "the vault key is not passed to children");
     // The shell's record of prior values stays in the shell: children see none of them.
     assert!(!inside.keys().any(|k| k.contains("AUTHSOME_SHELL_STATE") || k.contains("authsome_state")));
-    for secret in [OWN_TOKEN, "corp-proxy-password", common::shell::VAULT_KEY] {
+    for secret in [OWN_TOKEN, "corp-proxy-password", crate::common::VAULT_KEY] {
         assert!(!inside.values().any(|v| v.contains(secret)), "{secret} leaked into a child's environment");
     }
     sh.send("false");

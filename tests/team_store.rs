@@ -5,12 +5,10 @@
 //! rotation mode: a second use of any refresh token is `invalid_grant` and
 //! revokes the family, so any double spend shows up.
 
-mod common;
-
-use common::echo::Echo;
-use common::fake_as::{Config, FakeAs};
-use common::login_env::{assert_no_secrets, finish, LoginEnv, Out};
-use common::pg;
+use crate::common::echo::Echo;
+use crate::common::fake_as::{Config, FakeAs};
+use crate::common::login_env::{assert_no_secrets, finish, LoginEnv, Out};
+use crate::common::pg;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,7 +17,10 @@ use std::time::{Duration, Instant};
 const STORE_ID: &str = "acme";
 
 fn random_key() -> String {
-    authsome::vault::key::encode_key(&authsome::vault::crypto::MasterKey::generate())
+    use base64::Engine as _;
+    let mut key = [0u8; 32];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").unwrap(), &mut key).unwrap();
+    base64::engine::general_purpose::STANDARD.encode(key)
 }
 
 /// Run `authsome ARGS` on `host` again and again until `stop`; returns the stderr of each failed run.
@@ -69,8 +70,7 @@ impl Team {
     fn records(&self, host: &LoginEnv) -> authsome::vault::VaultData {
         let home = authsome::paths::Home::at(host.home(), "default");
         let cfg = authsome::store::select::PgConfig { url: self.db.clone(), id: STORE_ID.into(), ca: None };
-        let key = authsome::vault::key::decode_key(&self.key).unwrap();
-        let store = authsome::store::pg::PgStore::with_key(&home, cfg, &key, authsome::store::select::TeamKeySource::Env).unwrap();
+        let store = authsome::store::pg::PgStore::with_team_key(&home, cfg, &self.key).unwrap();
         store.load_fresh().unwrap()
     }
 
@@ -294,8 +294,8 @@ fn a_login_on_one_host_reaches_a_running_proxy_on_another_within_a_second() {
     h2.upstream(&echo, "api.openai.com");
     // A long cache bound: only a notification can make the proxy see the new key in time.
     h2.set("AUTHSOME_STORE_CACHE_SECS", "60");
-    let script = "for i in $(seq 1 60); do printf '%s ' \"$(date +%s.%N)\"; \
-                  curl -s https://api.openai.com/v1/models | grep -o 'Bearer sk-teamkey[a-z]*' | head -1; sleep 0.05; done";
+    // One request at a time, each stamped just before it is sent: the n-th stamp is the n-th request the upstream saw.
+    let script = "for i in $(seq 1 60); do date +%s.%N; curl -s -o /dev/null https://api.openai.com/v1/models; sleep 0.05; done";
     let proxy = spawn(&h2, &["run", "--", "sh", "-c", script]);
     std::thread::sleep(Duration::from_millis(2500));
     let login = h1.run(&["login", "openai", "--force"], Some(key2));
@@ -303,18 +303,20 @@ fn a_login_on_one_host_reaches_a_running_proxy_on_another_within_a_second() {
     let logged_in_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
     let out = finish(proxy);
     assert_eq!(out.code, 0, "{}", out.all());
-    let lines: Vec<(f64, &str)> =
-        out.stdout.lines().filter_map(|l| l.split_once(' ').map(|(t, k)| (t.parse().unwrap(), k.trim()))).collect();
-    assert!(lines.iter().any(|(_, k)| *k == "Bearer sk-teamkeyone"), "the first key was served: {}", out.stdout);
-    let late: Vec<_> = lines.iter().filter(|(t, _)| *t > logged_in_at + 1.0).collect();
-    assert!(!late.is_empty(), "requests after the login: {}", out.stdout);
-    assert!(late.iter().all(|(_, k)| *k == "Bearer sk-teamkeytwo"), "within 1 s every request carries the new key: {}", out.stdout);
+    let stamps: Vec<f64> = out.stdout.lines().map(|l| l.trim().parse().unwrap()).collect();
+    let seen = echo.seen();
+    assert_eq!(seen.len(), stamps.len(), "every request reached the upstream");
+    let sent: Vec<(f64, String)> = stamps.iter().zip(&seen).map(|(t, s)| (*t, s.header("authorization").join(","))).collect();
+    assert!(sent.iter().any(|(_, a)| a == &format!("Bearer {key1}")), "the first key was served: {sent:?}");
+    let late: Vec<_> = sent.iter().filter(|(t, _)| *t > logged_in_at + 1.0).collect();
+    assert!(!late.is_empty(), "requests after the login: {sent:?}");
+    assert!(late.iter().all(|(_, a)| a == &format!("Bearer {key2}")), "within 1 s every request carries the new key: {late:?}");
     // Every injection is a row in the store (no query string, no key), readable from any host.
     let injected = pg::psql(
         &team.db,
         "SELECT count(*) FROM authsome_audit WHERE action = 'inject' AND target_host = 'api.openai.com' AND path = '/v1/models'",
     );
-    assert_eq!(injected.trim(), lines.len().to_string(), "one audit row per injection");
+    assert_eq!(injected.trim(), sent.len().to_string(), "one audit row per injection");
     let log = h1.run(&["log", "--store", "-n", "5"], None);
     assert!(log.code == 0 && log.stdout.contains("GET api.openai.com/v1/models 200"), "{}", log.all());
     let dump = pg::pg_dump(&team.db);
@@ -410,8 +412,7 @@ fn refresh_leases_are_exclusive_lapse_on_the_database_clock_and_release_fenced()
     let open = || {
         let home = authsome::paths::Home::at(h1.home(), "default");
         let cfg = authsome::store::select::PgConfig { url: team.db.clone(), id: STORE_ID.into(), ca: None };
-        let key = authsome::vault::key::decode_key(&team.key).unwrap();
-        authsome::store::pg::PgStore::with_key(&home, cfg, &key, authsome::store::select::TeamKeySource::Env).unwrap()
+        authsome::store::pg::PgStore::with_team_key(&home, cfg, &team.key).unwrap()
     };
     let (a, b) = (open(), open());
     let len = Duration::from_secs(2);

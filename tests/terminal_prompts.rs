@@ -2,11 +2,9 @@
 //! echoed, and the device flow opens the browser when Enter is pressed. The
 //! binary runs on a real pseudo-terminal (its controlling terminal).
 
-mod common;
-
-use common::fake_as::{Config, FakeAs};
-use common::login_env::LoginEnv;
-use common::project_run::Pty;
+use crate::common::fake_as::{Config, FakeAs};
+use crate::common::login_env::LoginEnv;
+use crate::common::project_run::Pty;
 
 const KEY: &str = "sk-typedAtTheTerminal0123456789";
 

@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::providers::{AuthType, Flow, Provider};
 use crate::vault::{ClientCredentials, Connection, Secret, VaultData};
 use clap::Args;
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read};
 
 /// Which connection of which provider.
@@ -40,7 +41,7 @@ pub struct LoginArgs {
     pub scopes: Option<Vec<String>>,
     /// Login flow: pkce, device_code, dcr_pkce or api_key.
     #[arg(long, value_name = "F")]
-    pub flow: Option<String>,
+    pub flow: Option<Flow>,
     /// Ask for client credentials again and re-consent even if connected.
     #[arg(long)]
     pub force: bool,
@@ -50,6 +51,9 @@ pub struct LoginArgs {
     /// Value for {base_url} in the provider's URLs (e.g. GitHub Enterprise).
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
+    /// A per-connection value the provider asks for (a Shopify shop, a Zendesk subdomain); repeatable.
+    #[arg(long = "value", value_name = "NAME=VALUE")]
+    pub values: Vec<String>,
 }
 
 impl ConnectionArgs {
@@ -62,8 +66,8 @@ impl ConnectionArgs {
 fn find<'a>(data: &'a VaultData, t: &ConnectionArgs) -> Result<&'a Connection> {
     let name = t.name(data);
     data.connection(&t.provider, Some(name)).ok_or_else(|| {
-        let flag = t.connection.as_ref().map(|c| format!(" --connection {c}")).unwrap_or_default();
-        Error::unknown(format!("no connection {name:?} for {}; run `authsome login {}{flag}`", t.provider, t.provider))
+        let fix = crate::fix::LoginFix::new(&t.provider, t.connection.as_deref());
+        Error::unknown(format!("no connection {name:?} for {}; {}", t.provider, fix.hint()))
     })
 }
 
@@ -189,14 +193,10 @@ pub fn login(ctx: &Ctx, a: LoginArgs) -> Result<i32> {
             return Err(Error::bad_input(format!("connection name {name:?} must be lower-case letters, digits, '-' or '_'")));
         }
     }
-    let flow = match &a.flow {
-        Some(f) => {
-            Flow::parse(f).ok_or_else(|| Error::bad_input(format!("unknown flow {f:?}; use pkce, device_code, dcr_pkce or api_key")))?
-        }
-        None => provider.def.flow,
-    };
+    let flow = a.flow.unwrap_or(provider.def.flow);
+    let values = login_values(provider, &a.values)?;
     match provider.def.auth_type {
-        AuthType::ApiKey => login_api_key(ctx, provider, &a),
+        AuthType::ApiKey => login_api_key(ctx, provider, &a, values),
         AuthType::Oauth2 => {
             let name = a.target.connection.clone().unwrap_or_else(|| crate::vault::DEFAULT_CONNECTION.to_owned());
             if !a.force {
@@ -220,6 +220,7 @@ pub fn login(ctx: &Ctx, a: LoginArgs) -> Result<i32> {
                 force: a.force,
                 no_browser: a.no_browser,
                 base_url: a.base_url.clone(),
+                values,
             };
             let conn = crate::oauth::login::run_oauth(&ctx.home, &ctx.ui, provider, &opts)?;
             store_connection(ctx, conn)
@@ -281,7 +282,8 @@ pub fn refresh(ctx: &Ctx, a: RefreshArgs) -> Result<i32> {
 
 /// Store an API key read from piped stdin, entered in the local form when a
 /// browser is available, or typed at a hidden prompt.
-fn login_api_key(ctx: &Ctx, provider: &Provider, a: &LoginArgs) -> Result<i32> {
+fn login_api_key(ctx: &Ctx, provider: &Provider, a: &LoginArgs, values: BTreeMap<String, String>) -> Result<i32> {
+    let multi = provider.def.api_key.as_ref().is_some_and(|k| !k.parts.is_empty());
     let piped = if std::io::stdin().is_terminal() {
         None
     } else {
@@ -291,6 +293,7 @@ fn login_api_key(ctx: &Ctx, provider: &Provider, a: &LoginArgs) -> Result<i32> {
     };
     // A key on standard input wins; with nothing piped (e.g. </dev/null) the form or prompt asks.
     let key = match piped {
+        _ if multi => multi_part_key(provider, piped.as_deref())?,
         Some(k) if !k.is_empty() || !crate::oauth::browser::Opener::detect(a.no_browser).available() => validate_key(provider, k)?,
         _ => {
             let p = provider.clone();
@@ -299,24 +302,66 @@ fn login_api_key(ctx: &Ctx, provider: &Provider, a: &LoginArgs) -> Result<i32> {
             crate::oauth::login::api_key_interactive(&ctx.ui, provider, a.no_browser, validate)?
         }
     };
-    store_connection(ctx, Connection::api_key(provider.name(), a.target.connection.as_deref().unwrap_or("default"), key))
+    let mut conn = Connection::api_key(provider.name(), a.target.connection.as_deref().unwrap_or("default"), key);
+    conn.values = values;
+    store_connection(ctx, conn)
+}
+
+/// The provider's `connection_values`: `--value` flags, defaults, else a
+/// question at the terminal (never from piped input, which holds the key).
+fn login_values(provider: &Provider, given: &[String]) -> Result<BTreeMap<String, String>> {
+    let title = provider.def.title().to_owned();
+    let mut ask = |name: &str, spec: &crate::providers::def::ConnectionValueDef| -> std::result::Result<String, String> {
+        if crate::oauth::input::piped() {
+            return Err(format!("{title} needs its {name}: pass --value {name}=VALUE ({})", spec.prompt));
+        }
+        crate::oauth::input::ask(&format!("{}: ", spec.prompt), false)
+            .map_err(|e| format!("cannot read the {name} from the terminal: {e}"))?
+            .ok_or_else(|| format!("no {name} given"))
+    };
+    crate::providers::values::resolve(&provider.def, given, &mut ask).map_err(Error::bad_input)
+}
+
+/// Each part of a multi-part credential: one per line of piped input, in the
+/// order of the definition, else asked one by one at a hidden prompt.
+fn multi_part_key(provider: &Provider, piped: Option<&str>) -> Result<Secret> {
+    let title = provider.def.title();
+    let parts = provider.def.api_key.as_ref().map(|k| k.effective_parts()).unwrap_or_default();
+    let mut lines = piped.map(|p| p.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect::<Vec<_>>());
+    let mut out = BTreeMap::new();
+    for (i, part) in parts.iter().enumerate() {
+        let value = match lines.as_mut() {
+            Some(l) => l.get(i).cloned().ok_or_else(|| {
+                Error::bad_input(format!("{title} needs {} values on standard input, one per line: {}", parts.len(), prompts(&parts)))
+            })?,
+            None => crate::oauth::input::ask(&format!("Paste your {title} {} (input hidden): ", part.prompt), true)
+                .map_err(|e| Error::login(format!("cannot read the {} from the terminal: {e}", part.prompt)))?
+                .ok_or_else(|| Error::login(format!("no {title} {} given", part.prompt)))?
+                .trim()
+                .to_owned(),
+        };
+        crate::providers::parts::check(part, title, &value).map_err(Error::bad_input)?;
+        out.insert(part.name.clone(), value);
+    }
+    if let Some(l) = &lines {
+        if l.len() > parts.len() {
+            return Err(Error::bad_input(format!("{title} takes {} values on standard input: {}", parts.len(), prompts(&parts))));
+        }
+    }
+    Ok(Secret::new(crate::providers::parts::encode(&out)))
+}
+
+fn prompts(parts: &[crate::providers::def::KeyPart]) -> String {
+    parts.iter().map(|p| p.prompt.as_str()).collect::<Vec<_>>().join(", then ")
 }
 
 /// Check a key against the provider's `key_pattern`; the message shows the hint, never the key.
 pub fn validate_key(provider: &Provider, key: String) -> Result<Secret> {
-    if key.is_empty() {
+    let part = provider.def.api_key.as_ref().map(|k| k.effective_parts().remove(0));
+    if let Some(part) = part {
+        crate::providers::parts::check(&part, provider.def.title(), &key).map_err(Error::bad_input)?;
+    } else if key.is_empty() {
         return Err(Error::bad_input(format!("no {} API key given", provider.def.title())));
-    }
-    if key.chars().any(|c| c.is_control() || c == ' ') {
-        return Err(Error::bad_input(format!("the {} API key contains spaces or control characters", provider.def.title())));
-    }
-    let spec = provider.def.api_key.as_ref();
-    if let Some(pattern) = spec.and_then(|k| k.key_pattern.as_deref()) {
-        let re = regex_lite::Regex::new(pattern).map_err(|e| Error::bad_input(format!("invalid key_pattern: {e}")))?;
-        if !re.is_match(&key) {
-            let hint = spec.and_then(|k| k.key_pattern_hint.clone()).unwrap_or_else(|| format!("expected a key matching {pattern}"));
-            return Err(Error::bad_input(format!("that does not look like a {} API key: {hint}", provider.def.title())));
-        }
     }
     Ok(Secret::new(key))
 }

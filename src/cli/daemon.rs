@@ -36,11 +36,7 @@ pub fn run(ctx: &Ctx, cmd: DaemonCommand) -> Result<i32> {
     match cmd {
         DaemonCommand::Status => status(ctx),
         DaemonCommand::Stop { dir, all } => stop(ctx, dir, all),
-        DaemonCommand::Serve { file } => {
-            let loader = || crate::shell::project_activator::load_for_daemon(&ctx.home, &file);
-            let credentials = std::sync::Arc::new(crate::proxy::VaultCredentials::new(&ctx.home));
-            daemon::serve::serve(&ctx.home, &file, &loader, credentials)
-        }
+        DaemonCommand::Serve { file } => daemon::serve::serve(&ctx.home, &file),
     }
 }
 
@@ -97,13 +93,8 @@ fn stop(ctx: &Ctx, dir: Option<PathBuf>, all: bool) -> Result<i32> {
     let targets: Vec<Info> = if all {
         running(ctx).into_iter().map(|(_, i, _)| i).collect()
     } else {
-        let start = match dir {
-            Some(d) => d,
-            None => std::env::current_dir().map_err(|e| Error::other(format!("cannot read the current directory: {e}")))?,
-        };
-        let start = std::path::absolute(&start).unwrap_or(start);
-        let file = crate::shell::locate::project_file(&start)
-            .ok_or_else(|| Error::bad_input(format!("no authsome.toml at or above {}", start.display())))?;
+        // The one project finder, so a symlinked path names the project the hook activated.
+        let file = crate::project::locate(dir.as_deref().unwrap_or(std::path::Path::new(".")))?;
         DaemonDir::for_project(&ctx.home, &file).running().into_iter().collect()
     };
     if targets.is_empty() {

@@ -21,7 +21,7 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
     let mut checks = Vec::new();
     let home = &ctx.home;
     let root = home.root();
-    let made = crate::paths::ensure_private_dir(root);
+    let made = crate::fsutil::ensure_private_dir(root);
     checks.push(match (made, mode_of(root)) {
         (Err(e), _) => Check { name: "home", ok: false, detail: format!("cannot create {}: {e}", root.display()) },
         (Ok(()), Some(m)) if m & 0o077 == 0 => Check { name: "home", ok: true, detail: format!("{} (mode {m:o})", root.display()) },
@@ -84,6 +84,8 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
             },
         });
     }
+    let abi = crate::fence::Abi::current();
+    checks.push(Check { name: "fence", ok: abi.available(), detail: crate::fence::describe(abi) });
     let failed = checks.iter().filter(|c| !c.ok).count();
     if ctx.ui.json {
         let items: Vec<_> = checks.iter().map(|c| serde_json::json!({"check": c.name, "ok": c.ok, "detail": c.detail})).collect();

@@ -1,14 +1,18 @@
 //! `authsome exec [-- CMD]`: project mode for CI. Never prompts; an unmet
 //! requirement exits 4 with one line per requirement naming the exact fix.
 //! CI secrets named by `secret_env` go to the proxy and leave the command's
-//! environment. The command replaces authsome (see [`crate::project::helper`]).
+//! environment. The command replaces authsome (see [`crate::launch::helper`]).
 
-use super::project::{current_project, evaluate};
+use super::project::{current_project, require_trust};
 use super::Ctx;
-use crate::error::{exit, Result};
-use crate::project::routes::{self, ProjectCredentials};
-use crate::project::{helper, trust};
-use crate::proxy::{self, ProxyOptions};
+use crate::error::Result;
+use crate::launch::credentials::ProjectCredentials;
+use crate::launch::env::child_env;
+use crate::launch::helper;
+use crate::launch::options::{proxy_options, BundleIn};
+use crate::launch::plan::{command_argv, Plan, Serve};
+use crate::launch::project::{evaluate, process_env};
+use crate::project::requirements::unmet_error;
 use clap::Args;
 use std::ffi::OsString;
 use std::sync::Arc;
@@ -16,6 +20,10 @@ use std::sync::Arc;
 /// Arguments of `up` and `exec`.
 #[derive(Debug, Args)]
 pub struct ProjectRunArgs {
+    /// Run the command without the fence (it could then read the authsome home
+    /// and signal authsome; see SECURITY.md).
+    #[arg(long)]
+    pub no_fence: bool,
     /// The command (default: `[run] command`, else your $SHELL).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
     pub cmd: Vec<OsString>,
@@ -24,37 +32,28 @@ pub struct ProjectRunArgs {
 /// `authsome exec`.
 pub fn exec(ctx: &Ctx, a: ProjectRunArgs) -> Result<i32> {
     let (project, registry) = current_project(ctx, None)?;
-    trust::require(&ctx.home, &project, false)?;
-    crate::store::require(&ctx.home, project.store_id.as_deref())?;
-    let checks = evaluate(ctx, &project, &registry)?;
-    let blocking: Vec<_> = checks.iter().filter(|c| c.blocks()).collect();
-    if !blocking.is_empty() {
-        if ctx.ui.json {
-            let v: Vec<_> = blocking.iter().map(|c| c.to_json()).collect();
-            eprintln!("{}", serde_json::json!({"error": {"code": exit::LOGIN, "unmet": v}}));
-        } else {
-            for c in blocking {
-                eprintln!("authsome: {}", routes::unmet_line(c));
-            }
-        }
-        return Ok(exit::LOGIN);
+    require_trust(ctx, &project, false)?;
+    let checks = evaluate(&ctx.home, &project, &registry, &process_env)?;
+    if let Some(e) = unmet_error(&checks) {
+        let unmet: Vec<_> = checks.iter().filter(|c| c.blocks()).map(|c| c.to_json()).collect();
+        return Err(e.with_details(serde_json::json!({ "unmet": unmet })));
     }
-    let argv = routes::command_argv(&project, &a.cmd);
-    let program = crate::runner::resolve_program(&argv[0])?;
-    let routes = routes::routes(&registry, &checks)?;
-    for note in proxy::uninterceptable(&routes) {
+    let argv = command_argv(&project, &a.cmd);
+    let program = crate::launch::supervise::resolve_program(&argv[0])?;
+    let plan = Plan::project(&ctx.home, &project, &registry, &checks, Serve::Met)?;
+    for note in crate::proxy::uninterceptable(&plan.routes) {
         ctx.ui.warn(note);
     }
-    let env_lookup = |k: &str| std::env::var(k).ok();
-    let ci = routes::ci_secrets(&checks, &env_lookup);
-    let need_vault = !ProjectCredentials::covers(&ci, &routes);
-    let credentials = Arc::new(ProjectCredentials::new(&ctx.home, ci, need_vault)?);
-    let deny = project.undeclared_hosts == crate::project::UndeclaredHosts::Deny;
-    let options = ProxyOptions::for_run(&ctx.home, routes, deny, credentials)?;
-    let started = helper::start(options)?;
-    let active = routes::active(&project, &checks);
-    let current = |k: &str| std::env::var(k).ok();
-    let changes = crate::project::env::child_env_active(&project, &registry, &active, &started.url, &started.bundle, &current);
-    let env = changes.applied_to(std::env::vars_os());
-    Err(helper::exec(&program, &argv, &env))
+    // Still single-threaded: CI secrets leave the environment (and its bytes)
+    // before the proxy helper is forked or the command exists.
+    let credentials = Arc::new(ProjectCredentials::new(&ctx.home, &checks, &crate::fence::process::take).fixed(&plan));
+    let started = helper::start(proxy_options(&ctx.home, &plan, credentials, BundleIn::RunDir)?)?;
+    let env = child_env(&plan, &started.url, &started.bundle, &process_env).applied_to(std::env::vars_os());
+    let fence = if a.no_fence || project.run.no_fence {
+        crate::fence::Fence::none()
+    } else {
+        let port = url::Url::parse(&started.url).ok().and_then(|u| u.port()).unwrap_or(0);
+        crate::fence::for_child(ctx.home.root(), &started.bundle, port, plan.deny_undeclared)?
+    };
+    Err(helper::exec(&program, &argv, &env, &fence))
 }

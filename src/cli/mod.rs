@@ -1,4 +1,4 @@
-//! Command-line interface: the clap definitions (SPEC §2) and dispatch to one
+//! Command-line interface: the clap definitions (README.md documents them) and dispatch to one
 //! module per command family. Every command returns its exit code; errors carry
 //! theirs (see [`crate::error::exit`]).
 
@@ -15,6 +15,7 @@ mod up;
 use crate::error::{Error, Result};
 use crate::paths::Home;
 use crate::providers::Registry;
+use crate::shell::Shell;
 use crate::store::Store;
 use crate::ui::Ui;
 use clap::{Args, Parser, Subcommand};
@@ -22,7 +23,7 @@ use clap::{Args, Parser, Subcommand};
 /// authsome: give programs authenticated API access without handing them a secret.
 #[derive(Debug, Parser)]
 #[command(name = "authsome", version, about, long_about = None, propagate_version = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Flags every command accepts.
     #[command(flatten)]
     pub global: Global,
@@ -33,7 +34,7 @@ pub struct Cli {
 
 /// Flags accepted by every command.
 #[derive(Debug, Args)]
-pub struct Global {
+pub(crate) struct Global {
     /// Stable machine-readable output.
     #[arg(long, global = true)]
     pub json: bool,
@@ -50,7 +51,7 @@ pub struct Global {
 
 /// Every command.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Log in to a provider (OAuth flow or API key) and store the credential.
     Login(connections::LoginArgs),
     /// Revoke at the provider when possible, then delete the connection.
@@ -60,11 +61,18 @@ pub enum Command {
     /// Refresh an OAuth token now if it is near expiry (always with --force).
     Refresh(connections::RefreshArgs),
     /// Every provider with its source and connections.
-    List,
+    List {
+        /// Only providers of this category (llm, devtools, productivity, crm, ...).
+        #[arg(long, value_name = "NAME")]
+        category: Option<String>,
+    },
     /// The effective definition of a provider, as a valid provider file.
     Inspect {
         /// Provider name.
         provider: String,
+        /// Print the provider's documentation page (Markdown) instead.
+        #[arg(long)]
+        page: bool,
     },
     /// Validate a provider file and install it under <home>/providers.
     Register {
@@ -106,12 +114,14 @@ pub enum Command {
     /// Print the rc-file snippet that activates projects on `cd` (bash, zsh, fish).
     Hook {
         /// bash, zsh or fish.
-        shell: String,
+        #[arg(value_parser = shell_names(&["bash", "zsh", "fish"]))]
+        shell: Shell,
     },
     /// Print the statements moving this shell to the environment the current directory wants.
     Export {
         /// bash, zsh, fish or json.
-        shell: String,
+        #[arg(value_parser = shell_names(&["bash", "zsh", "fish", "json"]))]
+        shell: Shell,
         /// PID of the shell being activated (set by the hook).
         #[arg(long, hide = true)]
         pid: Option<u32>,
@@ -135,9 +145,15 @@ pub enum Command {
     },
 }
 
+/// A parser accepting the shell names `names` (listed in `--help` and in the error for anything else).
+fn shell_names(names: &'static [&'static str]) -> impl clap::builder::TypedValueParser<Value = Shell> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(names).map(|s| Shell::parse(&s).expect("every listed name is a shell"))
+}
+
 /// What every command needs: output settings and the home. The registry and
 /// the vault are opened only by the commands that use them.
-pub struct Ctx {
+pub(crate) struct Ctx {
     /// Output settings.
     pub ui: Ui,
     /// Home and profile.
@@ -162,35 +178,36 @@ pub fn main() -> i32 {
     if let Some(code) = crate::shell::fast_main(&args) {
         return code;
     }
+    // Before anything else (and while single-threaded): a child must not be able
+    // to read this process, nor find the vault key in its environment.
+    crate::fence::process::harden();
+    crate::fence::process::take(crate::vault::key::ENV_VAR);
+    for var in crate::store::select::SECRET_VARS {
+        crate::fence::process::take(var);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
+        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            return 0;
+        }
+        // Usage errors leave through the one printer too, so `--json` gets JSON.
+        Err(e) if args.iter().any(|a| a == "--json") => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ").to_owned();
+            return Error::bad_input(first).print(&Ui::new(true, false, true));
+        }
         Err(e) => {
             let _ = e.print();
-            return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
-                _ => crate::error::exit::BAD_INPUT,
-            };
+            return crate::error::exit::BAD_INPUT;
         }
     };
     let ui = Ui::new(cli.global.json, cli.global.quiet, cli.global.no_color);
     let ctx = Ctx { ui, home: Home::from_env(cli.global.profile.as_deref()) };
-    let code = match dispatch(&ctx, cli.command) {
+    match dispatch(&ctx, cli.command) {
         Ok(code) => code,
-        Err(e) => report(&ui, &e),
-    };
-    crate::store::traffic_audit::flush_all();
-    code
-}
-
-/// Print an error once, in the requested format, and return its exit code.
-fn report(ui: &Ui, e: &Error) -> i32 {
-    if ui.json {
-        let v = serde_json::json!({"error": {"code": e.code, "message": e.message}});
-        eprintln!("{v}");
-    } else {
-        eprintln!("{} {}", ui.paint("authsome: error:", "31"), e.message);
+        Err(e) => e.print(&ui),
     }
-    e.code
 }
 
 fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
@@ -199,8 +216,8 @@ fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::Logout(a) => connections::logout(ctx, a),
         Command::Get(a) => connections::get(ctx, a),
         Command::Refresh(a) => connections::refresh(ctx, a),
-        Command::List => registry::list(ctx),
-        Command::Inspect { provider } => registry::inspect(ctx, &provider),
+        Command::List { category } => registry::list(ctx, category.as_deref()),
+        Command::Inspect { provider, page } => registry::inspect(ctx, &provider, page),
         Command::Register { file, force } => registry::register(ctx, &file, force),
         Command::Remove { provider } => registry::remove(ctx, &provider),
         Command::Up(a) => up::up(ctx, a),
@@ -212,8 +229,8 @@ fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::Run(a) => run::run(ctx, a),
         Command::Log(a) => run::log(ctx, a),
         Command::Doctor => doctor::run(ctx),
-        Command::Hook { shell } => Ok(crate::shell::hook_command(&shell)),
-        Command::Export { shell, pid } => Ok(crate::shell::export_command(&ctx.home, &shell, pid)),
+        Command::Hook { shell } => Ok(crate::shell::hook_command(shell)),
+        Command::Export { shell, pid } => Ok(crate::shell::export::run(&ctx.home, shell, pid)),
         Command::Daemon { command } => daemon::run(ctx, command),
         Command::Store { command } => store::run(ctx, command),
         Command::Completions { shell } => {

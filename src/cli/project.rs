@@ -2,43 +2,53 @@
 
 use super::Ctx;
 use crate::error::{Error, Result};
-use crate::project::requirements::{self, Check};
+use crate::project::requirements::Check;
 use crate::project::trust::{self, Trust};
-use crate::project::{config, Project, FILE_NAME};
+use crate::project::{config, locate, Project, FILE_NAME};
 use crate::providers::Registry;
-use crate::vault::VaultData;
 use std::collections::BTreeSet;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 /// The schema reference written at the top of new project files.
 pub const SCHEMA_URL: &str = "https://authsome.agentr.dev/schema/authsome.schema.json";
 
-/// The project at or above the current directory, with the registry it extends.
-pub fn current_project(ctx: &Ctx, dir: Option<&Path>) -> Result<(Project, Registry)> {
-    let file = config::locate(dir.unwrap_or(Path::new(".")))?;
-    let mut registry = ctx.registry()?;
-    let project = Project::load(&file, &mut registry)?;
-    Ok((project, registry))
+/// The project at or above `dir` (default: the current directory), with the registry it extends.
+pub(crate) fn current_project(ctx: &Ctx, dir: Option<&Path>) -> Result<(Project, Registry)> {
+    crate::launch::project::load(&ctx.home, &locate(dir.unwrap_or(Path::new(".")))?)
 }
 
-/// The vault's content without creating a key or a vault when none exists.
-pub fn vault_snapshot(ctx: &Ctx) -> Result<VaultData> {
-    crate::store::Store::snapshot(&ctx.home)
-}
-
-/// Evaluate every requirement of `project` against the vault and the process environment.
-pub fn evaluate(ctx: &Ctx, project: &Project, registry: &Registry) -> Result<Vec<Check>> {
-    let data = vault_snapshot(ctx)?;
-    let env = |k: &str| std::env::var(k).ok();
-    Ok(requirements::evaluate(project, registry, &data, &env, ctx.home.profile(), crate::fsutil::now_unix()))
+/// Make sure `project` may be activated. Allowed: fine. Otherwise, when
+/// `may_prompt` and on a terminal, show what it asks for and offer to allow
+/// it; without one (CI, pipes, `exec`) never prompt: fail with one line naming
+/// the command to run.
+pub(crate) fn require_trust(ctx: &Ctx, project: &Project, may_prompt: bool) -> Result<()> {
+    let state = trust::check(&ctx.home, project);
+    if state == Trust::Allowed {
+        // A project that requires a team store is never served from another store.
+        return crate::store::require(&ctx.home, project.store_id.as_deref());
+    }
+    let interactive = may_prompt && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if !interactive {
+        return Err(Error::bad_input(trust::refusal(project, &state)));
+    }
+    let verb = if state == Trust::Changed { "changed since you allowed it" } else { "is not allowed yet" };
+    eprintln!("{} {verb}. It asks for:\n{}", project.file.display(), trust::summary(project));
+    let answer = crate::ui::prompt_line("Allow it? [y/N] ").map_err(|e| Error::other(format!("cannot read the answer: {e}")))?;
+    if matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
+        trust::allow(&ctx.home, project)?;
+        crate::store::require(&ctx.home, project.store_id.as_deref())
+    } else {
+        Err(Error::bad_input(trust::refusal(project, &state)))
+    }
 }
 
 /// `authsome status`: each requirement, its state and its fix; exit 4 when a
 /// required one is unmet.
-pub fn status(ctx: &Ctx) -> Result<i32> {
+pub(crate) fn status(ctx: &Ctx) -> Result<i32> {
     let (project, registry) = current_project(ctx, None)?;
     let trust = trust::check(&ctx.home, &project);
-    let checks = evaluate(ctx, &project, &registry)?;
+    let checks = crate::launch::project::evaluate(&ctx.home, &project, &registry, &crate::launch::project::process_env)?;
     let unmet = checks.iter().any(Check::blocks);
     if ctx.ui.json {
         ctx.ui.print_json(&serde_json::json!({
@@ -66,10 +76,7 @@ pub fn status(ctx: &Ctx) -> Result<i32> {
 
 fn row(c: &Check) -> Vec<String> {
     let dash = |s: String| if s.is_empty() { "-".to_owned() } else { s };
-    let mut label = c.requirement.provider.clone();
-    if c.connection_flag().is_some() {
-        label.push_str(&format!(" ({})", c.connection));
-    }
+    let mut label = c.label();
     if c.requirement.optional {
         label.push_str(" [optional]");
     }
@@ -80,12 +87,12 @@ fn row(c: &Check) -> Vec<String> {
         dash(c.granted.join(",")),
         dash(c.requirement.scopes.join(",")),
         dash(c.expires_at.map(crate::fmt_time).unwrap_or_default()),
-        dash(c.fix.clone().unwrap_or_default()),
+        dash(c.fix_text()),
     ]
 }
 
 /// `authsome allow [DIR]`: trust the project file as it is now.
-pub fn allow(ctx: &Ctx, dir: Option<PathBuf>) -> Result<i32> {
+pub(crate) fn allow(ctx: &Ctx, dir: Option<PathBuf>) -> Result<i32> {
     let (project, _) = current_project(ctx, dir.as_deref())?;
     let before = trust::check(&ctx.home, &project);
     trust::allow(&ctx.home, &project)?;
@@ -105,8 +112,8 @@ pub fn allow(ctx: &Ctx, dir: Option<PathBuf>) -> Result<i32> {
 }
 
 /// `authsome deny [DIR]`: revoke trust (the file need not parse).
-pub fn deny(ctx: &Ctx, dir: Option<PathBuf>) -> Result<i32> {
-    let file = config::locate(dir.as_deref().unwrap_or(Path::new(".")))?;
+pub(crate) fn deny(ctx: &Ctx, dir: Option<PathBuf>) -> Result<i32> {
+    let file = locate(dir.as_deref().unwrap_or(Path::new(".")))?;
     let was = trust::deny(&ctx.home, &file)?;
     if ctx.ui.json {
         ctx.ui.print_json(&serde_json::json!({"file": file.display().to_string(), "denied": true, "was_allowed": was}));
@@ -125,7 +132,7 @@ pub fn dotenv_names(text: &str) -> BTreeSet<String> {
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.strip_prefix("export ").unwrap_or(l).split_once('='))
         .map(|(k, _)| k.trim().to_owned())
-        .filter(|k| config::valid_env_name(k))
+        .filter(|k| crate::text::valid_env_name(k))
         .collect()
 }
 
@@ -190,7 +197,7 @@ undeclared_hosts = "tunnel"      # or "deny": refuse every host not declared abo
 }
 
 /// `authsome init`: write a starter `authsome.toml` in the current directory.
-pub fn init(ctx: &Ctx) -> Result<i32> {
+pub(crate) fn init(ctx: &Ctx) -> Result<i32> {
     let dir = config::absolute(Path::new("."));
     let file = dir.join(FILE_NAME);
     let registry = ctx.registry()?;
@@ -213,7 +220,8 @@ pub fn init(ctx: &Ctx) -> Result<i32> {
     ctx.ui.success(format_args!("wrote {}", file.display()));
     for (p, v) in &found {
         ctx.ui.info(format_args!(
-            "  {p}: {v} is in .env; run `authsome login {p}`, then delete {v} from .env so programs never hold the secret"
+            "  {p}: {v} is in .env; {}, then delete {v} from .env so programs never hold the secret",
+            crate::fix::LoginFix::new(p, None).profile(ctx.home.profile()).hint()
         ));
     }
     ctx.ui.info("next: edit it, then `authsome up` (or `authsome status` to see what is missing)");

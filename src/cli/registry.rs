@@ -3,21 +3,19 @@
 use super::Ctx;
 use crate::error::{Error, Result};
 use crate::providers::{self, Source};
-use crate::vault::VaultData;
 
-/// Connections per provider when a vault exists; an empty view otherwise
-/// (listing providers must not create a key or a vault).
-fn vault_snapshot(ctx: &Ctx) -> Result<VaultData> {
-    crate::store::Store::snapshot(&ctx.home)
-}
-
-/// `authsome list`.
-pub fn list(ctx: &Ctx) -> Result<i32> {
+/// `authsome list [--category NAME]`.
+pub fn list(ctx: &Ctx, category: Option<&str>) -> Result<i32> {
+    if let Some(c) = category {
+        if !providers::def::CATEGORIES.contains(&c) {
+            return Err(Error::bad_input(format!("unknown category {c:?}; use one of {}", providers::def::CATEGORIES.join(", "))));
+        }
+    }
     let reg = ctx.registry()?;
-    let data = vault_snapshot(ctx)?;
+    let data = crate::store::Store::snapshot(&ctx.home)?;
+    let shown = || reg.iter().filter(|p| category.is_none_or(|c| p.def.category.as_deref() == Some(c)));
     if ctx.ui.json {
-        let items: Vec<_> = reg
-            .iter()
+        let items: Vec<_> = shown()
             .map(|p| {
                 let default = data.default_connection(p.name());
                 let conns: Vec<_> = data
@@ -29,6 +27,7 @@ pub fn list(ctx: &Ctx) -> Result<i32> {
                     "display_name": p.def.title(),
                     "auth_type": p.def.auth_type,
                     "flow": p.def.flow.as_str(),
+                    "category": p.def.category,
                     "source": p.source.as_str(),
                     "path": p.path.as_ref().map(|p| p.display().to_string()),
                     "connections": conns,
@@ -38,27 +37,32 @@ pub fn list(ctx: &Ctx) -> Result<i32> {
         ctx.ui.print_json(&serde_json::json!({"providers": items}));
         return Ok(0);
     }
-    let rows: Vec<Vec<String>> = reg
-        .iter()
+    let rows: Vec<Vec<String>> = shown()
         .map(|p| {
             let conns: Vec<String> = data.connections_of(p.name()).map(|c| format!("{} ({})", c.name, c.status.as_str())).collect();
             vec![
                 p.name().to_owned(),
                 p.def.title().to_owned(),
                 serde_json::to_value(p.def.auth_type).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+                p.def.category.clone().unwrap_or_else(|| "-".to_owned()),
                 p.source.as_str().to_owned(),
                 if conns.is_empty() { "-".to_owned() } else { conns.join(", ") },
             ]
         })
         .collect();
-    print!("{}", crate::ui::table(&["NAME", "DISPLAY NAME", "TYPE", "SOURCE", "CONNECTIONS"], &rows));
+    print!("{}", crate::ui::table(&["NAME", "DISPLAY NAME", "TYPE", "CATEGORY", "SOURCE", "CONNECTIONS"], &rows));
     Ok(0)
 }
 
-/// `authsome inspect NAME`: the effective definition, valid as a provider file.
-pub fn inspect(ctx: &Ctx, name: &str) -> Result<i32> {
+/// `authsome inspect NAME [--page]`: the effective definition, valid as a
+/// provider file, or its documentation page.
+pub fn inspect(ctx: &Ctx, name: &str, page: bool) -> Result<i32> {
     let reg = ctx.registry()?;
     let p = reg.get(name)?;
+    if page {
+        print!("{}", providers::page::page(&p.def));
+        return Ok(0);
+    }
     println!("{}", serde_json::to_string_pretty(&p.def).expect("definition serializes"));
     Ok(0)
 }
@@ -76,7 +80,7 @@ pub fn register(ctx: &Ctx, file: &std::path::Path, force: bool) -> Result<i32> {
             dest.display()
         )));
     }
-    crate::paths::ensure_private_dir(&dir)?;
+    crate::fsutil::ensure_private_dir(&dir)?;
     crate::fsutil::atomic_write(&dest, text.as_bytes(), 0o600)?;
     let bundled = providers::bundled_files().iter().any(|(n, _)| *n == def.name);
     if ctx.ui.json {

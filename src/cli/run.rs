@@ -2,9 +2,9 @@
 
 use super::Ctx;
 use crate::error::{Error, Result};
-use crate::providers::PLACEHOLDER;
-use crate::proxy::{self, ProxyOptions, Route, VaultCredentials};
-use crate::vault::Status;
+use crate::launch::credentials::VaultCredentials;
+use crate::launch::plan::Plan;
+use crate::launch::{self, supervise};
 use clap::Args;
 use std::ffi::OsString;
 use std::sync::Arc;
@@ -12,6 +12,14 @@ use std::sync::Arc;
 /// `authsome run [--] CMD...`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// Run the command without the fence (it could then read the authsome home
+    /// and signal authsome; see SECURITY.md).
+    #[arg(long)]
+    pub no_fence: bool,
+    /// Refuse connections to undeclared hosts (403), and limit the command's
+    /// TCP connections to the proxy where the kernel can fence them.
+    #[arg(long)]
+    pub deny_undeclared: bool,
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
     pub cmd: Vec<OsString>,
@@ -23,7 +31,7 @@ pub struct LogArgs {
     /// How many of the most recent events to show.
     #[arg(short = 'n', long = "lines", default_value_t = 20, value_name = "N")]
     pub lines: usize,
-    /// Show the team store's audit rows (refreshes, leases) instead of the local log.
+    /// Show the team store's audit rows (every machine's logins, refreshes and traffic).
     #[arg(long)]
     pub store: bool,
     /// With --store: only rows written by this host (prefix of host/pid).
@@ -34,43 +42,33 @@ pub struct LogArgs {
     pub provider: Option<String>,
 }
 
-/// Routes for every provider's default connection that holds a credential.
-fn default_routes(ctx: &Ctx) -> Result<Vec<Route>> {
-    let data = crate::store::Store::snapshot(&ctx.home)?;
-    if data == crate::vault::VaultData::default() {
-        return Ok(Vec::new());
-    }
-    let reg = ctx.registry()?;
-    Ok(reg
-        .iter()
-        .filter_map(|p| {
-            let conn = data.connection(p.name(), None)?;
-            (conn.status != Status::Revoked && conn.credential().is_some()).then(|| Route {
-                provider: Arc::new(p.clone()),
-                connection: conn.name.clone(),
-                placeholder: PLACEHOLDER.to_owned(),
-                is_default: true,
-            })
-        })
-        .collect())
-}
-
-/// `authsome run`: proxy for every connected provider, then CMD.
+/// `authsome run`: proxy for every connected provider's default connection, then CMD.
 pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
-    let program = crate::runner::resolve_program(&a.cmd[0])?;
-    let routes = default_routes(ctx)?;
-    if routes.is_empty() {
+    let program = supervise::resolve_program(&a.cmd[0])?;
+    let mut plan = if crate::store::Store::in_use(&ctx.home)? {
+        Plan::vault_defaults(&ctx.registry()?, &ctx.vault()?.load()?)
+    } else {
+        Plan::default()
+    };
+    plan.deny_undeclared = a.deny_undeclared;
+    if plan.routes.is_empty() {
         ctx.ui.warn("no provider is connected; running without injection (`authsome login PROVIDER` connects one)");
     }
-    for note in proxy::uninterceptable(&routes) {
+    for note in crate::proxy::uninterceptable(&plan.routes) {
         ctx.ui.warn(note);
     }
     let credentials = Arc::new(VaultCredentials::new(&ctx.home));
     let rt = crate::runtime()?;
-    let options = ProxyOptions::for_run(&ctx.home, routes, false, credentials)?;
     let code = rt.block_on(async {
-        let handle = proxy::start(options).await?;
-        crate::runner::run_behind(handle, &program, &a.cmd).await
+        let launched = launch::start(&ctx.home, &plan, credentials).await?;
+        let fence = launched.fence(&ctx.home, !a.no_fence, plan.deny_undeclared);
+        let launch::Launched { proxy, env } = launched;
+        let code = match fence {
+            Ok(fence) => supervise::spawn_and_wait(&program, &a.cmd[0], &a.cmd[1..], env, &fence).await,
+            Err(e) => Err(e),
+        };
+        proxy.shutdown().await;
+        code
     });
     rt.shutdown_background();
     code

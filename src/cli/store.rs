@@ -90,7 +90,7 @@ fn init(ctx: &Ctx) -> Result<i32> {
         None => {
             let k = crate::vault::crypto::MasterKey::generate();
             let path = ctx.home.store_key_file();
-            crate::paths::ensure_private_dir(ctx.home.root())?;
+            crate::fsutil::ensure_private_dir(ctx.home.root())?;
             let text = crate::vault::key::encode_key(&k);
             if !crate::fsutil::create_exclusive(&path, text.as_bytes(), 0o600)? {
                 return Err(Error::other(format!("{} appeared while init ran; run `authsome store init` again", path.display())));

@@ -3,45 +3,62 @@
 //! behind the proxy with only the declared connections active. While it runs,
 //! edits to `authsome.toml` are applied to the running proxy: a newly declared
 //! provider is logged in and injected without restarting the command.
+//!
+//! What differs from `exec` is only the prompting (trust, logins) and that the
+//! command is supervised rather than exec'ed; the recipe is `crate::launch`'s.
 
 use super::exec::ProjectRunArgs;
-use super::project::evaluate;
+use super::project::{current_project, require_trust};
 use super::Ctx;
 use crate::error::{Error, Result};
-use crate::project::requirements::{Check, State};
-use crate::project::routes::{self, ProjectCredentials};
-use crate::project::watch::FileWatch;
-use crate::project::{trust, Project};
+use crate::fix::LoginFix;
+use crate::launch::credentials::ProjectCredentials;
+use crate::launch::plan::{command_argv, Plan, Serve};
+use crate::launch::project::{evaluate, process_env};
+use crate::launch::reload::{self, Kept, Reloader};
+use crate::launch::watch::Watch;
+use crate::launch::{self, supervise};
+use crate::project::requirements::{unmet_error, unmet_line, Check, State};
+use crate::project::Project;
 use crate::providers::Registry;
-use crate::proxy::{self, ProxyHandle, ProxyOptions};
+use crate::proxy::ProxyHandle;
 use std::sync::Arc;
 
 /// `authsome up`.
 pub fn up(ctx: &Ctx, a: ProjectRunArgs) -> Result<i32> {
-    let (project, registry) = super::project::current_project(ctx, None)?;
-    trust::require(&ctx.home, &project, true)?;
-    crate::store::require(&ctx.home, project.store_id.as_deref())?;
+    let (project, registry) = current_project(ctx, None)?;
+    require_trust(ctx, &project, true)?;
     ctx.ui.info(format_args!("authsome up: {}", project.file.display()));
     let checks = reconcile_blocking(ctx, &project, &registry)?;
-    let argv = routes::command_argv(&project, &a.cmd);
-    let program = crate::runner::resolve_program(&argv[0])?;
+    let argv = command_argv(&project, &a.cmd);
+    let program = supervise::resolve_program(&argv[0])?;
+    let plan = Plan::project(&ctx.home, &project, &registry, &checks, Serve::Met)?;
+    // Single-threaded still: CI secrets leave the environment (and its bytes)
+    // before any thread or child exists; reloads find them where they were taken to.
+    let credentials = Arc::new(ProjectCredentials::new(&ctx.home, &checks, &crate::fence::process::take));
     let rt = crate::runtime()?;
-    let code = rt.block_on(async move {
-        let env_lookup = |k: &str| std::env::var(k).ok();
-        let ci = routes::ci_secrets(&checks, &env_lookup);
-        let credentials = Arc::new(ProjectCredentials::new(&ctx.home, ci, true)?);
-        let deny = project.undeclared_hosts == crate::project::UndeclaredHosts::Deny;
-        let handle = proxy::start(ProxyOptions::for_run(&ctx.home, routes::routes(&registry, &checks)?, deny, credentials)?).await?;
-        let bundle = handle.bundle_path().map(|p| p.to_owned()).ok_or_else(|| Error::other("the proxy has no CA bundle file"))?;
-        let active = routes::active(&project, &checks);
-        let current = |k: &str| std::env::var(k).ok();
-        let env = crate::project::env::child_env_active(&project, &registry, &active, &handle.url(), &bundle, &current)
-            .applied_to(std::env::vars_os());
+    let code = rt.block_on(async {
+        let launched = launch::start(&ctx.home, &plan, credentials).await?;
         if a.cmd.is_empty() && project.run.command.is_none() {
             ctx.ui.info(format_args!("entering {} with the project's connections; `exit` leaves it", program.display()));
         }
-        let session = Session { ctx, digest: trust::digest(&project), project, handle, pending: false };
-        session.run(&program, &argv, env).await
+        let fence = launched.fence(&ctx.home, !a.no_fence && !project.run.no_fence, plan.deny_undeclared)?;
+        let mut child = supervise::Supervised::spawn(&program, &argv[0], &argv[1..], launched.env, &fence)?;
+        let mut live = Live {
+            ctx,
+            proxy: launched.proxy,
+            watch: Watch::new(plan.watch.clone()),
+            reloader: Reloader::new(&ctx.home, &project, Serve::Met, &crate::fence::process::secret_var),
+            refused: false,
+        };
+        let code = loop {
+            tokio::select! {
+                code = child.wait() => break code,
+                () = live.watch.changed() => live.reload(),
+            }
+        };
+        live.proxy.shutdown().await;
+        code
     });
     rt.shutdown_background();
     code
@@ -50,20 +67,20 @@ pub fn up(ctx: &Ctx, a: ProjectRunArgs) -> Result<i32> {
 /// Evaluate and fix what can be fixed before anything runs; exit 4 when a
 /// required connection is still missing.
 fn reconcile_blocking(ctx: &Ctx, project: &Project, registry: &Registry) -> Result<Vec<Check>> {
-    let checks = evaluate(ctx, project, registry)?;
+    let checks = evaluate(&ctx.home, project, registry, &process_env)?;
     let mut fixed_any = false;
     for c in &checks {
         report_line(ctx, c);
         if c.blocks() {
-            login(ctx, c)?;
+            login(c)?;
             fixed_any = true;
         }
     }
     if !fixed_any {
         return Ok(checks);
     }
-    let checks = evaluate(ctx, project, registry)?;
-    if let Some(e) = routes::unmet_error(&checks) {
+    let checks = evaluate(&ctx.home, project, registry, &process_env)?;
+    if let Some(e) = unmet_error(&checks) {
         return Err(e);
     }
     for c in checks.iter().filter(|c| c.state.is_met()) {
@@ -74,10 +91,7 @@ fn reconcile_blocking(ctx: &Ctx, project: &Project, registry: &Registry) -> Resu
 
 /// One checklist line.
 fn report_line(ctx: &Ctx, c: &Check) {
-    let mut label = c.requirement.provider.clone();
-    if c.connection_flag().is_some() {
-        label.push_str(&format!(" ({})", c.connection));
-    }
+    let label = c.label();
     match &c.state {
         State::Satisfied | State::FromEnv(_) => {
             let who = c.account.as_deref().map(|a| format!(" as {a}")).unwrap_or_default();
@@ -85,140 +99,85 @@ fn report_line(ctx: &Ctx, c: &Check) {
             ctx.ui.success(format_args!("{label:<20} {}{who}{scopes}", c.state.describe()));
         }
         s if c.requirement.optional => {
-            ctx.ui.info(format_args!("- {label:<20} {} (optional; `{}` to use it)", s.describe(), c.fix.clone().unwrap_or_default()));
+            ctx.ui.info(format_args!("- {label:<20} {} (optional; `{}` to use it)", s.describe(), c.fix_text()));
         }
-        s => ctx.ui.info(format_args!("… {label:<20} {}: running `{}`", s.describe(), c.fix.clone().unwrap_or_default())),
+        s => ctx.ui.info(format_args!("… {label:<20} {}: running `{}`", s.describe(), c.fix_text())),
     }
-}
-
-/// `authsome login` arguments that fix `c`.
-fn login_args(ctx: &Ctx, c: &Check) -> Vec<String> {
-    let mut args = vec!["login".to_owned(), c.requirement.provider.clone()];
-    if let Some(conn) = c.connection_flag() {
-        args.extend(["--connection".to_owned(), conn.to_owned()]);
-    }
-    if let Some(s) = &c.login_scopes {
-        args.extend(["--scopes".to_owned(), s.join(",")]);
-    }
-    if ctx.home.profile() != crate::paths::DEFAULT_PROFILE {
-        args.extend(["--profile".to_owned(), ctx.home.profile().to_owned()]);
-    }
-    args
 }
 
 /// Run the login as its own `authsome login` process on this terminal: the
 /// same code path and prompts as typing the fix command by hand.
-fn login(ctx: &Ctx, c: &Check) -> Result<()> {
+fn login(c: &Check) -> Result<()> {
     let exe = std::env::current_exe().map_err(|e| Error::other(format!("cannot find the authsome binary: {e}")))?;
-    let status = std::process::Command::new(exe)
-        .args(login_args(ctx, c))
+    let mut cmd = std::process::Command::new(exe);
+    // Another authsome process: it gets the vault key this one took out of its
+    // environment (see `crate::fence::process`).
+    if let Some(k) = crate::fence::process::taken(crate::vault::key::ENV_VAR) {
+        cmd.env(crate::vault::key::ENV_VAR, k);
+    }
+    for var in crate::store::select::SECRET_VARS {
+        if let Some(v) = crate::fence::process::taken(var) {
+            cmd.env(var, v);
+        }
+    }
+    let status = cmd
+        .args(c.fix.as_ref().map(LoginFix::argv).unwrap_or_default())
         .status()
         .map_err(|e| Error::other(format!("cannot run the login: {e}")))?;
     if status.success() {
         Ok(())
     } else {
-        Err(Error::login(format!("login failed; fix: {}", c.fix.clone().unwrap_or_default())))
+        Err(Error::login(format!("login failed; fix: {}", c.fix_text())))
     }
 }
 
-/// Async variant for logins while the command runs.
-async fn login_async(ctx: &Ctx, c: &Check) -> bool {
-    let Ok(exe) = std::env::current_exe() else { return false };
-    tokio::process::Command::new(exe).args(login_args(ctx, c)).status().await.is_ok_and(|s| s.success())
-}
-
-/// The running command and proxy, kept in line with `authsome.toml`.
-struct Session<'a> {
+/// The running proxy, kept in line with `authsome.toml` while the command runs.
+struct Live<'a> {
     ctx: &'a Ctx,
-    project: Project,
-    digest: String,
-    handle: ProxyHandle,
-    /// A change is waiting for `authsome allow`.
-    pending: bool,
+    proxy: ProxyHandle,
+    watch: Watch,
+    reloader: Reloader<'a>,
+    /// The refusal of the current edit was shown (it waits for `authsome allow`).
+    refused: bool,
 }
 
-impl Session<'_> {
-    async fn run(
-        mut self,
-        program: &std::path::Path,
-        argv: &[std::ffi::OsString],
-        env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
-    ) -> Result<i32> {
-        let mut watch = FileWatch::new(&self.project.file);
-        let mut child = crate::runner::Supervised::spawn(program, &argv[0], &argv[1..], env)?;
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-        let code = loop {
-            tokio::select! {
-                code = child.wait() => break code?,
-                Some(()) = watch.changed() => self.reload().await,
-                _ = tick.tick(), if self.pending => self.reload().await,
-            }
-        };
-        self.handle.shutdown().await;
-        Ok(code)
-    }
-
-    /// Re-read `authsome.toml`; when its meaning changed and it is allowed,
-    /// log in what is new and update the proxy's routes in place.
-    async fn reload(&mut self) {
+impl Live<'_> {
+    /// Apply an edit: log in what a changed project newly needs, then move
+    /// the proxy to the new plan. Logins use this terminal, so the async
+    /// worker steps aside while they run.
+    fn reload(&mut self) {
         let ctx = self.ctx;
-        let mut registry = match ctx.registry() {
-            Ok(r) => r,
-            Err(e) => return ctx.ui.warn(e.message),
+        let mut fix = |blocking: &[&Check]| {
+            let mut any = false;
+            for c in blocking {
+                report_line(ctx, c);
+                any |= login(c).is_ok();
+            }
+            any
         };
-        let project = match Project::load(&self.project.file, &mut registry) {
-            Ok(p) => p,
-            Err(e) => {
-                ctx.ui.warn(format_args!("authsome.toml changed but does not load; keeping the previous version:\n{}", e.message));
+        let reloaded = match tokio::task::block_in_place(|| self.reloader.reload(&mut fix)) {
+            Ok(r) => r,
+            Err(Kept::Refused(line)) => {
+                if !self.refused {
+                    ctx.ui.warn(format_args!("{line} (the running command keeps its current connections)"));
+                    self.refused = true;
+                }
                 return;
             }
-        };
-        let digest = trust::digest(&project);
-        if digest == self.digest {
-            self.pending = false;
-            return;
-        }
-        let state = trust::check(&ctx.home, &project);
-        if state != trust::Trust::Allowed {
-            if !self.pending {
-                ctx.ui.warn(format_args!("{} (the running command keeps its current connections)", trust::refusal(&project, &state)));
-                self.pending = true;
+            Err(Kept::Broken(e)) => {
+                return ctx.ui.warn(format_args!("authsome.toml changed but does not load; keeping the previous version:\n{}", e.message))
             }
-            return;
-        }
-        self.pending = false;
-        let mut checks = match evaluate(ctx, &project, &registry) {
-            Ok(c) => c,
-            Err(e) => return ctx.ui.warn(e.message),
         };
-        let mut logged_in = false;
-        for c in checks.iter().filter(|c| c.blocks()) {
-            report_line(ctx, c);
-            logged_in |= login_async(ctx, c).await;
-        }
-        if logged_in {
-            match evaluate(ctx, &project, &registry) {
-                Ok(c) => checks = c,
-                Err(e) => return ctx.ui.warn(e.message),
+        self.refused = false;
+        if reloaded.changed {
+            for c in reloaded.checks.iter().filter(|c| c.blocks()) {
+                ctx.ui.warn(unmet_line(c));
             }
         }
-        for c in checks.iter().filter(|c| c.blocks()) {
-            ctx.ui.warn(routes::unmet_line(c));
+        match reload::apply(&self.proxy, &mut self.watch, reloaded.plan) {
+            Ok(added) if !added.is_empty() => ctx.ui.success(format_args!("now injecting {} (same process, no restart)", added.join(", "))),
+            Ok(_) => {}
+            Err(e) => ctx.ui.warn(e.message),
         }
-        let before: Vec<String> = self.handle.routes().iter().map(|r| format!("{}/{}", r.provider.name(), r.connection)).collect();
-        let new_routes = match routes::routes(&registry, &checks) {
-            Ok(r) => r,
-            Err(e) => return ctx.ui.warn(e.message),
-        };
-        let added: Vec<String> =
-            new_routes.iter().map(|r| format!("{}/{}", r.provider.name(), r.connection)).filter(|r| !before.contains(r)).collect();
-        if let Err(e) = self.handle.set_routes(new_routes) {
-            return ctx.ui.warn(e.message);
-        }
-        if !added.is_empty() {
-            ctx.ui.success(format_args!("now injecting {} (same process, no restart)", added.join(", ")));
-        }
-        self.project = project;
-        self.digest = digest;
     }
 }

@@ -9,7 +9,7 @@
 //! - `shells/<pid>`: one file per activated shell ([`shells`]); the daemon
 //!   drops dead ones and exits once none remains (after a short linger);
 //! - `lock`: serialises starting, registering and deciding to exit;
-//! - `ca.pem`: the combined CA bundle its clients trust;
+//! - `ca-<run id>.pem`: the combined CA bundle its clients trust;
 //! - `daemon.log`: its stderr.
 //!
 //! [`spawn`] starts or reuses it (the hook's slow path), [`serve`] is the
@@ -37,7 +37,7 @@ impl DaemonDir {
         key.push(0);
         key.extend_from_slice(project_file.as_os_str().as_encoded_bytes());
         let digest = ring::digest::digest(&ring::digest::SHA256, &key);
-        let name: String = digest.as_ref()[..10].iter().map(|b| format!("{b:02x}")).collect();
+        let name = crate::text::hex(&digest.as_ref()[..10]);
         DaemonDir { dir: home.daemons_dir().join(name) }
     }
     /// An existing daemon directory.
@@ -60,18 +60,14 @@ impl DaemonDir {
     pub fn lock_file(&self) -> PathBuf {
         self.dir.join("lock")
     }
-    /// The CA bundle clients trust.
-    pub fn bundle_file(&self) -> PathBuf {
-        self.dir.join("ca.pem")
-    }
     /// The daemon's stderr.
     pub fn log_file(&self) -> PathBuf {
         self.dir.join("daemon.log")
     }
     /// Create the directory tree, private.
     pub fn create(&self) -> std::io::Result<()> {
-        crate::paths::ensure_private_dir(&self.dir)?;
-        crate::paths::ensure_private_dir(&self.shells_dir())
+        crate::fsutil::ensure_private_dir(&self.dir)?;
+        crate::fsutil::ensure_private_dir(&self.shells_dir())
     }
     /// The running daemon's record, if it is alive.
     pub fn running(&self) -> Option<Info> {

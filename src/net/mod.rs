@@ -3,9 +3,9 @@
 //! `AUTHSOME_UPSTREAM_CA`), TCP connects with timeouts, and a small HTTPS
 //! client that never follows redirects and never reads proxy variables.
 
-pub mod http;
-pub mod resolve;
-pub mod tls;
+pub(crate) mod http;
+pub(crate) mod resolve;
+pub(crate) mod tls;
 
 pub use resolve::Resolver;
 

@@ -2,6 +2,7 @@
 //! `--connect-to` in one variable: connections to `host:port` go to `addr`
 //! (and `port2` when given). IPv6 addresses are written in brackets.
 
+use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
@@ -13,7 +14,7 @@ pub struct Resolver {
 
 impl Resolver {
     /// Overrides from `AUTHSOME_RESOLVE`; a malformed entry is an error naming it.
-    pub fn from_env() -> Result<Resolver, String> {
+    pub fn from_env() -> Result<Resolver> {
         match std::env::var("AUTHSOME_RESOLVE") {
             Ok(v) => Resolver::parse(&v),
             Err(_) => Ok(Resolver::default()),
@@ -21,10 +22,10 @@ impl Resolver {
     }
 
     /// Parse the variable's value.
-    pub fn parse(spec: &str) -> Result<Resolver, String> {
+    pub fn parse(spec: &str) -> Result<Resolver> {
         let mut map = HashMap::new();
         for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let bad = || format!("AUTHSOME_RESOLVE: {entry:?} is not host:port:addr[:port2]");
+            let bad = || Error::bad_input(format!("AUTHSOME_RESOLVE: {entry:?} is not host:port:addr[:port2]"));
             let (host, rest) = entry.split_once(':').ok_or_else(bad)?;
             let (port, rest) = rest.split_once(':').ok_or_else(bad)?;
             let port: u16 = port.parse().map_err(|_| bad())?;

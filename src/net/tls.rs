@@ -2,6 +2,7 @@
 //! path, or PEM text). authsome's own per-run CA is never added here, so the
 //! proxy cannot be tricked into trusting a certificate it minted itself.
 
+use crate::error::{Error, Result};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use rustls::{ClientConfig, RootCertStore};
@@ -14,16 +15,18 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 /// PEM text of `AUTHSOME_UPSTREAM_CA`, read from the file it names or taken inline.
-pub fn upstream_ca_pem() -> Result<Option<Vec<u8>>, String> {
+pub fn upstream_ca_pem() -> Result<Option<Vec<u8>>> {
     match std::env::var("AUTHSOME_UPSTREAM_CA") {
         Ok(v) if v.trim_start().starts_with("-----BEGIN") => Ok(Some(v.into_bytes())),
-        Ok(v) if !v.is_empty() => std::fs::read(&v).map(Some).map_err(|e| format!("AUTHSOME_UPSTREAM_CA: cannot read {v}: {e}")),
+        Ok(v) if !v.is_empty() => {
+            std::fs::read(&v).map(Some).map_err(|e| Error::bad_input(format!("AUTHSOME_UPSTREAM_CA: cannot read {v}: {e}")))
+        }
         _ => Ok(None),
     }
 }
 
 /// System roots (read once per process) plus `AUTHSOME_UPSTREAM_CA`.
-pub fn upstream_roots() -> Result<Arc<RootCertStore>, String> {
+pub fn upstream_roots() -> Result<Arc<RootCertStore>> {
     static SYSTEM: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
     let system = SYSTEM.get_or_init(|| rustls_native_certs::load_native_certs().certs);
     let mut roots = RootCertStore::empty();
@@ -31,12 +34,12 @@ pub fn upstream_roots() -> Result<Arc<RootCertStore>, String> {
     if let Some(pem) = upstream_ca_pem()? {
         let mut n = 0;
         for cert in CertificateDer::pem_slice_iter(&pem) {
-            let cert = cert.map_err(|e| format!("AUTHSOME_UPSTREAM_CA: invalid PEM: {e}"))?;
-            roots.add(cert).map_err(|e| format!("AUTHSOME_UPSTREAM_CA: unusable certificate: {e}"))?;
+            let cert = cert.map_err(|e| Error::bad_input(format!("AUTHSOME_UPSTREAM_CA: invalid PEM: {e}")))?;
+            roots.add(cert).map_err(|e| Error::bad_input(format!("AUTHSOME_UPSTREAM_CA: unusable certificate: {e}")))?;
             n += 1;
         }
         if n == 0 {
-            return Err("AUTHSOME_UPSTREAM_CA holds no certificate".into());
+            return Err(Error::bad_input("AUTHSOME_UPSTREAM_CA holds no certificate"));
         }
     }
     Ok(Arc::new(roots))

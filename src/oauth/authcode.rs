@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::providers::Provider;
 use crate::ui::Ui;
 use crate::vault::{ClientCredentials, Secret};
-use oauth2::basic::BasicTokenResponse;
+use oauth2::basic::{BasicErrorResponseType, BasicTokenResponse};
 use std::time::Duration;
 
 /// How long a user may take in the browser.
@@ -46,6 +46,9 @@ pub async fn run(
         .authorize_url(|| oauth2::CsrfToken::new(state.clone()))
         .map_err(|_| Error::bad_input(format!("{title} has no authorization_url")))?
         .add_scopes(req.scopes.iter().map(|s| oauth2::Scope::new(s.clone())));
+    for (k, v) in &req.endpoints.authorize_params {
+        auth = auth.add_extra_param(k.as_str(), v.as_str());
+    }
     let verifier = if req.pkce {
         let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
         auth = auth.set_pkce_challenge(challenge);
@@ -96,8 +99,9 @@ pub async fn run(
         Err(e) => {
             let why = describe(&e, "exchanging the authorization code", &req.endpoints.token_host(), http);
             finish(reply, Err(why.clone()));
-            let hint =
-                if why.contains("invalid_client") { "; if the client credentials are wrong, run login again with --force" } else { "" };
+            let bad_client =
+                matches!(&e, oauth2::RequestTokenError::ServerResponse(r) if *r.error() == BasicErrorResponseType::InvalidClient);
+            let hint = if bad_client { "; if the client credentials are wrong, run login again with --force" } else { "" };
             Err(Error::login(format!("{title} login failed: {why}{hint}")))
         }
     }

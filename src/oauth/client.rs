@@ -29,19 +29,27 @@ impl std::error::Error for HttpError {}
 pub struct OAuthHttp {
     inner: HttpClient,
     last_status: Arc<Mutex<Option<u16>>>,
+    json_form_to: Option<String>,
 }
 
 impl OAuthHttp {
     /// Client configured from the environment, 30 s per exchange.
     pub fn from_env() -> Result<OAuthHttp> {
-        let inner = HttpClient::from_env().map_err(Error::bad_input)?;
-        Ok(OAuthHttp { inner, last_status: Arc::default() })
+        let inner = HttpClient::from_env()?;
+        Ok(OAuthHttp { inner, last_status: Arc::default(), json_form_to: None })
     }
 
     /// Change the per-exchange timeout (tests use short ones to exercise slow servers).
     pub fn with_timeout(mut self, timeout: Duration) -> OAuthHttp {
         self.inner = self.inner.with_timeout(timeout);
         self
+    }
+
+    /// A client that sends form bodies posted to `url` as the equivalent JSON
+    /// object instead: the device-flow poll of providers whose definition says
+    /// `"device_token_request": "json"` (Postiz).
+    pub fn json_bodies_to(&self, url: &str) -> OAuthHttp {
+        OAuthHttp { json_form_to: Some(url.to_owned()), ..self.clone() }
     }
 
     /// The per-exchange timeout.
@@ -57,7 +65,7 @@ impl OAuthHttp {
     /// Send one request, recording the response status.
     pub async fn send(&self, req: http::Request<Vec<u8>>) -> std::result::Result<http::Response<Vec<u8>>, HttpError> {
         *self.last_status.lock().expect("status lock") = None;
-        let resp = self.inner.send(req).await.map_err(HttpError)?;
+        let resp = self.inner.send(req).await.map_err(|e| HttpError(e.message))?;
         *self.last_status.lock().expect("status lock") = Some(resp.status().as_u16());
         Ok(resp)
     }
@@ -94,8 +102,27 @@ impl<'c> oauth2::AsyncHttpClient<'c> for OAuthHttp {
     type Future = Pin<Box<dyn Future<Output = std::result::Result<oauth2::HttpResponse, HttpError>> + Send + 'c>>;
 
     fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        let request = match &self.json_form_to {
+            Some(url) if request.uri().to_string() == *url => form_to_json(request),
+            _ => request,
+        };
         Box::pin(async move { self.send(request).await.map(error_status) })
     }
+}
+
+/// Re-encode an urlencoded body as a JSON object of the same fields.
+fn form_to_json(mut request: oauth2::HttpRequest) -> oauth2::HttpRequest {
+    let is_form =
+        request.headers().get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/x-www-form-urlencoded"));
+    if !is_form {
+        return request;
+    }
+    let fields: serde_json::Map<String, serde_json::Value> =
+        url::form_urlencoded::parse(request.body()).map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned()))).collect();
+    *request.body_mut() = serde_json::to_vec(&fields).expect("JSON serializes");
+    request.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    request.headers_mut().remove(http::header::CONTENT_LENGTH);
+    request
 }
 
 /// Give an OAuth error sent with `200 OK` the 400 status RFC 6749 §5.2 calls
@@ -120,7 +147,19 @@ fn error_status(mut resp: oauth2::HttpResponse) -> oauth2::HttpResponse {
 
 #[cfg(test)]
 mod tests {
-    use super::error_status;
+    use super::{error_status, form_to_json};
+
+    #[test]
+    fn form_bodies_become_json_objects() {
+        let req = http::Request::post("https://cli-auth.example/device/token")
+            .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(b"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=d%201".to_vec())
+            .unwrap();
+        let out = form_to_json(req);
+        assert_eq!(out.headers()[http::header::CONTENT_TYPE], "application/json");
+        let v: serde_json::Value = serde_json::from_slice(out.body()).unwrap();
+        assert_eq!(v, serde_json::json!({"grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": "d 1"}));
+    }
 
     fn resp(status: u16, body: &str) -> oauth2::HttpResponse {
         http::Response::builder().status(status).body(body.as_bytes().to_vec()).unwrap()

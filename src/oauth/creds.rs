@@ -10,14 +10,6 @@ use crate::providers::Provider;
 use crate::ui::Ui;
 use crate::vault::{ClientCredentials, Secret};
 
-/// Client credentials and whether they are new (to be stored after success).
-pub struct Obtained {
-    /// The credentials.
-    pub creds: ClientCredentials,
-    /// True when the user just entered them.
-    pub fresh: bool,
-}
-
 /// Collect credentials in the browser form served by `server`.
 pub async fn from_form(ui: &Ui, provider: &Provider, opener: &Opener, server: &mut LoginServer) -> Result<ClientCredentials> {
     server.set_page(Page::ClientForm { provider: provider.def.title().to_owned(), docs_url: provider.def.docs_url.clone() });
@@ -59,7 +51,11 @@ pub async fn from_terminal(provider: &Provider, redirect_uri: &str) -> Result<Cl
     .map_err(|e| Error::other(e.to_string()))?
     .map_err(|e| Error::login(format!("cannot ask for client credentials at the terminal: {e}")))?;
     let client_id = answers.0.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).ok_or_else(|| {
-        Error::login(format!("no client ID given for {}; run `authsome login {}` in a terminal", provider.def.title(), provider.name()))
+        Error::login(format!(
+            "no client ID given for {}; {} in a terminal",
+            provider.def.title(),
+            crate::fix::LoginFix::new(provider.name(), None).hint()
+        ))
     })?;
     let secret = answers.1.map(|s| s.trim().to_owned()).unwrap_or_default();
     Ok(ClientCredentials { client_id, client_secret: (!secret.is_empty()).then(|| Secret::new(secret)), registered_at: None })

@@ -59,10 +59,11 @@ pub async fn run(
     let deadline = Instant::now() + details.expires_in();
     let spinner = std::io::stderr().is_terminal() && !ui.quiet;
     let sleep = move |d: Duration| async move { wait(d, deadline, spinner).await };
+    let poll_http = if ep.device_json { http.json_bodies_to(&ep.token) } else { http.clone() };
     let result = client
         .exchange_device_access_token(&details)
         .map_err(|_| Error::bad_input(format!("{title} has no token_url")))?
-        .request_async(http, sleep, None)
+        .request_async(&poll_http, sleep, None)
         .await;
     if spinner {
         eprint!("\r\x1b[2K");
@@ -73,7 +74,7 @@ pub async fn run(
                 format!("access was denied at {title}")
             }
             RequestTokenError::ServerResponse(r) if *r.error() == DeviceCodeErrorResponseType::ExpiredToken => {
-                format!("the code {code} expired before it was approved; run `authsome login {}` again", provider.name())
+                format!("the code {code} expired before it was approved; {} again", crate::fix::LoginFix::new(provider.name(), None).hint())
             }
             _ => describe(&e, "waiting for approval", &ep.token_host(), http),
         };

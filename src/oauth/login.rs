@@ -30,6 +30,8 @@ pub struct LoginOptions {
     pub no_browser: bool,
     /// Value for `{base_url}`.
     pub base_url: Option<String>,
+    /// The provider's `connection_values`, already checked.
+    pub values: std::collections::BTreeMap<String, String>,
 }
 
 /// Log in to an OAuth provider; returns the connected record (not yet stored).
@@ -41,7 +43,7 @@ pub fn run_oauth(home: &Home, ui: &Ui, provider: &Provider, opts: &LoginOptions)
 pub async fn oauth_login(home: &Home, ui: &Ui, provider: &Provider, opts: &LoginOptions, http: &OAuthHttp) -> Result<Connection> {
     let title = provider.def.title().to_owned();
     let oauth = provider.def.oauth.clone().ok_or_else(|| Error::bad_input(format!("{title} is not an OAuth provider")))?;
-    let ep = Endpoints::of(provider, opts.base_url.as_deref())?;
+    let ep = Endpoints::bound(provider, opts.base_url.as_deref(), &opts.values)?;
     let scopes = opts.scopes.clone().unwrap_or_else(|| oauth.scopes.clone());
     let opener = Opener::detect(opts.no_browser);
     if let Opener::Print(why) = &opener {
@@ -97,7 +99,9 @@ pub async fn oauth_login(home: &Home, ui: &Ui, provider: &Provider, opts: &Login
     if fresh {
         store_client(&vault, provider.name(), creds)?;
     }
-    Ok(new_connection(provider.name(), &opts.connection, &resp, &scopes, opts.base_url.as_deref()))
+    let mut conn = new_connection(provider.name(), &opts.connection, &resp, &scopes, opts.base_url.as_deref());
+    conn.values = opts.values.clone();
+    Ok(conn)
 }
 
 fn store_client(vault: &Store, provider: &str, creds: ClientCredentials) -> Result<()> {

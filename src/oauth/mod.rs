@@ -1,4 +1,4 @@
-//! Login flows (issue 3): the authorization-code flow with and without PKCE,
+//! Login flows: the authorization-code flow with and without PKCE,
 //! the device flow (RFC 8628), dynamic client registration (RFC 7591/8414),
 //! API-key entry, token refresh under a cross-process lock, and revocation
 //! (RFC 7009). The standard grants go through the `oauth2` crate over
@@ -10,29 +10,29 @@
 //! credentials), [`authcode`], [`device`], [`dcr`], [`refresh`], [`revoke`],
 //! and [`login`], which strings them together for `authsome login`.
 
-pub mod authcode;
-pub mod browser;
+pub(crate) mod authcode;
+pub(crate) mod browser;
 pub mod client;
-pub mod creds;
-pub mod dcr;
-pub mod device;
-pub mod input;
+pub(crate) mod creds;
+pub(crate) mod dcr;
+pub(crate) mod device;
+pub(crate) mod input;
 pub mod login;
-pub mod pages;
+pub(crate) mod pages;
 pub mod refresh;
-pub mod revoke;
-pub mod server;
-pub mod tokens;
+pub(crate) mod revoke;
+pub(crate) mod server;
+pub(crate) mod tokens;
 
 pub use refresh::{ensure_fresh, ensure_fresh_with, refresh_connection, RefreshOutcome};
 
 use crate::error::{Error, Result};
 use std::net::SocketAddr;
 
-/// Where the login server listens unless `AUTHSOME_CALLBACK_ADDR` moves it (seed page).
+/// Where the login server listens unless `AUTHSOME_CALLBACK_ADDR` moves it; fixed by README.md, never changed.
 pub const DEFAULT_CALLBACK_ADDR: &str = "127.0.0.1:7998";
 
-/// Path of the redirect the provider sends the browser back to (seed page).
+/// Path of the redirect the provider sends the browser back to (README.md).
 pub const CALLBACK_PATH: &str = "/auth/callback/oauth";
 
 /// A token expiring within this many seconds is refreshed before use.

@@ -1,6 +1,6 @@
 //! Keeping tokens fresh. A token expiring within [`REFRESH_MARGIN_SECS`] is
 //! refreshed under a lock shared by every authsome process, one per
-//! (profile, provider, connection); the store is re-read inside the lock, so a
+//! (profile, provider, connection); the vault is re-read inside the lock, so a
 //! process that waited finds the token already refreshed and never spends the
 //! same refresh token twice. Rotated refresh tokens are saved. A failed refresh
 //! keeps a still-valid token; past expiry the connection is marked `expired`
@@ -17,8 +17,10 @@ use super::client::OAuthHttp;
 use super::tokens::{describe, granted_scopes, oauth_client, token_type_name, Endpoints};
 use super::REFRESH_MARGIN_SECS;
 use crate::error::{Error, Result};
+use crate::fix::LoginFix;
+use crate::fsutil::ensure_private_dir;
 use crate::fsutil::{now_unix, FileLock};
-use crate::paths::{ensure_private_dir, Home};
+use crate::paths::Home;
 use crate::providers::Provider;
 use crate::store::{pg, RefreshLease, Store};
 use crate::vault::{Connection, Secret, Status};
@@ -42,28 +44,35 @@ pub enum RefreshOutcome {
 }
 
 /// The connection with a usable token, refreshing first when it expires
-/// within 300 s. The fast path (fresh token) takes no lock. This is what the
-/// proxy calls before each injection.
+/// within 300 s. The fast path (fresh token) takes no lock.
 pub async fn ensure_fresh(home: &Home, provider: &Provider, connection: &str) -> Result<Connection> {
-    ensure_fresh_with(&Store::open(home)?, home, provider, connection).await
+    ensure_fresh_with(&Store::open(home)?, home, provider, connection).await?.ok_or_else(|| not_logged_in(provider, connection))
 }
 
-/// [`ensure_fresh`] with a store the caller keeps open (the proxy opens one per
-/// run, so no key lookup happens per request). The fast path only decrypts the
-/// records; the HTTP client and the lock exist only when a refresh is due.
-pub async fn ensure_fresh_with(store: &Store, home: &Home, provider: &Provider, connection: &str) -> Result<Connection> {
-    let conn = find(&store.load()?, provider, connection)?;
+/// [`ensure_fresh`] with a vault the caller keeps open (the proxy opens one per
+/// run, so no key lookup happens per request), saying "not logged in" as
+/// `None`: what the proxy's credential source calls before each injection.
+/// The fast path only decrypts the vault; the HTTP client and the lock exist
+/// only when a refresh is due.
+pub async fn ensure_fresh_with(vault: &Store, home: &Home, provider: &Provider, connection: &str) -> Result<Option<Connection>> {
+    let Some(conn) = vault.load()?.connection(provider.name(), Some(connection)).cloned() else { return Ok(None) };
     if !needs_refresh(&conn, now_unix()) {
-        return Ok(conn);
+        return Ok(Some(conn));
     }
     let http = OAuthHttp::from_env()?;
-    refresh_in(store, home, provider, connection, false, &http).await.map(|(c, _)| c)
+    refresh_in(vault, Wanted { home, provider, connection, force: false }, &http).await.map(|(c, _)| Some(c))
+}
+
+fn not_logged_in(provider: &Provider, connection: &str) -> Error {
+    Error::unknown(format!(
+        "no connection {connection:?} for {}; {}",
+        provider.name(),
+        LoginFix::new(provider.name(), Some(connection)).hint()
+    ))
 }
 
 fn find(data: &crate::vault::VaultData, provider: &Provider, connection: &str) -> Result<Connection> {
-    data.connection(provider.name(), Some(connection)).cloned().ok_or_else(|| {
-        Error::unknown(format!("no connection {connection:?} for {}; run `authsome login {}`", provider.name(), provider.name()))
-    })
+    data.connection(provider.name(), Some(connection)).cloned().ok_or_else(|| not_logged_in(provider, connection))
 }
 
 fn needs_refresh(c: &Connection, now: u64) -> bool {
@@ -85,31 +94,26 @@ pub async fn refresh_connection(
     force: bool,
     http: &OAuthHttp,
 ) -> Result<(Connection, RefreshOutcome)> {
-    refresh_in(&Store::open(home)?, home, provider, connection, force, http).await
+    refresh_in(&Store::open(home)?, Wanted { home, provider, connection, force }, http).await
 }
 
-async fn refresh_in(
-    store: &Store,
-    home: &Home,
-    provider: &Provider,
-    connection: &str,
+/// The connection a refresh is for, and whether it is forced.
+struct Wanted<'a> {
+    home: &'a Home,
+    provider: &'a Provider,
+    connection: &'a str,
     force: bool,
-    http: &OAuthHttp,
-) -> Result<(Connection, RefreshOutcome)> {
+}
+
+/// The refresh itself: take the lock (and a team store's lease), re-read the
+/// record, then either find the work done or go on in [`refresh_holding`].
+async fn refresh_in(store: &Store, wanted: Wanted<'_>, http: &OAuthHttp) -> Result<(Connection, RefreshOutcome)> {
+    let Wanted { home, provider, connection, force } = wanted;
     let before = find(&store.load()?, provider, connection)?;
     if !force && !needs_refresh(&before, now_unix()) {
         return Ok((before, RefreshOutcome::StillFresh));
     }
-
-    let path = lock_file(home, provider.name(), connection);
-    let _lock = tokio::task::spawn_blocking(move || -> std::io::Result<FileLock> {
-        ensure_private_dir(path.parent().expect("lock file has a parent"))?;
-        FileLock::acquire(&path)
-    })
-    .await
-    .map_err(|e| Error::other(e.to_string()))?
-    .map_err(|e| Error::other(format!("cannot take the refresh lock: {e}")))?;
-
+    let _lock = take_lock(home, provider.name(), connection).await?;
     loop {
         let lease = match store {
             Store::File(_) => RefreshLease::Local,
@@ -143,7 +147,77 @@ async fn refresh_in(
             }
             Some((timeout, _)) => http.clone().with_timeout(timeout),
         };
-        return refresh_holding(store, &mut guard, provider, connection, conn, &http).await;
+        let wanted = Wanted { home, provider, connection, force };
+        return refresh_holding(store, &mut guard, wanted, conn, &http).await;
+    }
+}
+
+/// The refresh under the lock (and lease): give up on a token that cannot be
+/// refreshed, or ask the provider and record the answer.
+async fn refresh_holding(
+    store: &Store,
+    guard: &mut LeaseGuard<'_>,
+    wanted: Wanted<'_>,
+    conn: Connection,
+    http: &OAuthHttp,
+) -> Result<(Connection, RefreshOutcome)> {
+    let Wanted { home, provider, connection, .. } = wanted;
+    let now = now_unix();
+    let still_valid = conn.status == Status::Connected && conn.expires_at.is_none_or(|e| e > now);
+    let title = provider.def.title();
+    let relogin = LoginFix::new(provider.name(), Some(connection)).profile(home.profile()).hint();
+
+    let Some(refresh_token) = conn.refresh_token.clone() else {
+        if still_valid {
+            return Ok((conn, RefreshOutcome::NotRefreshable));
+        }
+        let reason = "the access token expired and the provider issued no refresh token".to_owned();
+        mark_expired(store, &conn, &reason, false)?;
+        return Err(Error::login(format!("{title} connection {connection:?} has expired: {reason}; {relogin}")));
+    };
+    let creds = store.load_fresh()?.clients.get(provider.name()).cloned();
+    let lease = guard.shared().cloned();
+    match ask_provider(creds.as_ref(), provider, &conn, &refresh_token, http).await {
+        Ok(resp) => {
+            let (stored, ours) = store_refreshed(store, provider, connection, &refresh_token, &resp)?;
+            let Some(orphan) = ours else {
+                guard.finish("ok");
+                store.audit("refresh", provider.name(), connection, None, lease.as_ref());
+                return Ok((stored, RefreshOutcome::Refreshed));
+            };
+            guard.finish("discarded");
+            // Our tokens lost the race: revoke them so no stray valid token is left (RFC 7009).
+            let revoked = super::revoke::revoke(http, provider, creds.as_ref(), &orphan).await;
+            let note =
+                if revoked.revoked.is_empty() { "not revoked (no revocation endpoint or it failed)" } else { "revoked at the provider" };
+            let why = format!("a newer record was already stored; our tokens were {note}");
+            store.audit("refresh_discarded", provider.name(), connection, Some(why), lease.as_ref());
+            Ok((stored, RefreshOutcome::RefreshedElsewhere))
+        }
+        Err(Failure::Refused { why, dead }) => {
+            guard.finish(if http.last_status().is_some() { "failed" } else { "unknown" });
+            // After taking over from a holder that never finished, an invalid_grant
+            // most likely means that holder spent the token: say so.
+            let took_over = lease.as_ref().and_then(|l| l.took_over.clone());
+            let why = match (&took_over, dead) {
+                (Some(prev), true) => format!("{why}; the lease was taken over from {prev}, which may have spent the refresh token"),
+                _ => why,
+            };
+            store.audit("refresh_failed", provider.name(), connection, Some(why.clone()), lease.as_ref());
+            if still_valid {
+                if dead && took_over.is_none() {
+                    // The refresh token is dead but the access token works until it expires.
+                    mark_dead_refresh(store, &conn)?;
+                }
+                return Ok((conn, RefreshOutcome::FailedStillValid(why)));
+            }
+            mark_expired(store, &conn, &why, dead)?;
+            Err(Error::login(format!("{title} connection {connection:?} has expired ({why}); {relogin}")))
+        }
+        Err(Failure::Other(e)) => {
+            guard.finish("not_started");
+            Err(e)
+        }
     }
 }
 
@@ -256,114 +330,75 @@ fn lease_timing(length: Duration, http_timeout: Duration) -> (Duration, Duration
     (timeout, timeout + margin)
 }
 
-/// The refresh itself, under the lock (and the lease of a team store).
-async fn refresh_holding(
+/// The refresh lock of one connection, shared by every authsome process.
+async fn take_lock(home: &Home, provider: &str, connection: &str) -> Result<FileLock> {
+    let path = lock_file(home, provider, connection);
+    tokio::task::spawn_blocking(move || -> std::io::Result<FileLock> {
+        ensure_private_dir(path.parent().expect("lock file has a parent"))?;
+        FileLock::acquire(&path)
+    })
+    .await
+    .map_err(|e| Error::other(e.to_string()))?
+    .map_err(|e| Error::other(format!("cannot take the refresh lock: {e}")))
+}
+
+/// What a successful refresh returns.
+type Refreshed = oauth2::basic::BasicTokenResponse;
+
+/// The refresh-token grant at the provider's token endpoint.
+async fn ask_provider(
+    creds: Option<&crate::vault::ClientCredentials>,
+    provider: &Provider,
+    conn: &Connection,
+    refresh_token: &Secret,
+    http: &OAuthHttp,
+) -> std::result::Result<Refreshed, Failure> {
+    let title = provider.def.title();
+    let ep = Endpoints::bound(provider, conn.base_url.as_deref(), &conn.values).map_err(Failure::Other)?;
+    let creds = creds.ok_or_else(|| Failure::Refused { why: format!("no client credentials are stored for {title}"), dead: false })?;
+    let client = oauth_client(&ep, creds, None).map_err(Failure::Other)?;
+    let rt = oauth2::RefreshToken::new(refresh_token.expose().to_owned());
+    let req = client.exchange_refresh_token(&rt).map_err(|_| Failure::Other(Error::bad_input(format!("{title} has no token_url"))))?;
+    req.request_async(http).await.map_err(|e| {
+        let dead = matches!(&e, RequestTokenError::ServerResponse(r) if *r.error() == BasicErrorResponseType::InvalidGrant);
+        Failure::Refused { why: describe(&e, "token refresh", &ep.token_host(), http), dead }
+    })
+}
+
+/// Record the new tokens with a compare-and-set on the refresh token this
+/// refresh started from. When another writer got there first (a new login,
+/// or a holder whose lease lapsed), their record stays and ours comes back
+/// as the orphan to revoke.
+fn store_refreshed(
     store: &Store,
-    guard: &mut LeaseGuard<'_>,
     provider: &Provider,
     connection: &str,
-    conn: Connection,
-    http: &OAuthHttp,
-) -> Result<(Connection, RefreshOutcome)> {
+    refresh_token: &Secret,
+    resp: &Refreshed,
+) -> Result<(Connection, Option<Connection>)> {
     let now = now_unix();
-    let still_valid = conn.status == Status::Connected && conn.expires_at.is_none_or(|e| e > now);
-    let title = provider.def.title();
-    let relogin = login_hint(provider.name(), connection);
-
-    let Some(refresh_token) = conn.refresh_token.clone() else {
-        if still_valid {
-            return Ok((conn, RefreshOutcome::NotRefreshable));
+    store.update(|d| {
+        let cur = d.connections.get_mut(&(provider.name().to_owned(), connection.to_owned()));
+        let Some(cur) = cur else { return Err(Error::unknown(format!("connection {connection:?} was deleted during refresh"))) };
+        let mut ours = cur.clone();
+        ours.access_token = Some(Secret::new(resp.access_token().secret().clone()));
+        if let Some(r) = resp.refresh_token() {
+            ours.refresh_token = Some(Secret::new(r.secret().clone()));
         }
-        let reason = "the access token expired and the provider issued no refresh token".to_owned();
-        mark_expired(store, &conn, &reason, false)?;
-        return Err(Error::login(format!("{title} connection {connection:?} has expired: {reason}; {relogin}")));
-    };
-
-    let creds = store.load_fresh()?.clients.get(provider.name()).cloned();
-    let attempt = async {
-        let ep = Endpoints::of(provider, conn.base_url.as_deref()).map_err(Failure::Other)?;
-        let creds =
-            creds.clone().ok_or_else(|| Failure::Refused { why: format!("no client credentials are stored for {title}"), dead: false })?;
-        let client = oauth_client(&ep, &creds, None).map_err(Failure::Other)?;
-        let rt = oauth2::RefreshToken::new(refresh_token.expose().to_owned());
-        let req = client.exchange_refresh_token(&rt).map_err(|_| Failure::Other(Error::bad_input(format!("{title} has no token_url"))))?;
-        req.request_async(http).await.map_err(|e| {
-            let dead = matches!(&e, RequestTokenError::ServerResponse(r) if *r.error() == BasicErrorResponseType::InvalidGrant);
-            Failure::Refused { why: describe(&e, "token refresh", &ep.token_host(), http), dead }
-        })
-    };
-    let result = attempt.await;
-    let lease = guard.shared().cloned();
-    match result {
-        Ok(resp) => {
-            let now = now_unix();
-            let mut ours = conn.clone();
-            ours.access_token = Some(Secret::new(resp.access_token().secret().clone()));
-            if let Some(r) = resp.refresh_token() {
-                ours.refresh_token = Some(Secret::new(r.secret().clone()));
-            }
-            ours.expires_at = resp.expires_in().map(|d| now + d.as_secs());
-            ours.token_type = Some(token_type_name(&resp));
-            if resp.scopes().is_some() {
-                ours.scopes = granted_scopes(&resp, &conn.scopes);
-            }
-            ours.status = Status::Connected;
-            ours.status_reason = None;
-            ours.obtained_at = now;
-            let (updated, kept) = store.update(|d| {
-                let cur = d.connections.get_mut(&(provider.name().to_owned(), connection.to_owned()));
-                let Some(cur) = cur else { return Err(Error::unknown(format!("connection {connection:?} was deleted during refresh"))) };
-                // Compare-and-set: only on top of the record this refresh started from.
-                if cur.refresh_token.as_ref() != Some(&refresh_token) {
-                    // A new login, or a holder whose lease lapsed, wrote first: keep theirs.
-                    return Ok((cur.clone(), false));
-                }
-                *cur = ours.clone();
-                Ok((cur.clone(), true))
-            })?;
-            guard.finish(if kept { "ok" } else { "discarded" });
-            if kept {
-                store.audit("refresh", provider.name(), connection, None, lease.as_ref());
-                return Ok((updated, RefreshOutcome::Refreshed));
-            }
-            // Our tokens lost the race: revoke them so no stray valid token is left (RFC 7009).
-            let revoked = super::revoke::revoke(http, provider, creds.as_ref(), &ours).await;
-            let note =
-                if revoked.revoked.is_empty() { "not revoked (no revocation endpoint or it failed)" } else { "revoked at the provider" };
-            store.audit(
-                "refresh_discarded",
-                provider.name(),
-                connection,
-                Some(format!("a newer record was already stored; our tokens were {note}")),
-                lease.as_ref(),
-            );
-            Ok((updated, RefreshOutcome::RefreshedElsewhere))
+        ours.expires_at = resp.expires_in().map(|d| now + d.as_secs());
+        ours.token_type = Some(token_type_name(resp));
+        if resp.scopes().is_some() {
+            ours.scopes = granted_scopes(resp, &cur.scopes);
         }
-        Err(Failure::Refused { why, dead }) => {
-            guard.finish(if http.last_status().is_some() { "failed" } else { "unknown" });
-            // After taking over from a holder that never finished, an invalid_grant
-            // most likely means that holder spent the token: say so.
-            let took_over = lease.as_ref().and_then(|l| l.took_over.clone());
-            let why = match (&took_over, dead) {
-                (Some(prev), true) => format!("{why}; the lease was taken over from {prev}, which may have spent the refresh token"),
-                _ => why,
-            };
-            store.audit("refresh_failed", provider.name(), connection, Some(why.clone()), lease.as_ref());
-            if still_valid {
-                if dead && took_over.is_none() {
-                    // The refresh token is dead but the access token works until it expires.
-                    mark_dead_refresh(store, &conn)?;
-                }
-                return Ok((conn, RefreshOutcome::FailedStillValid(why)));
-            }
-            mark_expired(store, &conn, &why, dead)?;
-            Err(Error::login(format!("{title} connection {connection:?} has expired ({why}); {relogin}")))
+        ours.status = Status::Connected;
+        ours.status_reason = None;
+        ours.obtained_at = now;
+        if cur.refresh_token.as_ref() != Some(refresh_token) {
+            return Ok((cur.clone(), Some(ours)));
         }
-        Err(Failure::Other(e)) => {
-            guard.finish("not_started");
-            Err(e)
-        }
-    }
+        *cur = ours;
+        Ok((cur.clone(), None))
+    })
 }
 
 /// Why a refresh attempt produced no token.
@@ -374,13 +409,8 @@ enum Failure {
     Other(Error),
 }
 
-fn login_hint(provider: &str, connection: &str) -> String {
-    let flag = if connection == crate::vault::DEFAULT_CONNECTION { String::new() } else { format!(" --connection {connection}") };
-    format!("run `authsome login {provider}{flag}`")
-}
-
-fn mark_expired(store: &Store, conn: &Connection, reason: &str, drop_refresh: bool) -> Result<()> {
-    store.update(|d| {
+fn mark_expired(vault: &Store, conn: &Connection, reason: &str, drop_refresh: bool) -> Result<()> {
+    vault.update(|d| {
         if let Some(cur) = d.connections.get_mut(&(conn.provider.clone(), conn.name.clone())) {
             if cur.access_token == conn.access_token {
                 cur.status = Status::Expired;
@@ -394,8 +424,8 @@ fn mark_expired(store: &Store, conn: &Connection, reason: &str, drop_refresh: bo
     })
 }
 
-fn mark_dead_refresh(store: &Store, conn: &Connection) -> Result<()> {
-    store.update(|d| {
+fn mark_dead_refresh(vault: &Store, conn: &Connection) -> Result<()> {
+    vault.update(|d| {
         if let Some(cur) = d.connections.get_mut(&(conn.provider.clone(), conn.name.clone())) {
             if cur.refresh_token == conn.refresh_token {
                 cur.refresh_token = None;

@@ -3,8 +3,8 @@
 //! secret-free messages for the caller to report; they never keep the local record.
 //!
 //! Written directly over [`OAuthHttp`] rather than with the `oauth2` crate,
-//! which refuses plain-http revocation endpoints even on loopback (SPEC §3
-//! allows those).
+//! which refuses plain-http revocation endpoints even on loopback (README.md
+//! allows those for local providers).
 
 use super::client::OAuthHttp;
 use super::tokens::{host_of, Endpoints};
@@ -25,7 +25,7 @@ pub struct Revocation {
 /// no revocation endpoint or the connection holds no tokens.
 pub async fn revoke(http: &OAuthHttp, provider: &Provider, creds: Option<&ClientCredentials>, conn: &Connection) -> Revocation {
     let mut out = Revocation::default();
-    let ep = match Endpoints::of(provider, conn.base_url.as_deref()) {
+    let ep = match Endpoints::bound(provider, conn.base_url.as_deref(), &conn.values) {
         Ok(ep) => ep,
         Err(e) => {
             out.problems.push(e.message);

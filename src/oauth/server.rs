@@ -98,11 +98,6 @@ impl LoginServer {
         Ok(LoginServer { shared, events: rx, stop, task: Some(task) })
     }
 
-    /// The address actually bound.
-    pub fn addr(&self) -> SocketAddr {
-        self.shared.addr
-    }
-
     /// `http://ADDR/`, where the forms are.
     pub fn url(&self) -> String {
         format!("http://{}/", self.shared.addr)

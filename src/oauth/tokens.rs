@@ -5,10 +5,12 @@
 use super::client::OAuthHttp;
 use crate::error::{Error, Result};
 use crate::fsutil::now_unix;
+use crate::providers::def::{BodyFormat, ClientAuth};
 use crate::providers::Provider;
-use crate::vault::{ClientCredentials, Connection, Secret, Status};
+use crate::vault::{ClientCredentials, Connection, Secret};
 use oauth2::basic::{BasicClient, BasicTokenResponse};
 use oauth2::{EndpointMaybeSet, EndpointNotSet, RequestTokenError, TokenResponse};
+use std::collections::BTreeMap;
 
 /// The `oauth2` client type used by every flow: each endpoint may or may not be configured.
 pub type OClient = BasicClient<EndpointMaybeSet, EndpointMaybeSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
@@ -24,24 +26,32 @@ pub struct Endpoints {
     pub revocation: Option<String>,
     /// RFC 8628 device authorization endpoint.
     pub device: Option<String>,
+    /// How the client authenticates at the token endpoint.
+    pub client_auth: ClientAuth,
+    /// Extra parameters of the authorization URL.
+    pub authorize_params: BTreeMap<String, String>,
+    /// Whether the device-flow poll sends a JSON body.
+    pub device_json: bool,
 }
 
 impl Endpoints {
-    /// Resolve the endpoints of `provider`, `base_url` overriding `oauth.base_url`.
-    pub fn of(provider: &Provider, base_url: Option<&str>) -> Result<Endpoints> {
+    /// Resolve the endpoints of `provider`, `base_url` overriding
+    /// `oauth.base_url`, filling the connection's `{name}` values.
+    pub fn bound(provider: &Provider, base_url: Option<&str>, values: &BTreeMap<String, String>) -> Result<Endpoints> {
         let o =
             provider.def.oauth.as_ref().ok_or_else(|| Error::bad_input(format!("{} is not an OAuth provider", provider.def.title())))?;
         let t = |u: &Option<String>| -> Result<Option<String>> {
             match u {
                 None => Ok(None),
                 Some(u) => {
-                    let url = provider.def.template(u, base_url);
-                    if url.contains("{base_url}") {
-                        return Err(Error::bad_input(format!(
-                            "{} needs a base URL: pass --base-url https://your-host",
-                            provider.def.title()
-                        )));
-                    }
+                    let Some(url) = provider.def.bind(u, base_url, values) else {
+                        let what = if u.contains("{base_url}") {
+                            "a base URL: pass --base-url https://your-host"
+                        } else {
+                            "its login values (--value name=VALUE)"
+                        };
+                        return Err(Error::bad_input(format!("{} needs {what}", provider.def.title())));
+                    };
                     crate::providers::def::check_endpoint(&url, true).map_err(Error::bad_input)?;
                     Ok(Some(url))
                 }
@@ -52,6 +62,9 @@ impl Endpoints {
             token: t(&o.token_url)?.ok_or_else(|| Error::bad_input(format!("{} has no token_url", provider.def.title())))?,
             revocation: t(&o.revocation_url)?,
             device: t(&o.device_authorization_url)?,
+            client_auth: o.authorization_method,
+            authorize_params: o.authorization_params.clone(),
+            device_json: o.device_token_request == BodyFormat::Json,
         })
     }
 
@@ -81,6 +94,10 @@ pub fn oauth_client(ep: &Endpoints, creds: &ClientCredentials, redirect: Option<
             c = c.set_client_secret(oauth2::ClientSecret::new(s.expose().to_owned()));
         }
     }
+    c = c.set_auth_type(match ep.client_auth {
+        ClientAuth::Basic => oauth2::AuthType::BasicAuth,
+        ClientAuth::Body => oauth2::AuthType::RequestBody,
+    });
     if let Some(r) = redirect {
         c = c.set_redirect_uri(oauth2::RedirectUrl::new(r.to_owned()).map_err(|e| bad("redirect", e))?);
     }
@@ -100,19 +117,13 @@ pub fn granted_scopes(resp: &BasicTokenResponse, requested: &[String]) -> Vec<St
 pub fn new_connection(provider: &str, name: &str, resp: &BasicTokenResponse, requested: &[String], base_url: Option<&str>) -> Connection {
     let now = now_unix();
     Connection {
-        provider: provider.to_owned(),
-        name: name.to_owned(),
-        status: Status::Connected,
-        status_reason: None,
         scopes: granted_scopes(resp, requested),
-        access_token: Some(Secret::new(resp.access_token().secret().clone())),
         refresh_token: resp.refresh_token().map(|r| Secret::new(r.secret().clone())),
-        api_key: None,
         token_type: Some(token_type_name(resp)),
         expires_at: resp.expires_in().map(|d| now + d.as_secs()),
         obtained_at: now,
-        account: None,
         base_url: base_url.map(str::to_owned),
+        ..Connection::oauth(provider, name, Secret::new(resp.access_token().secret().clone()))
     }
 }
 

@@ -34,17 +34,6 @@ use toml::Spanned;
 /// Name of the project file.
 pub const FILE_NAME: &str = "authsome.toml";
 
-/// Whether authsome itself manages `var` in a child (proxy, CA and removed
-/// variables, `NO_PROXY`, the activation marker), so `[run.env]` and `export`
-/// may not set it. Derived from [`crate::runner::env`], the one list of them.
-pub fn is_reserved(var: &str) -> bool {
-    use crate::runner::env::{CA_VARS, PROXY_VARS, REMOVED_VARS};
-    PROXY_VARS.contains(&var)
-        || CA_VARS.contains(&var)
-        || REMOVED_VARS.contains(&var)
-        || ["NO_PROXY", "no_proxy", super::env::ACTIVE_VAR].contains(&var)
-}
-
 /// The nearest `authsome.toml` at or above `start`, without reading it.
 ///
 /// Only `stat` calls: the shell hook runs this on every prompt, so it must stay
@@ -97,19 +86,9 @@ pub struct Location {
 impl Location {
     /// The position of byte `offset` in `text`.
     pub fn of(text: &str, offset: usize) -> Location {
-        let offset = offset.min(text.len());
-        let before = &text[..floor_char_boundary(text, offset)];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let (line, column) = crate::text::line_col(text, offset);
         Location { line, column }
     }
-}
-
-fn floor_char_boundary(s: &str, mut i: usize) -> usize {
-    while i > 0 && !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
 }
 
 /// What the proxy does with a CONNECT to a host no declared provider owns.
@@ -188,10 +167,7 @@ pub struct Requirement {
 impl Requirement {
     /// `github` or `github (work)`, for messages.
     pub fn label(&self) -> String {
-        match &self.connection {
-            Some(c) => format!("{} ({c})", self.provider),
-            None => self.provider.clone(),
-        }
+        crate::text::connection_label(&self.provider, self.connection.as_deref())
     }
 }
 
@@ -213,6 +189,9 @@ pub struct Run {
     pub command: Option<RunCommand>,
     /// Extra plain (non-secret) variables for the child.
     pub env: BTreeMap<String, String>,
+    /// `fence = false`: run the child without the fence (security-relevant,
+    /// so part of what `allow` covers).
+    pub no_fence: bool,
 }
 
 /// A parsed and checked `authsome.toml`.
@@ -241,16 +220,6 @@ impl Project {
         let file = absolute(file);
         let text = std::fs::read_to_string(&file).map_err(|e| Error::bad_input(format!("{}: {e}", file.display())))?;
         parse(&text, &file, registry)
-    }
-
-    /// The nearest project at or above `start`, if any.
-    pub fn discover(start: &Path, registry: &mut Registry) -> Result<Option<Project>> {
-        find(start).map(|f| Project::load(&f, registry)).transpose()
-    }
-
-    /// The requirements of one provider, in file order.
-    pub fn requirements_of<'a>(&'a self, provider: &'a str) -> impl Iterator<Item = &'a Requirement> + 'a {
-        self.requirements.iter().filter(move |r| r.provider == provider)
     }
 }
 
@@ -336,6 +305,8 @@ struct RawRun {
     command: Option<Spanned<RawCommand>>,
     #[serde(default)]
     env: BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    fence: Option<bool>,
 }
 
 struct RawCommand(RunCommand);
@@ -402,189 +373,21 @@ pub fn parse(text: &str, file: &Path, registry: &mut Registry) -> Result<Project
         let loc = e.span().map(|s| Location::of(text, s.start)).unwrap_or(Location { line: 1, column: 1 });
         Error::bad_input(format!("{origin}:{}:{}: {}", loc.line, loc.column, e.message().trim_end()))
     })?;
-    let mut p = Problems { text, origin, lines: Vec::new() };
-
+    let mut c = Checker { p: Problems { text, origin, lines: Vec::new() }, assigned_vars: BTreeMap::new(), secret_envs: BTreeSet::new() };
     // Project definitions first: requirements may name them.
-    let mut definitions = Vec::new();
-    for (name, path) in &raw.definitions {
-        if !crate::providers::def::valid_name(name.get_ref()) {
-            p.at(name.span(), format_args!("provider name {:?} must be lower-case letters, digits, '-' or '_'", name.get_ref()));
-            continue;
-        }
-        let full = dir.join(path.get_ref());
-        let def = match std::fs::read_to_string(&full) {
-            Err(e) => {
-                p.at(path.span(), format_args!("cannot read provider definition {}: {e}", full.display()));
-                continue;
-            }
-            Ok(json) => match crate::providers::parse(&json, &full.display().to_string()) {
-                Ok(d) => d,
-                Err(e) => {
-                    p.lines.push(e.message);
-                    continue;
-                }
-            },
-        };
-        if &def.name != name.get_ref() {
-            p.at(path.span(), format_args!("{} defines provider {:?}, not {:?}", full.display(), def.name, name.get_ref()));
-            continue;
-        }
-        registry.add_project(def.clone(), full.clone());
-        definitions.push(Definition { name: def.name.clone(), path: full, def });
-    }
-
+    let definitions = c.definitions(&raw.definitions, &dir, registry);
     let mut requirements = Vec::new();
-    let mut assigned_vars: BTreeMap<String, String> = BTreeMap::new();
-    let mut secret_envs = BTreeSet::new();
     for (name, entry) in &raw.providers {
-        let provider = match registry.get(name.get_ref()) {
-            Ok(pr) => pr.clone(),
-            Err(_) => {
-                let mut msg = format!("unknown provider {:?}", name.get_ref());
-                if let Some(s) = registry.suggest(name.get_ref()) {
-                    msg.push_str(&format!(" (did you mean {s:?}?)"));
-                }
-                msg.push_str("; `authsome list` shows every provider, `[definitions]` adds your own");
-                p.at(name.span(), msg);
-                continue;
-            }
-        };
-        let entries: Vec<(&RawRequirement, std::ops::Range<usize>)> = match entry.get_ref() {
-            OneOrMany::One(r) => vec![(r, name.span())],
-            OneOrMany::Many(v) => v.iter().map(|r| (r.get_ref(), r.span())).collect(),
-        };
-        let primary = entries.iter().position(|(r, _)| r.connection.is_none()).unwrap_or(0);
-        let mut seen_connections: BTreeSet<Option<String>> = BTreeSet::new();
-        for (i, (r, span)) in entries.into_iter().enumerate() {
-            let connection = r.connection.as_ref().map(|c| c.get_ref().clone());
-            if let Some(c) = &r.connection {
-                if !crate::providers::def::valid_name(c.get_ref()) {
-                    p.at(c.span(), format_args!("connection name {:?} must be lower-case letters, digits, '-' or '_'", c.get_ref()));
-                }
-            }
-            if !seen_connections.insert(connection.clone()) {
-                let what = connection.as_deref().map_or("the default connection".to_owned(), |c| format!("connection {c:?}"));
-                let at = r.connection.as_ref().map_or(span.clone(), |c| c.span());
-                p.at(at, format_args!("{} declares {what} twice", name.get_ref()));
-                continue;
-            }
-            let mut scopes: Vec<String> = Vec::new();
-            if let Some(s) = &r.scopes {
-                if provider.def.auth_type == AuthType::ApiKey && !s.get_ref().is_empty() {
-                    p.at(s.span(), format_args!("{} uses an API key, which has no scopes; remove `scopes`", name.get_ref()));
-                }
-                for scope in s.get_ref() {
-                    if scope.get_ref().is_empty() || scope.get_ref().chars().any(|c| c.is_whitespace() || c == ',') {
-                        p.at(scope.span(), format_args!("scope {:?} must be non-empty without spaces or commas", scope.get_ref()));
-                    }
-                    scopes.push(scope.get_ref().clone());
-                }
-            }
-            scopes.sort();
-            scopes.dedup();
-            let is_primary = i == primary;
-            let placeholder = match (&connection, is_primary) {
-                (Some(c), false) => format!("{PLACEHOLDER}-{c}"),
-                _ => PLACEHOLDER.to_owned(),
-            };
-            // The provider's own variables go to its primary requirement; the
-            // others get them suffixed with the connection name.
-            let mut vars: Vec<(String, std::ops::Range<usize>)> = Vec::new();
-            let key_var = provider.def.api_key.as_ref().and_then(|k| k.env_var.as_deref());
-            let mut own: Vec<&str> = provider.def.exported_vars().chain(key_var).collect();
-            own.sort_unstable();
-            own.dedup();
-            for v in own {
-                let var = match (&connection, is_primary) {
-                    (Some(c), false) => format!("{v}_{}", c.to_ascii_uppercase().replace('-', "_")),
-                    _ => v.to_owned(),
-                };
-                vars.push((var, span.clone()));
-            }
-            for v in &r.export {
-                if !valid_env_name(v.get_ref()) {
-                    p.at(v.span(), format_args!("{:?} is not a valid environment variable name", v.get_ref()));
-                    continue;
-                }
-                vars.push((v.get_ref().clone(), v.span()));
-            }
-            let label = connection.as_deref().map_or(name.get_ref().clone(), |c| format!("{} ({c})", name.get_ref()));
-            let mut kept = Vec::new();
-            for (var, at) in vars {
-                if is_reserved(var.as_str()) {
-                    p.at(at, format_args!("{var} is set by authsome itself and cannot hold a placeholder"));
-                    continue;
-                }
-                match assigned_vars.get(&var) {
-                    Some(other) if *other == label => {}
-                    Some(other) => p.at(at, format_args!("{var} would hold the placeholders of both {other} and {label}")),
-                    None => {
-                        assigned_vars.insert(var.clone(), label.clone());
-                        kept.push(var);
-                    }
-                }
-            }
-            kept.sort();
-            kept.dedup();
-            let secret_env = match &r.secret_env {
-                Some(s) if !valid_env_name(s.get_ref()) => {
-                    p.at(s.span(), format_args!("{:?} is not a valid environment variable name", s.get_ref()));
-                    None
-                }
-                Some(s) if !secret_envs.insert(s.get_ref().clone()) => {
-                    p.at(s.span(), format_args!("{} is already the secret_env of another requirement", s.get_ref()));
-                    None
-                }
-                Some(s) => Some(s.get_ref().clone()),
-                None => None,
-            };
-            requirements.push(Requirement {
-                provider: name.get_ref().clone(),
-                connection,
-                scopes,
-                optional: r.optional,
-                vars: kept,
-                placeholder,
-                secret_env,
-                primary: is_primary,
-                location: Location::of(text, span.start),
-            });
-        }
+        requirements.extend(c.provider(name, entry.get_ref(), registry));
     }
-
-    let mut run = Run::default();
-    if let Some(r) = &raw.run {
-        if let Some(c) = &r.command {
-            let cmd = &c.get_ref().0;
-            let empty = match cmd {
-                RunCommand::Shell(s) => s.trim().is_empty(),
-                RunCommand::Argv(v) => v.first().is_none_or(|a| a.is_empty()),
-            };
-            if empty {
-                p.at(c.span(), "command is empty; remove it to get an interactive shell");
-            }
-            run.command = Some(cmd.clone());
-        }
-        for (k, v) in &r.env {
-            if !valid_env_name(k.get_ref()) {
-                p.at(k.span(), format_args!("{:?} is not a valid environment variable name", k.get_ref()));
-            } else if is_reserved(k.get_ref()) {
-                p.at(k.span(), format_args!("{} is set by authsome itself; remove it from [run.env]", k.get_ref()));
-            } else if let Some(owner) = assigned_vars.get(k.get_ref()) {
-                p.at(k.span(), format_args!("{} holds the placeholder of {owner}; remove it from [run.env]", k.get_ref()));
-            } else {
-                run.env.insert(k.get_ref().clone(), v.get_ref().clone());
-            }
-        }
-    }
-
+    let run = raw.run.as_ref().map(|r| c.run(r)).unwrap_or_default();
     if let Some(id) = raw.store.as_ref().map(|s| &s.id) {
         if !crate::providers::def::valid_name(id.get_ref()) {
-            p.at(id.span(), format_args!("store id {:?} must be lower-case letters, digits, '-' or '_'", id.get_ref()));
+            c.p.at(id.span(), format_args!("store id {:?} must be lower-case letters, digits, '-' or '_'", id.get_ref()));
         }
     }
-    if !p.lines.is_empty() {
-        return Err(Error::bad_input(p.lines.join("\n")));
+    if !c.p.lines.is_empty() {
+        return Err(Error::bad_input(c.p.lines.join("\n")));
     }
     Ok(Project {
         file: file.to_path_buf(),
@@ -597,10 +400,232 @@ pub fn parse(text: &str, file: &Path, registry: &mut Registry) -> Result<Project
     })
 }
 
-/// POSIX-portable variable name: a letter or `_`, then letters, digits or `_`.
-pub fn valid_env_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+/// The checks of one file, step by step, with what they share: the problems
+/// found so far, which requirement each variable belongs to, the CI variables taken.
+struct Checker<'a> {
+    p: Problems<'a>,
+    assigned_vars: BTreeMap<String, String>,
+    secret_envs: BTreeSet<String>,
+}
+
+/// One `[[providers.NAME]]` entry with where it was declared.
+type Entry<'r> = (&'r RawRequirement, std::ops::Range<usize>);
+
+impl Checker<'_> {
+    /// `[definitions]`: each file read, validated, named as its key, and added to `registry`.
+    fn definitions(&mut self, raw: &BTreeMap<Spanned<String>, Spanned<String>>, dir: &Path, registry: &mut Registry) -> Vec<Definition> {
+        let mut definitions = Vec::new();
+        for (name, path) in raw {
+            if !crate::providers::def::valid_name(name.get_ref()) {
+                self.p.at(name.span(), format_args!("provider name {:?} must be lower-case letters, digits, '-' or '_'", name.get_ref()));
+                continue;
+            }
+            let full = dir.join(path.get_ref());
+            let def = match std::fs::read_to_string(&full) {
+                Err(e) => {
+                    self.p.at(path.span(), format_args!("cannot read provider definition {}: {e}", full.display()));
+                    continue;
+                }
+                Ok(json) => match crate::providers::parse(&json, &full.display().to_string()) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        self.p.lines.push(e.message);
+                        continue;
+                    }
+                },
+            };
+            if &def.name != name.get_ref() {
+                self.p.at(path.span(), format_args!("{} defines provider {:?}, not {:?}", full.display(), def.name, name.get_ref()));
+                continue;
+            }
+            registry.add_project(def.clone(), full.clone());
+            definitions.push(Definition { name: def.name.clone(), path: full, def });
+        }
+        definitions
+    }
+
+    /// Every requirement of one `[providers.NAME]` (a table, an array of tables, or `true`).
+    fn provider(&mut self, name: &Spanned<String>, entry: &OneOrMany, registry: &Registry) -> Vec<Requirement> {
+        let provider = match registry.get(name.get_ref()) {
+            Ok(pr) => pr.clone(),
+            Err(_) => {
+                let mut msg = format!("unknown provider {:?}", name.get_ref());
+                if let Some(s) = registry.suggest(name.get_ref()) {
+                    msg.push_str(&format!(" (did you mean {s:?}?)"));
+                }
+                msg.push_str("; `authsome list` shows every provider, `[definitions]` adds your own");
+                self.p.at(name.span(), msg);
+                return Vec::new();
+            }
+        };
+        let entries: Vec<Entry> = match entry {
+            OneOrMany::One(r) => vec![(r, name.span())],
+            OneOrMany::Many(v) => v.iter().map(|r| (r.get_ref(), r.span())).collect(),
+        };
+        let primary = entries.iter().position(|(r, _)| r.connection.is_none()).unwrap_or(0);
+        let mut seen_connections: BTreeSet<Option<String>> = BTreeSet::new();
+        let mut out = Vec::new();
+        for (i, (r, span)) in entries.into_iter().enumerate() {
+            let connection = r.connection.as_ref().map(|c| c.get_ref().clone());
+            if let Some(c) = &r.connection {
+                if !crate::providers::def::valid_name(c.get_ref()) {
+                    self.p.at(c.span(), format_args!("connection name {:?} must be lower-case letters, digits, '-' or '_'", c.get_ref()));
+                }
+            }
+            if !seen_connections.insert(connection.clone()) {
+                let what = connection.as_deref().map_or("the default connection".to_owned(), |c| format!("connection {c:?}"));
+                let at = r.connection.as_ref().map_or(span.clone(), |c| c.span());
+                self.p.at(at, format_args!("{} declares {what} twice", name.get_ref()));
+                continue;
+            }
+            out.push(self.requirement(name.get_ref(), &provider.def, (r, span), connection, i == primary));
+        }
+        out
+    }
+
+    /// One requirement: its scopes, placeholder, variables and CI variable.
+    fn requirement(&mut self, name: &str, def: &ProviderDef, (r, span): Entry, connection: Option<String>, primary: bool) -> Requirement {
+        let scopes = self.scopes(name, def, r);
+        let placeholder = match (&connection, primary) {
+            (Some(c), false) => format!("{PLACEHOLDER}-{c}"),
+            _ => PLACEHOLDER.to_owned(),
+        };
+        let label = crate::text::connection_label(name, connection.as_deref());
+        let wanted = self.vars(def, r, &span, connection.as_deref(), primary);
+        let vars = self.claim_vars(&label, wanted);
+        let secret_env = self.secret_env(r);
+        Requirement {
+            provider: name.to_owned(),
+            connection,
+            scopes,
+            optional: r.optional,
+            vars,
+            placeholder,
+            secret_env,
+            primary,
+            location: Location::of(self.p.text, span.start),
+        }
+    }
+
+    /// `scopes`, checked, sorted and deduplicated.
+    fn scopes(&mut self, name: &str, def: &ProviderDef, r: &RawRequirement) -> Vec<String> {
+        let mut scopes: Vec<String> = Vec::new();
+        if let Some(s) = &r.scopes {
+            if def.auth_type == AuthType::ApiKey && !s.get_ref().is_empty() {
+                self.p.at(s.span(), format_args!("{name} uses an API key, which has no scopes; remove `scopes`"));
+            }
+            for scope in s.get_ref() {
+                if scope.get_ref().is_empty() || scope.get_ref().chars().any(|c| c.is_whitespace() || c == ',') {
+                    self.p.at(scope.span(), format_args!("scope {:?} must be non-empty without spaces or commas", scope.get_ref()));
+                }
+                scopes.push(scope.get_ref().clone());
+            }
+        }
+        scopes.sort();
+        scopes.dedup();
+        scopes
+    }
+
+    /// The variables a requirement asks for, with where: the provider's own
+    /// go to its primary requirement, the others get them suffixed with the
+    /// connection name; then `export`.
+    fn vars(
+        &mut self,
+        def: &ProviderDef,
+        r: &RawRequirement,
+        span: &std::ops::Range<usize>,
+        connection: Option<&str>,
+        primary: bool,
+    ) -> Vec<(String, std::ops::Range<usize>)> {
+        let mut vars = Vec::new();
+        let key_var = def.api_key.as_ref().and_then(|k| k.env_var.as_deref());
+        let mut own: Vec<&str> = def.exported_vars().chain(key_var).collect();
+        own.sort_unstable();
+        own.dedup();
+        for v in own {
+            let var = match (connection, primary) {
+                (Some(c), false) => format!("{v}_{}", c.to_ascii_uppercase().replace('-', "_")),
+                _ => v.to_owned(),
+            };
+            vars.push((var, span.clone()));
+        }
+        for v in &r.export {
+            if !crate::text::valid_env_name(v.get_ref()) {
+                self.p.at(v.span(), format_args!("{:?} is not a valid environment variable name", v.get_ref()));
+                continue;
+            }
+            vars.push((v.get_ref().clone(), v.span()));
+        }
+        vars
+    }
+
+    /// Keep the variables no other requirement holds and authsome does not set.
+    fn claim_vars(&mut self, label: &str, vars: Vec<(String, std::ops::Range<usize>)>) -> Vec<String> {
+        let mut kept = Vec::new();
+        for (var, at) in vars {
+            if crate::child_vars::is_reserved(var.as_str()) {
+                self.p.at(at, format_args!("{var} is set by authsome itself and cannot hold a placeholder"));
+                continue;
+            }
+            match self.assigned_vars.get(&var) {
+                Some(other) if other == label => {}
+                Some(other) => self.p.at(at, format_args!("{var} would hold the placeholders of both {other} and {label}")),
+                None => {
+                    self.assigned_vars.insert(var.clone(), label.to_owned());
+                    kept.push(var);
+                }
+            }
+        }
+        kept.sort();
+        kept.dedup();
+        kept
+    }
+
+    /// `secret_env`: a valid name no other requirement uses.
+    fn secret_env(&mut self, r: &RawRequirement) -> Option<String> {
+        match &r.secret_env {
+            Some(s) if !crate::text::valid_env_name(s.get_ref()) => {
+                self.p.at(s.span(), format_args!("{:?} is not a valid environment variable name", s.get_ref()));
+                None
+            }
+            Some(s) if !self.secret_envs.insert(s.get_ref().clone()) => {
+                self.p.at(s.span(), format_args!("{} is already the secret_env of another requirement", s.get_ref()));
+                None
+            }
+            Some(s) => Some(s.get_ref().clone()),
+            None => None,
+        }
+    }
+
+    /// `[run]`: a non-empty command, and plain variables that neither
+    /// authsome nor a placeholder owns.
+    fn run(&mut self, r: &RawRun) -> Run {
+        let mut run = Run::default();
+        if let Some(c) = &r.command {
+            let cmd = &c.get_ref().0;
+            let empty = match cmd {
+                RunCommand::Shell(s) => s.trim().is_empty(),
+                RunCommand::Argv(v) => v.first().is_none_or(|a| a.is_empty()),
+            };
+            if empty {
+                self.p.at(c.span(), "command is empty; remove it to get an interactive shell");
+            }
+            run.command = Some(cmd.clone());
+        }
+        run.no_fence = r.fence == Some(false);
+        for (k, v) in &r.env {
+            if !crate::text::valid_env_name(k.get_ref()) {
+                self.p.at(k.span(), format_args!("{:?} is not a valid environment variable name", k.get_ref()));
+            } else if crate::child_vars::is_reserved(k.get_ref()) {
+                self.p.at(k.span(), format_args!("{} is set by authsome itself; remove it from [run.env]", k.get_ref()));
+            } else if let Some(owner) = self.assigned_vars.get(k.get_ref()) {
+                self.p.at(k.span(), format_args!("{} holds the placeholder of {owner}; remove it from [run.env]", k.get_ref()));
+            } else {
+                run.env.insert(k.get_ref().clone(), v.get_ref().clone());
+            }
+        }
+        run
+    }
 }
 
 #[cfg(test)]
@@ -777,5 +802,20 @@ connection = "work-bot"
     fn locations_count_characters() {
         assert_eq!(Location::of("ab\ncé\nx", 7), Location { line: 3, column: 1 });
         assert_eq!(Location::of("ab\ncéd", 6), Location { line: 2, column: 3 });
+    }
+
+    #[test]
+    fn the_nearest_regular_file_wins() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().canonicalize().unwrap();
+        let inner = root.join("a/b/c");
+        std::fs::create_dir_all(&inner).unwrap();
+        assert_eq!(find(&inner), None);
+        std::fs::write(root.join("a").join(FILE_NAME), "").unwrap();
+        assert_eq!(find(&inner), Some(root.join("a").join(FILE_NAME)));
+        std::fs::write(root.join("a/b").join(FILE_NAME), "").unwrap();
+        assert_eq!(find(&inner), Some(root.join("a/b").join(FILE_NAME)));
+        std::fs::create_dir(inner.join(FILE_NAME)).unwrap();
+        assert_eq!(find(&inner), Some(root.join("a/b").join(FILE_NAME)));
     }
 }

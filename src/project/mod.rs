@@ -6,17 +6,12 @@
 //! - [`config`]: finding and parsing the file into a checked [`Project`];
 //! - [`trust`]: the file is inert until `authsome allow` (bound to path + content);
 //! - [`requirements`]: each requirement against the vault, with the exact fix;
-//! - [`env`]: the environment a child of an active project sees;
-//! - [`routes`]: what the proxy serves for a project, CI secrets included;
-//! - [`helper`]: `exec`'s proxy in a helper process, so the command keeps authsome's PID;
-//! - [`watch`]: noticing edits to `authsome.toml` while `up` runs.
+//!
+//! What a run of a project serves and shows its child is the launch layer's
+//! business (`crate::launch`); this module is the model it starts from.
 
 pub mod config;
-pub mod env;
-pub mod helper;
-pub mod requirements;
-pub mod routes;
-pub mod trust;
-pub mod watch;
+pub(crate) mod requirements;
+pub(crate) mod trust;
 
-pub use config::{find, Project, Requirement, RunCommand, UndeclaredHosts, FILE_NAME};
+pub use config::{find, locate, Project, Requirement, RunCommand, UndeclaredHosts, FILE_NAME};

@@ -7,6 +7,7 @@
 //! scopes (too few scopes).
 
 use super::config::{Project, Requirement};
+use crate::fix::LoginFix;
 use crate::providers::{AuthType, Flow, Registry};
 use crate::vault::{Connection, Status, VaultData};
 use std::collections::BTreeSet;
@@ -81,13 +82,23 @@ pub struct Check {
     /// Scopes a (re-)login must ask for; `None` means the provider's defaults.
     pub login_scopes: Option<Vec<String>>,
     /// The exact command that fixes it; `None` when met.
-    pub fix: Option<String>,
+    pub fix: Option<LoginFix>,
+    /// The connection's base URL and login values, which decide its hosts.
+    pub binding: crate::providers::Binding,
 }
 
 impl Check {
     /// Whether this blocks a run: unmet and not optional.
     pub fn blocks(&self) -> bool {
         !self.state.is_met() && !self.requirement.optional
+    }
+    /// `github` or `github (work)`: the connection named when it is not the plain default.
+    pub fn label(&self) -> String {
+        crate::text::connection_label(&self.requirement.provider, self.connection_flag())
+    }
+    /// The fix command as text (empty when met).
+    pub fn fix_text(&self) -> String {
+        self.fix.as_ref().map(LoginFix::to_string).unwrap_or_default()
     }
     /// The connection flag a login needs (`None` for the plain `default`).
     pub fn connection_flag(&self) -> Option<&str> {
@@ -112,7 +123,7 @@ impl Check {
             "expires_at": self.expires_at.map(crate::fmt_time),
             "secret_env": self.requirement.secret_env,
             "vars": self.requirement.vars,
-            "fix": self.fix,
+            "fix": self.fix.as_ref().map(LoginFix::to_string),
         })
     }
 }
@@ -188,27 +199,29 @@ fn evaluate_one(index: usize, r: &Requirement, registry: &Registry, data: &Vault
         granted,
         expires_at: conn.and_then(|c| c.expires_at),
         login_scopes,
+        binding: conn.map(|c| crate::providers::Binding { base_url: c.base_url.clone(), values: c.values.clone() }).unwrap_or_default(),
         fix: None,
     };
     if !check.state.is_met() {
-        check.fix = Some(login_command(&check, profile));
+        check.fix =
+            Some(LoginFix::new(&check.requirement.provider, check.connection_flag()).scopes(check.login_scopes.clone()).profile(profile));
     }
     check
 }
 
-/// `authsome login PROVIDER [--connection NAME] [--scopes a,b] [--profile P]`.
-pub fn login_command(check: &Check, profile: &str) -> String {
-    let mut cmd = format!("authsome login {}", check.requirement.provider);
-    if let Some(c) = check.connection_flag() {
-        cmd.push_str(&format!(" --connection {c}"));
+/// The one-line explanation of an unmet requirement, with its exact fix.
+pub fn unmet_line(c: &Check) -> String {
+    let mut line = format!("{}: {}; fix: {}", c.label(), c.state.describe(), c.fix_text());
+    if let Some(v) = &c.requirement.secret_env {
+        line.push_str(&format!(" (or set {v})"));
     }
-    if let Some(s) = &check.login_scopes {
-        cmd.push_str(&format!(" --scopes {}", super::trust::shell_quote(&s.join(","))));
-    }
-    if profile != crate::paths::DEFAULT_PROFILE {
-        cmd.push_str(&format!(" --profile {profile}"));
-    }
-    cmd
+    line
+}
+
+/// Error for a project whose required connections are not all met (exit 4).
+pub fn unmet_error(checks: &[Check]) -> Option<crate::error::Error> {
+    let lines: Vec<String> = checks.iter().filter(|c| c.blocks()).map(unmet_line).collect();
+    (!lines.is_empty()).then(|| crate::error::Error::login(lines.join("\n")))
 }
 
 #[cfg(test)]
@@ -225,9 +238,7 @@ mod tests {
     }
 
     fn oauth(provider: &str, name: &str, scopes: &[&str]) -> Connection {
-        let mut c = Connection::api_key(provider, name, Secret::new("x"));
-        c.api_key = None;
-        c.access_token = Some(Secret::new("tok"));
+        let mut c = Connection::oauth(provider, name, Secret::new("tok"));
         c.scopes = scopes.iter().map(|s| s.to_string()).collect();
         c.account = Some("octocat".into());
         c
@@ -250,13 +261,16 @@ mod tests {
 
         let gh = by("github");
         assert_eq!(gh.state, State::MissingScopes(vec!["workflow".into()]));
-        assert_eq!(gh.fix.as_deref(), Some("authsome login github --connection work --scopes repo,read:user,workflow"));
+        assert_eq!(
+            gh.fix.as_ref().map(LoginFix::to_string).as_deref(),
+            Some("authsome login github --connection work --scopes repo,read:user,workflow")
+        );
         assert_eq!(gh.account.as_deref(), Some("octocat"));
 
         assert_eq!(by("openai").state, State::NotLoggedIn);
-        assert_eq!(by("openai").fix.as_deref(), Some("authsome login openai"));
+        assert_eq!(by("openai").fix.as_ref().map(LoginFix::to_string).as_deref(), Some("authsome login openai"));
         assert_eq!(by("discord").state, State::ClientMissing);
-        assert_eq!(by("discord").fix.as_deref(), Some("authsome login discord"));
+        assert_eq!(by("discord").fix.as_ref().map(LoginFix::to_string).as_deref(), Some("authsome login discord"));
         assert!(by("discord").blocks());
         assert!(!by("linear").blocks(), "optional requirements never block");
     }
@@ -270,7 +284,11 @@ mod tests {
         data.put_connection(c.clone());
         let check = &evaluate(&p, &reg, &data, &no_env, "default", 1000)[0];
         assert_eq!(check.state, State::Expired);
-        assert_eq!(check.fix.as_deref(), Some("authsome login github"), "granted scopes equal the defaults: no --scopes");
+        assert_eq!(
+            check.fix.as_ref().map(LoginFix::to_string).as_deref(),
+            Some("authsome login github"),
+            "granted scopes equal the defaults: no --scopes"
+        );
         c.refresh_token = Some(Secret::new("r"));
         data.put_connection(c);
         let check = &evaluate(&p, &reg, &data, &no_env, "default", 1000)[0];
@@ -285,7 +303,10 @@ mod tests {
         data.clients.insert("github".into(), ClientCredentials { client_id: "id".into(), client_secret: None, registered_at: None });
         let check = &evaluate(&p, &reg, &data, &no_env, "work-profile", 0)[0];
         assert_eq!(check.state, State::NotLoggedIn);
-        assert_eq!(check.fix.as_deref(), Some("authsome login github --scopes repo,read:user,workflow --profile work-profile"));
+        assert_eq!(
+            check.fix.as_ref().map(LoginFix::to_string).as_deref(),
+            Some("authsome login github --scopes repo,read:user,workflow --profile work-profile")
+        );
     }
 
     #[test]
@@ -295,7 +316,7 @@ mod tests {
         data.defaults.insert("openai".into(), "team".into());
         let check = &evaluate(&p, &reg, &data, &no_env, "default", 0)[0];
         assert_eq!(check.connection, "team");
-        assert_eq!(check.fix.as_deref(), Some("authsome login openai --connection team"));
+        assert_eq!(check.fix.as_ref().map(LoginFix::to_string).as_deref(), Some("authsome login openai --connection team"));
         data.put_connection(Connection::api_key("openai", "team", Secret::new("k")));
         assert!(evaluate(&p, &reg, &data, &no_env, "default", 0)[0].state.is_met());
     }

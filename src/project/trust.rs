@@ -10,10 +10,10 @@
 //!
 //! Records live in `<home>/trust/<sha256(path)>.json`; `deny` deletes the record.
 
-use super::config::Project;
+use super::config::{Definition, Project, Requirement, Run};
 use crate::error::{Error, Result};
-use crate::paths::{ensure_private_dir, Home};
-use std::io::IsTerminal;
+use crate::fsutil::ensure_private_dir;
+use crate::paths::Home;
 use std::path::{Path, PathBuf};
 
 /// Whether a project may be activated.
@@ -45,47 +45,60 @@ struct Record {
     allowed_at: u64,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn sha256(data: &[u8]) -> String {
-    hex(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
+    crate::text::hex(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
 }
 
 /// The canonical description of everything that decides what a run can do.
 /// Field order is fixed here; maps are sorted; comments and layout never appear.
+///
+/// Every struct is destructured without `..`, so a field added to the model
+/// does not compile until it is either part of the digest or named here as
+/// not deciding anything.
 pub fn canonical(project: &Project) -> serde_json::Value {
-    let requirements: Vec<_> = project
-        .requirements
+    // Where the file is decides nothing beyond the path trust is bound to.
+    let Project { file: _, dir: _, requirements, definitions, run, undeclared_hosts, store_id } = project;
+    let requirements: Vec<_> = requirements.iter().map(canonical_requirement).collect();
+    let definitions: Vec<_> = definitions
         .iter()
-        .map(|r| {
-            serde_json::json!({
-                "provider": r.provider,
-                "connection": r.connection,
-                "scopes": r.scopes,
-                "optional": r.optional,
-                "vars": r.vars,
-                "placeholder": r.placeholder,
-                "secret_env": r.secret_env,
-            })
+        .map(|d| {
+            let Definition { name, path, def } = d;
+            serde_json::json!({"name": name, "path": path, "definition": def})
         })
         .collect();
-    let definitions: Vec<_> =
-        project.definitions.iter().map(|d| serde_json::json!({"name": d.name, "path": d.path, "definition": d.def})).collect();
+    let Run { command, env, no_fence } = run;
     let mut v = serde_json::json!({
         "version": 1,
         "requirements": requirements,
         "definitions": definitions,
-        "command": project.run.command,
-        "env": project.run.env,
-        "undeclared_hosts": project.undeclared_hosts.as_str(),
+        "command": command,
+        "env": env,
+        "undeclared_hosts": undeclared_hosts.as_str(),
     });
-    // Only when present, so files without it keep the digest they were trusted with.
-    if let Some(id) = &project.store_id {
+    // Only present when turned off, so files allowed before it existed keep their trust.
+    if *no_fence {
+        v["fence"] = serde_json::Value::Bool(false);
+    }
+    // Likewise only when present: the team store the project requires.
+    if let Some(id) = store_id {
         v["store"] = serde_json::json!(id);
     }
     v
+}
+
+fn canonical_requirement(r: &Requirement) -> serde_json::Value {
+    // `primary` and `location` follow from the order and layout of the file:
+    // the placeholders they decide are part of the digest themselves.
+    let Requirement { provider, connection, scopes, optional, vars, placeholder, secret_env, primary: _, location: _ } = r;
+    serde_json::json!({
+        "provider": provider,
+        "connection": connection,
+        "scopes": scopes,
+        "optional": optional,
+        "vars": vars,
+        "placeholder": placeholder,
+        "secret_env": secret_env,
+    })
 }
 
 /// SHA-256 of [`canonical`], hex.
@@ -133,16 +146,7 @@ pub fn deny(home: &Home, file: &Path) -> Result<bool> {
 
 /// The command that trusts this project, as users should type it.
 pub fn allow_command(project: &Project) -> String {
-    format!("authsome allow {}", shell_quote(&project.dir.display().to_string()))
-}
-
-/// Quote `s` for a POSIX shell when it needs it.
-pub fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-:,=+@%".contains(&b)) {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
+    format!("authsome allow {}", crate::text::shell_quote(&project.dir.display().to_string()))
 }
 
 /// The one line shown when an untrusted project is about to be activated.
@@ -172,30 +176,10 @@ pub fn summary(project: &Project) -> String {
         out.push_str(&format!("  env       {k}\n"));
     }
     out.push_str(&format!("  proxy     undeclared hosts: {}\n", project.undeclared_hosts.as_str()));
+    if project.run.no_fence {
+        out.push_str("  fence     off: the command can read the authsome home and signal authsome\n");
+    }
     out
-}
-
-/// Make sure `project` may be activated. Allowed: fine. Otherwise, on a
-/// terminal, show what it asks for and offer to allow it; without one (CI,
-/// pipes, `exec`) never prompt: fail with one line naming the command to run.
-pub fn require(home: &Home, project: &Project, may_prompt: bool) -> Result<()> {
-    let state = check(home, project);
-    if state == Trust::Allowed {
-        return Ok(());
-    }
-    let interactive = may_prompt && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    if !interactive {
-        return Err(Error::bad_input(refusal(project, &state)));
-    }
-    let verb = if state == Trust::Changed { "changed since you allowed it" } else { "is not allowed yet" };
-    eprintln!("{} {verb}. It asks for:\n{}", project.file.display(), summary(project));
-    let answer = crate::ui::prompt_line("Allow it? [y/N] ").map_err(|e| Error::other(format!("cannot read the answer: {e}")))?;
-    if matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
-        allow(home, project)?;
-        Ok(())
-    } else {
-        Err(Error::bad_input(refusal(project, &state)))
-    }
 }
 
 #[cfg(test)]
@@ -243,16 +227,9 @@ mod tests {
         assert_eq!(check(&home, &p), Trust::Allowed);
         let edited = project(&BASE.replace("make", "make clean"));
         assert_eq!(check(&home, &edited), Trust::Changed);
-        assert!(require(&home, &edited, false).unwrap_err().message.contains("authsome allow /p"));
+        assert!(refusal(&edited, &check(&home, &edited)).contains("changed since it was allowed; review it, then run `authsome allow /p`"));
         assert!(deny(&home, &p.file).unwrap());
         assert_eq!(check(&home, &p), Trust::NotAllowed);
         assert!(!deny(&home, &p.file).unwrap());
-    }
-
-    #[test]
-    fn quoting_is_only_added_when_needed() {
-        assert_eq!(shell_quote("/home/me/bot"), "/home/me/bot");
-        assert_eq!(shell_quote("/home/me/my bot"), "'/home/me/my bot'");
-        assert_eq!(shell_quote("/it's"), "'/it'\\''s'");
     }
 }

@@ -1,6 +1,6 @@
 //! `api_url` entries: which requests may receive a provider's credential.
 //!
-//! Three forms (SPEC §3): a bare host (`discord.com`), a URL whose path is a
+//! Three forms (README.md, `api_url`): a bare host (`discord.com`), a URL whose path is a
 //! prefix constraint (`https://api.example.com/v2`), or `regex:<pattern>`
 //! matched against the whole host name. The proxy asks two questions: "may I
 //! decrypt this CONNECT?" ([`HostPattern::matches_host`]) and "may this request
@@ -43,7 +43,7 @@ impl HostPattern {
         }
         if entry.contains("://") {
             let url = url::Url::parse(entry).map_err(|e| format!("invalid URL {entry:?}: {e}"))?;
-            if url.scheme() != "https" && !(url.scheme() == "http" && is_loopback_host(url.host_str().unwrap_or(""))) {
+            if url.scheme() != "https" && !(url.scheme() == "http" && crate::text::is_loopback_host(url.host_str().unwrap_or(""))) {
                 return Err(format!("{entry:?} must use https"));
             }
             let host = url.host_str().ok_or_else(|| format!("{entry:?} has no host"))?.to_ascii_lowercase();
@@ -85,6 +85,16 @@ impl HostPattern {
         }
     }
 
+    /// How specific a match on this entry is, for the shared-host rule: a path
+    /// prefix beats a bare host (longer prefixes first), which beats a regex.
+    pub fn specificity(&self) -> (u8, usize) {
+        match self {
+            HostPattern::Prefix { path, .. } => (2, path.len()),
+            HostPattern::Host { .. } => (1, 0),
+            HostPattern::Regex { .. } => (0, 0),
+        }
+    }
+
     /// The DNS subtree a certificate authority may be constrained to for this
     /// entry: the host itself, or the literal domain suffix a regex ends with.
     /// `None` when a regex has no such suffix (it cannot be constrained).
@@ -123,12 +133,6 @@ fn literal_suffix(pattern: &str) -> Option<String> {
     // Only whole labels count: the suffix must start right after a literal dot.
     let s = s.strip_prefix('.')?;
     (s.split('.').count() >= 2 && s.split('.').all(|l| !l.is_empty())).then(|| s.to_owned())
-}
-
-/// Loopback names and addresses, where plain http is acceptable.
-pub fn is_loopback_host(host: &str) -> bool {
-    let h = host.trim_start_matches('[').trim_end_matches(']');
-    h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

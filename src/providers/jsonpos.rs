@@ -15,15 +15,7 @@ pub fn locate(text: &str, pointer: &str) -> (usize, usize) {
             None => break,
         }
     }
-    line_col(text, pos)
-}
-
-/// 1-based line and column of byte offset `pos` (columns count characters).
-pub fn line_col(text: &str, pos: usize) -> (usize, usize) {
-    let before = &text[..pos.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
+    crate::text::line_col(text, pos)
 }
 
 fn skip_ws(b: &[u8], mut i: usize) -> usize {

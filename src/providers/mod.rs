@@ -4,7 +4,10 @@
 
 pub mod def;
 pub mod hosts;
-pub mod jsonpos;
+pub(crate) mod jsonpos;
+pub mod page;
+pub mod parts;
+pub mod values;
 
 pub use def::{ApiKeyDef, AuthType, ExportSource, Flow, KeyLocation, OAuthDef, ProviderDef, PLACEHOLDER};
 pub use hosts::HostPattern;
@@ -17,6 +20,25 @@ use std::path::{Path, PathBuf};
 mod bundled {
     include!(concat!(env!("OUT_DIR"), "/bundled_providers.rs"));
 }
+
+/// Variables exported by more than one bundled provider, because those
+/// providers are alternative ways into the same account (an API and its MCP
+/// server take the same token). Only one of each pair is normally connected;
+/// if both are, the child sees the same placeholder either way. Every other
+/// bundled variable belongs to exactly one provider (checked by the test suite).
+pub const SHARED_VARIABLES: &[(&str, &[&str])] = &[
+    ("CLOUDFLARE_API_TOKEN", &["cloudflare", "cloudflare-mcp"]),
+    ("GH_TOKEN", &["github", "github-mcp"]),
+    ("NOTION_ACCESS_TOKEN", &["notion", "notion-mcp"]),
+    ("SENTRY_AUTH_TOKEN", &["sentry", "sentry-mcp"]),
+];
+
+/// Registrable domains under which a bundled regex or templated host may
+/// match more than one host: each belongs to the provider itself, so
+/// `<anything>.<domain>` is still that provider's. Any other pattern needs a
+/// literal suffix of at least three labels (`api.mailchimp.com`).
+pub const REGISTRABLE_DOMAINS: &[&str] =
+    &["googleapis.com", "githubusercontent.com", "linear.app", "pinecone.io", "myshopify.com", "zendesk.com", "freshdesk.com"];
 
 /// The embedded provider files as (name, JSON text), sorted by name.
 pub fn bundled_files() -> &'static [(&'static str, &'static str)] {
@@ -54,15 +76,46 @@ pub struct Provider {
     pub source: Source,
     /// The file it was read from (none for bundled ones).
     pub path: Option<PathBuf>,
-    /// `api_url` entries, compiled.
+    /// `api_url` entries, compiled for [`Provider::binding`]; an entry whose
+    /// `{value}` is not filled is left out, so it matches nothing.
     pub hosts: Vec<HostPattern>,
+    /// The connection values the hosts and endpoints were bound to.
+    pub binding: Binding,
+}
+
+/// What a connection fills into a templated definition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Binding {
+    /// `--base-url` given at login, when it overrides `oauth.base_url`.
+    pub base_url: Option<String>,
+    /// `connection_values` given at login.
+    pub values: BTreeMap<String, String>,
 }
 
 impl Provider {
-    /// Validate `def` and compile its hosts.
+    /// Validate `def` and compile its hosts (no connection bound yet).
     fn new(def: ProviderDef, source: Source, path: Option<PathBuf>) -> Provider {
-        let hosts = def.api_url.entries().iter().filter_map(|e| HostPattern::parse(e).ok()).collect();
-        Provider { def, source, path, hosts }
+        Provider { def, source, path, hosts: Vec::new(), binding: Binding::default() }.bound(None, &BTreeMap::new())
+    }
+
+    /// This provider as one connection sees it: `{base_url}` and `{name}`
+    /// filled from the connection. A connection whose base URL overrides the
+    /// definition's keeps only the entries built from it: a GitHub Enterprise
+    /// token never reaches api.github.com.
+    pub fn bound(&self, base_url: Option<&str>, values: &BTreeMap<String, String>) -> Provider {
+        let default_base = self.def.oauth.as_ref().and_then(|o| o.base_url.as_deref());
+        let overridden = base_url.filter(|b| Some(b.trim_end_matches('/')) != default_base.map(|d| d.trim_end_matches('/')));
+        let hosts = self
+            .def
+            .api_url
+            .entries()
+            .iter()
+            .filter(|e| overridden.is_none() || e.contains("{base_url}"))
+            .filter_map(|e| self.def.bind(e, overridden.or(default_base), values))
+            .filter_map(|e| HostPattern::parse(&e).ok())
+            .collect();
+        let binding = Binding { base_url: overridden.map(str::to_owned), values: values.clone() };
+        Provider { hosts, binding, ..self.clone() }
     }
 
     /// Provider identifier.
@@ -115,11 +168,7 @@ impl Registry {
     /// Bundled definitions plus every override in `<home>/providers`.
     /// A broken override is an error (exit 2), never silently skipped.
     pub fn load(home: &Home) -> Result<Registry> {
-        let mut reg = Registry::default();
-        for (name, text) in bundled_files() {
-            let def = parse(text, &format!("<bundled>/{name}.json")).map_err(|e| Error::other(e.message))?;
-            reg.providers.insert(def.name.clone(), Provider::new(def, Source::Bundled, None));
-        }
+        let mut reg = Registry::bundled()?;
         let dir = home.providers_dir();
         if let Ok(entries) = std::fs::read_dir(&dir) {
             let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
@@ -137,6 +186,18 @@ impl Registry {
                 }
                 reg.providers.insert(def.name.clone(), Provider::new(def, Source::Custom, Some(path)));
             }
+        }
+        Ok(reg)
+    }
+
+    /// The definitions embedded in the binary alone (no home, no overrides):
+    /// what a component that knows nothing of homes, such as the proxy's own
+    /// tests, starts from.
+    pub fn bundled() -> Result<Registry> {
+        let mut reg = Registry::default();
+        for (name, text) in bundled_files() {
+            let def = parse(text, &format!("<bundled>/{name}.json")).map_err(|e| Error::other(e.message))?;
+            reg.providers.insert(def.name.clone(), Provider::new(def, Source::Bundled, None));
         }
         Ok(reg)
     }

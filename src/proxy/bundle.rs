@@ -1,8 +1,9 @@
-//! The combined CA bundle a child trusts (SPEC §4): the system roots plus every
-//! run CA, in one PEM file of mode 0600 under `<home>/run`. It is rewritten
+//! The combined CA bundle a child trusts: the system roots plus every run CA,
+//! in one PEM file of mode 0600 in a private directory the caller chooses. It is rewritten
 //! atomically when a CA is added, so a client never reads half a file, and
 //! removed when the proxy stops.
 
+use crate::error::{Error, Result};
 use base64::Engine as _;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -48,9 +49,9 @@ impl BundleFile {
     }
 
     /// Write system roots + `ca_pems` atomically, mode 0600, in a private directory.
-    pub fn write(&self, ca_pems: &[String]) -> Result<(), String> {
+    pub fn write(&self, ca_pems: &[String]) -> Result<()> {
         if let Some(dir) = self.path.parent() {
-            crate::paths::ensure_private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            crate::fsutil::ensure_private_dir(dir).map_err(|e| Error::other(format!("cannot create {}: {e}", dir.display())))?;
         }
         let mut text = String::from(system_roots_pem());
         for pem in ca_pems {
@@ -60,11 +61,15 @@ impl BundleFile {
             }
         }
         crate::fsutil::atomic_write(&self.path, text.as_bytes(), 0o600)
-            .map_err(|e| format!("cannot write the CA bundle {}: {e}", self.path.display()))
+            .map_err(|e| Error::other(format!("cannot write the CA bundle {}: {e}", self.path.display())))
     }
 
-    /// Delete the file (idempotent).
+    /// Delete the file (idempotent), and its directory when that is now
+    /// empty (a run's own; a shared directory keeps its other files).
     pub fn remove(&self) {
         let _ = std::fs::remove_file(&self.path);
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }

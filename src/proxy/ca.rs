@@ -10,6 +10,7 @@
 //! list: a host outside every existing CA's constraints gets a new CA, and each
 //! leaf is minted by the CA whose constraints cover it.
 
+use crate::error::{Error, Result};
 use rcgen::{
     BasicConstraints, CertificateParams, CidrSubnet, DnType, ExtendedKeyUsagePurpose, GeneralSubtree, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, NameConstraints,
@@ -45,11 +46,12 @@ impl RunCa {
     /// A new CA permitted to vouch only for `constraints` (DNS subtrees, e.g.
     /// `api.github.com`). An empty list is refused: an unconstrained CA is
     /// exactly what this design exists to avoid.
-    pub fn new(constraints: &[String]) -> Result<RunCa, String> {
+    pub fn new(constraints: &[String]) -> Result<RunCa> {
         if constraints.is_empty() {
-            return Err("a run CA needs at least one name constraint".into());
+            return Err(Error::other("a run CA needs at least one name constraint"));
         }
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| format!("CA key generation failed: {e}"))?;
+        let key =
+            KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| Error::other(format!("CA key generation failed: {e}")))?;
         let mut params = CertificateParams::default();
         params.distinguished_name.push(DnType::CommonName, "authsome run CA (constrained, in-memory)");
         params.distinguished_name.push(DnType::OrganizationName, "authsome");
@@ -66,7 +68,7 @@ impl RunCa {
         let not_after = now + CA_VALIDITY.as_secs();
         set_validity(&mut params, now.saturating_sub(BACKDATE.as_secs()), not_after);
         params.serial_number = Some(random_serial());
-        let cert = params.self_signed(&key).map_err(|e| format!("CA certificate generation failed: {e}"))?;
+        let cert = params.self_signed(&key).map_err(|e| Error::other(format!("CA certificate generation failed: {e}")))?;
         Ok(RunCa {
             der: cert.der().clone(),
             pem: cert.pem(),
@@ -100,10 +102,12 @@ impl RunCa {
     /// Mint a leaf certificate for `host` and return (certificate chain, key).
     /// Minting does not check the constraints — relying parties do, which is
     /// the point: a leaf for a host outside them is useless.
-    pub fn issue(&self, host: &str) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    pub fn issue(&self, host: &str) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
         let host = normalize(host);
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| format!("leaf key generation failed: {e}"))?;
-        let mut params = CertificateParams::new(vec![host.clone()]).map_err(|e| format!("invalid host name {host:?}: {e}"))?;
+        let key =
+            KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| Error::other(format!("leaf key generation failed: {e}")))?;
+        let mut params =
+            CertificateParams::new(vec![host.clone()]).map_err(|e| Error::other(format!("invalid host name {host:?}: {e}")))?;
         params.distinguished_name.push(DnType::CommonName, host.clone());
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -112,7 +116,7 @@ impl RunCa {
         let now = crate::fsutil::now_unix();
         set_validity(&mut params, now.saturating_sub(BACKDATE.as_secs()), self.not_after_unix);
         params.serial_number = Some(random_serial());
-        let cert = params.signed_by(&key, &self.issuer).map_err(|e| format!("leaf certificate for {host} failed: {e}"))?;
+        let cert = params.signed_by(&key, &self.issuer).map_err(|e| Error::other(format!("leaf certificate for {host} failed: {e}")))?;
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         Ok((vec![cert.der().clone()], key))
     }
@@ -150,7 +154,7 @@ impl CaSet {
     /// Make sure every constraint in `needed` is covered, creating one new CA
     /// for those that are not. Returns whether a CA was added (the bundle
     /// file must then be rewritten).
-    pub fn cover(&self, needed: &[String]) -> Result<bool, String> {
+    pub fn cover(&self, needed: &[String]) -> Result<bool> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let mut missing: Vec<String> = needed.iter().map(|n| normalize(n)).filter(|n| !inner.cas.iter().any(|ca| ca.covers(n))).collect();
         missing.sort();
@@ -179,22 +183,22 @@ impl CaSet {
 
     /// A TLS server configuration presenting a leaf for `host` (minted by the
     /// covering CA on first use, then cached), offering ALPN h2 and http/1.1.
-    pub fn server_config(&self, host: &str) -> Result<Arc<ServerConfig>, String> {
+    pub fn server_config(&self, host: &str) -> Result<Arc<ServerConfig>> {
         let host = normalize(host);
         let ca = {
             let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(cfg) = inner.leaves.get(&host) {
                 return Ok(cfg.clone());
             }
-            inner.cas.iter().find(|ca| ca.covers(&host)).cloned().ok_or_else(|| format!("no run CA may vouch for {host}"))?
+            inner.cas.iter().find(|ca| ca.covers(&host)).cloned().ok_or_else(|| Error::other(format!("no run CA may vouch for {host}")))?
         };
         let (chain, key) = ca.issue(&host)?;
         let mut cfg = ServerConfig::builder_with_provider(crate::net::tls::provider())
             .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
+            .map_err(|e| Error::other(e.to_string()))?
             .with_no_client_auth()
             .with_single_cert(chain, key)
-            .map_err(|e| format!("leaf for {host} unusable: {e}"))?;
+            .map_err(|e| Error::other(format!("leaf for {host} unusable: {e}")))?;
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let cfg = Arc::new(cfg);
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).leaves.insert(host, cfg.clone());

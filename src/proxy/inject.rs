@@ -1,4 +1,4 @@
-//! The injection rule (SPEC §5.3–5.4) as pure functions over request parts,
+//! The injection rule (README.md, ARCHITECTURE.md) as pure functions over request parts,
 //! so every branch is unit-testable without sockets.
 //!
 //! The caller has already checked that CONNECT authority, SNI and Host agree;
@@ -7,8 +7,10 @@
 //! the credential is written (Bearer, API-key header, Basic, query parameter).
 
 use super::Route;
+use crate::error::{Error, Result};
+use crate::providers::def::BasicPosition;
 use crate::providers::{AuthType, KeyLocation, Provider};
-use crate::vault::Secret;
+use crate::secret::Secret;
 use base64::Engine as _;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 
@@ -34,23 +36,86 @@ pub enum Decision<'a> {
 }
 
 /// Pick the route for a request to `host:port` + `path` (no query).
-/// Among the matching provider's connections, the one whose placeholder the
-/// request carries in the credential position wins, else the default one.
+///
+/// The shared-host rule (README, "Providers"): a route is *named* by the
+/// request when its own placeholder sits in its own credential position
+/// (`x-goog-api-key: authsome-proxy-managed` names Gemini, `Authorization:
+/// Bearer authsome-proxy-managed` names Google). The route named most exactly
+/// wins; among equals, the most specific `api_url` entry (longest path prefix,
+/// then exact host, then regex); then the default connection; then the
+/// provider name, so the choice never depends on the order of routes.
 pub fn decide<'a>(routes: &'a [Route], host: &str, port: u16, path: &str, parts: &http::request::Parts) -> Decision<'a> {
-    let matching: Vec<&Route> = routes.iter().filter(|r| r.provider.hosts.iter().any(|h| h.matches_request(host, port, path))).collect();
-    let Some(first) = matching.first() else {
+    let best = routes
+        .iter()
+        .filter_map(|r| {
+            let spec = r.provider.hosts.iter().filter(|h| h.matches_request(host, port, path)).map(|h| h.specificity()).max()?;
+            Some((naming(r, parts), spec, r.is_default, std::cmp::Reverse(r.provider.name()), r))
+        })
+        .max_by(|a, b| (a.0, a.1, a.2, &a.3).cmp(&(b.0, b.1, b.2, &b.3)));
+    let Some((.., route)) = best else {
         return Decision::NoRoute;
     };
-    let presented = presented_values(&first.provider, parts);
-    let route = matching
-        .iter()
-        .find(|r| presented.contains(&r.placeholder))
-        .or_else(|| matching.iter().find(|r| r.provider.name() == first.provider.name() && r.is_default))
-        .unwrap_or(first);
     if is_oauth_endpoint(&route.provider, host, port, path) {
         return Decision::Skip { route, reason: "the provider's own OAuth endpoint never receives an injected credential" };
     }
     Decision::Inject { route }
+}
+
+/// How exactly the request names `route`: 2 when its placeholder is written
+/// in the route's own credential format (`Bearer <placeholder>`, the
+/// provider's header prefix, its query parameter, a Basic half), 1 when it
+/// is only the last word of that header (`token <placeholder>`, as gh
+/// sends), 0 when absent.
+fn naming(route: &Route, parts: &http::request::Parts) -> u8 {
+    let ph = route.placeholder.as_str();
+    let header_values = |name: &str| -> Vec<String> {
+        parts.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).map(|v| v.trim().to_owned()).collect()
+    };
+    let in_header = |name: &str, prefix: Option<&str>| -> u8 {
+        let exact = prefixed(prefix, ph);
+        header_values(name)
+            .iter()
+            .map(|v| if v.eq_ignore_ascii_case(&exact) && v.ends_with(ph) { 2 } else { u8::from(v.rsplit(' ').next() == Some(ph)) })
+            .max()
+            .unwrap_or(0)
+    };
+    match (route.provider.def.auth_type, route.provider.def.api_key.as_ref()) {
+        (AuthType::ApiKey, Some(k)) => k
+            .effective_parts()
+            .iter()
+            .map(|part| match part.location {
+                KeyLocation::Header => in_header(&part.header_name, part.header_prefix.as_deref()),
+                KeyLocation::Basic => {
+                    let named = header_values("authorization").iter().filter_map(|v| parse_basic(v)).any(|(u, p)| u == ph || p == ph);
+                    if named {
+                        2
+                    } else {
+                        0
+                    }
+                }
+                KeyLocation::Query => {
+                    let (Some(q), Some(name)) = (parts.uri.query(), part.query_param.as_deref()) else { return 0 };
+                    if url::form_urlencoded::parse(q.as_bytes()).any(|(n, v)| n == name && v == ph) {
+                        2
+                    } else {
+                        0
+                    }
+                }
+            })
+            .max()
+            .unwrap_or(0),
+        _ => in_header("authorization", Some("Bearer")),
+    }
+}
+
+/// `<prefix> <value>`, or `<prefix><value>` when the prefix ends in `=`
+/// (PagerDuty's `Token token=`); the bare value without a prefix.
+pub fn prefixed(prefix: Option<&str>, value: &str) -> String {
+    match prefix.filter(|p| !p.is_empty()) {
+        Some(p) if p.ends_with('=') => format!("{p}{value}"),
+        Some(p) => format!("{p} {value}"),
+        None => value.to_owned(),
+    }
 }
 
 /// Whether `host:port` + `path` is one of the provider's token, authorization,
@@ -65,39 +130,12 @@ pub fn is_oauth_endpoint(provider: &Provider, host: &str, port: u16, path: &str)
         urls.push(r);
     }
     let host = host.trim_end_matches('.').to_ascii_lowercase();
-    urls.iter().filter_map(|u| url::Url::parse(&def.template(u, None)).ok()).any(|u| {
+    let bound = |u: &String| def.bind(u, provider.binding.base_url.as_deref(), &provider.binding.values);
+    urls.iter().filter_map(|u| bound(u)).filter_map(|u| url::Url::parse(&u).ok()).any(|u| {
         u.host_str().is_some_and(|h| h.eq_ignore_ascii_case(&host))
             && u.port_or_known_default() == Some(port)
             && u.path().trim_end_matches('/') == path.trim_end_matches('/')
     })
-}
-
-/// Values the client put where the credential goes (to recognise which
-/// connection's placeholder it used).
-fn presented_values(provider: &Provider, parts: &http::request::Parts) -> Vec<String> {
-    let mut out = Vec::new();
-    let header_values = |name: &str| -> Vec<String> {
-        parts.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).map(|v| v.trim().to_owned()).collect()
-    };
-    let last_word = |v: &str| v.rsplit(' ').next().unwrap_or("").to_owned();
-    match (provider.def.auth_type, provider.def.api_key.as_ref()) {
-        (AuthType::ApiKey, Some(k)) => match k.location {
-            KeyLocation::Header => out.extend(header_values(&k.header_name).iter().map(|v| last_word(v))),
-            KeyLocation::Basic => {
-                for (u, p) in header_values("authorization").iter().filter_map(|v| parse_basic(v)) {
-                    out.push(u);
-                    out.push(p);
-                }
-            }
-            KeyLocation::Query => {
-                if let (Some(q), Some(name)) = (parts.uri.query(), k.query_param.as_deref()) {
-                    out.extend(url::form_urlencoded::parse(q.as_bytes()).filter(|(n, _)| n == name).map(|(_, v)| v.into_owned()));
-                }
-            }
-        },
-        _ => out.extend(header_values("authorization").iter().map(|v| last_word(v))),
-    }
-    out
 }
 
 fn parse_basic(value: &str) -> Option<(String, String)> {
@@ -112,66 +150,70 @@ fn parse_basic(value: &str) -> Option<(String, String)> {
 
 /// Write `secret` into the request the way `provider` expects, replacing
 /// whatever the client sent there, and drop every other header that still
-/// carries one of `placeholders` (never forwarded). The error never contains
-/// the secret.
-pub fn apply(provider: &Provider, parts: &mut http::request::Parts, secret: &Secret, placeholders: &[&str]) -> Result<(), String> {
-    let invalid = || format!("the stored {} credential is not a valid HTTP header value", provider.name());
-    let injected: HeaderName = match (provider.def.auth_type, provider.def.api_key.as_ref()) {
-        (AuthType::ApiKey, Some(k)) => match k.location {
-            KeyLocation::Header => {
-                let name =
-                    HeaderName::from_bytes(k.header_name.as_bytes()).map_err(|_| format!("invalid header name {:?}", k.header_name))?;
-                let value = match k.header_prefix.as_deref().filter(|p| !p.is_empty()) {
-                    Some(prefix) => format!("{prefix} {}", secret.expose()),
-                    None => secret.expose().to_owned(),
-                };
-                let mut value = HeaderValue::from_str(&value).map_err(|_| invalid())?;
-                value.set_sensitive(true);
-                parts.headers.remove(&name);
-                parts.headers.insert(name.clone(), value);
-                name
-            }
-            KeyLocation::Basic => {
-                let sent = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(parse_basic);
-                let other = |s: String| if placeholders.contains(&s.as_str()) { String::new() } else { s };
-                let pair = match k.basic_position {
-                    crate::providers::def::BasicPosition::Username => {
-                        format!("{}:{}", secret.expose(), sent.map(|(_, p)| other(p)).unwrap_or_default())
-                    }
-                    crate::providers::def::BasicPosition::Password => {
-                        format!("{}:{}", sent.map(|(u, _)| other(u)).unwrap_or_default(), secret.expose())
-                    }
-                };
-                let mut value = HeaderValue::from_str(&format!("Basic {}", B64.encode(pair))).map_err(|_| invalid())?;
-                value.set_sensitive(true);
-                parts.headers.remove(AUTHORIZATION);
-                parts.headers.insert(AUTHORIZATION, value);
-                AUTHORIZATION
-            }
-            KeyLocation::Query => {
-                let name = k.query_param.as_deref().unwrap_or("key");
-                set_query_param(&mut parts.uri, name, secret.expose())?;
-                strip_placeholder_headers(&mut parts.headers, None, placeholders);
-                return Ok(());
-            }
-        },
-        _ => {
-            let mut value = HeaderValue::from_str(&format!("Bearer {}", secret.expose())).map_err(|_| invalid())?;
-            value.set_sensitive(true);
-            parts.headers.remove(AUTHORIZATION);
-            parts.headers.insert(AUTHORIZATION, value);
-            AUTHORIZATION
-        }
+/// carries one of `placeholders` (never forwarded). A multi-part credential
+/// puts each part in its own place. The error never contains the secret.
+pub fn apply(provider: &Provider, parts: &mut http::request::Parts, secret: &Secret, placeholders: &[&str]) -> Result<()> {
+    let invalid = || Error::other(format!("the stored {} credential is not a valid HTTP header value", provider.name()));
+    let sensitive = |v: String| -> Result<HeaderValue> {
+        let mut value = HeaderValue::from_str(&v).map_err(|_| invalid())?;
+        value.set_sensitive(true);
+        Ok(value)
     };
-    strip_placeholder_headers(&mut parts.headers, Some(&injected), placeholders);
+    let mut injected: Vec<HeaderName> = Vec::new();
+    match (provider.def.auth_type, provider.def.api_key.as_ref()) {
+        (AuthType::ApiKey, Some(k)) => {
+            let mut basic: (Option<String>, Option<String>) = (None, None);
+            for (part, value) in crate::providers::parts::decode(k, secret.expose()).map_err(Error::other)? {
+                match part.location {
+                    KeyLocation::Header => {
+                        let name = HeaderName::from_bytes(part.header_name.as_bytes())
+                            .map_err(|_| Error::other(format!("invalid header name {:?}", part.header_name)))?;
+                        let value = prefixed(part.header_prefix.as_deref(), &value);
+                        parts.headers.remove(&name);
+                        parts.headers.insert(name.clone(), sensitive(value)?);
+                        injected.push(name);
+                    }
+                    KeyLocation::Basic => match part.basic_position {
+                        BasicPosition::Username => basic.0 = Some(value),
+                        BasicPosition::Password => basic.1 = Some(value),
+                    },
+                    KeyLocation::Query => {
+                        let name = part.query_param.as_deref().unwrap_or("key");
+                        set_query_param(&mut parts.uri, name, &value)?;
+                    }
+                }
+            }
+            if basic != (None, None) {
+                // A half the credential does not fill keeps what the client sent (Mailchimp's "anystring").
+                let sent = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(parse_basic);
+                let keep = |s: String| if placeholders.contains(&s.as_str()) { String::new() } else { s };
+                let (sent_u, sent_p) = sent.map(|(u, p)| (keep(u), keep(p))).unwrap_or_default();
+                let pair = format!("{}:{}", basic.0.unwrap_or(sent_u), basic.1.unwrap_or(sent_p));
+                parts.headers.remove(AUTHORIZATION);
+                parts.headers.insert(AUTHORIZATION, sensitive(format!("Basic {}", B64.encode(pair)))?);
+                injected.push(AUTHORIZATION);
+            }
+        }
+        _ => {
+            parts.headers.remove(AUTHORIZATION);
+            parts.headers.insert(AUTHORIZATION, sensitive(format!("Bearer {}", secret.expose()))?);
+            injected.push(AUTHORIZATION);
+        }
+    }
+    strip_all_but(&mut parts.headers, &injected.iter().collect::<Vec<_>>(), placeholders);
     Ok(())
 }
 
 /// Remove every header (other than `keep`) whose value contains a placeholder.
 pub fn strip_placeholder_headers(headers: &mut http::HeaderMap, keep: Option<&HeaderName>, placeholders: &[&str]) {
+    strip_all_but(headers, keep.as_slice(), placeholders)
+}
+
+/// [`strip_placeholder_headers`] keeping every header in `keep`.
+fn strip_all_but(headers: &mut http::HeaderMap, keep: &[&HeaderName], placeholders: &[&str]) {
     let doomed: Vec<HeaderName> = headers
         .iter()
-        .filter(|(n, v)| Some(*n) != keep && placeholders.iter().any(|p| v.as_bytes().windows(p.len()).any(|w| w == p.as_bytes())))
+        .filter(|(n, v)| !keep.contains(n) && placeholders.iter().any(|p| v.as_bytes().windows(p.len()).any(|w| w == p.as_bytes())))
         .map(|(n, _)| n.clone())
         .collect();
     for n in doomed {
@@ -180,7 +222,7 @@ pub fn strip_placeholder_headers(headers: &mut http::HeaderMap, keep: Option<&He
 }
 
 /// Replace (or add) query parameter `name` with `value` in `uri`.
-fn set_query_param(uri: &mut http::Uri, name: &str, value: &str) -> Result<(), String> {
+fn set_query_param(uri: &mut http::Uri, name: &str, value: &str) -> Result<()> {
     let path = uri.path().to_owned();
     let mut ser = url::form_urlencoded::Serializer::new(String::new());
     if let Some(q) = uri.query() {
@@ -193,8 +235,8 @@ fn set_query_param(uri: &mut http::Uri, name: &str, value: &str) -> Result<(), S
     ser.append_pair(name, value);
     let pq = format!("{path}?{}", ser.finish());
     let mut p = std::mem::take(uri).into_parts();
-    p.path_and_query = Some(pq.parse().map_err(|_| "cannot rewrite the query string".to_owned())?);
-    *uri = http::Uri::from_parts(p).map_err(|_| "cannot rewrite the query string".to_owned())?;
+    p.path_and_query = Some(pq.parse().map_err(|_| Error::other("cannot rewrite the query string"))?);
+    *uri = http::Uri::from_parts(p).map_err(|_| Error::other("cannot rewrite the query string"))?;
     Ok(())
 }
 
@@ -206,11 +248,10 @@ mod tests {
 
     fn provider(json: &str) -> Arc<Provider> {
         let def = crate::providers::parse(json, "t.json").unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("providers")).unwrap();
-        std::fs::write(dir.path().join("providers").join(format!("{}.json", def.name)), json).unwrap();
-        let reg = crate::providers::Registry::load(&crate::paths::Home::at(dir.path(), "default")).unwrap();
-        Arc::new(reg.get(&def.name).unwrap().clone())
+        let name = def.name.clone();
+        let mut reg = crate::providers::Registry::bundled().unwrap();
+        reg.add_project(def, "t.json".into());
+        Arc::new(reg.get(&name).unwrap().clone())
     }
 
     fn oauth() -> Arc<Provider> {

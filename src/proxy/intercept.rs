@@ -6,11 +6,13 @@
 //! client, never followed.
 
 use super::inject::{self, Decision};
+use super::scrub::{ScrubBody, Scrubber};
 use super::server::{label, local, stream, Body};
 use super::{Route, Shared};
 use crate::audit::{Action, Event};
 use http::header::{HeaderName, CONNECTION, HOST, TE, UPGRADE};
 use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::upgrade::{OnUpgrade, Upgraded};
@@ -93,11 +95,15 @@ async fn handle(shared: Arc<Shared>, ctx: Arc<ConnCtx>, req: Request<Incoming>) 
     let routes = shared.routes();
     let (mut parts, body) = req.into_parts();
     let event = Event::new(&shared.run_id, Action::Refuse, &method, &shown, &path, 0);
+    let mut scrubber = None;
     let event = match inject::decide(&routes, &host, port, &path, &parts) {
         Decision::NoRoute => event.reason("path outside every declared api_url; forwarded without a credential"),
         Decision::Skip { route, reason } => event.route(route.provider.name(), &route.connection).reason(reason),
         Decision::Inject { route } => match inject_into(&shared, &routes, route, &mut parts).await {
-            Ok(()) => Event { action: Action::Inject, ..event.route(route.provider.name(), &route.connection) },
+            Ok(s) => {
+                scrubber = s.map(Arc::new);
+                Event { action: Action::Inject, ..event.route(route.provider.name(), &route.connection) }
+            }
             Err((status, reason)) => {
                 shared.record(Event { status: status.as_u16(), ..event.route(route.provider.name(), &route.connection).reason(&reason) });
                 return Ok(local(status, &reason));
@@ -108,40 +114,64 @@ async fn handle(shared: Arc<Shared>, ctx: Arc<ConnCtx>, req: Request<Incoming>) 
         let placeholders = Shared::placeholders(&routes);
         inject::strip_placeholder_headers(&mut parts.headers, None, &placeholders);
     }
+    if scrubber.is_some() {
+        // A compressed body could hide an echoed credential from the scrubber.
+        parts.headers.insert(http::header::ACCEPT_ENCODING, http::HeaderValue::from_static("identity"));
+    }
     let resp = forward(&shared, parts, body, &host, port).await;
+    let resp = match scrubber {
+        Some(s) => scrubbed(resp, s),
+        None => resp,
+    };
     shared.record(Event { status: resp.status().as_u16(), ..event });
     Ok(resp)
 }
 
-/// Fetch the credential and write it into the request.
+/// The response to an injected request, with every injected value replaced by
+/// the placeholder in its headers and body. A body still encoded (the upstream
+/// ignored `Accept-Encoding: identity`) cannot be checked and is refused.
+fn scrubbed(mut resp: Response<Body>, scrubber: Arc<Scrubber>) -> Response<Body> {
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        return resp;
+    }
+    let encoded = resp.headers().get_all(http::header::CONTENT_ENCODING).iter().any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+    if encoded {
+        return local(
+            StatusCode::BAD_GATEWAY,
+            "the upstream sent a compressed response to an injected request; it cannot be checked for the credential",
+        );
+    }
+    scrubber.headers(resp.headers_mut());
+    resp.headers_mut().remove(http::header::CONTENT_LENGTH);
+    resp.map(|b| ScrubBody::new(b, scrubber).boxed_unsync())
+}
+
+/// Fetch the credential and write it into the request; returns the scrubber
+/// for the response (the values sent, to be replaced by the placeholder).
 async fn inject_into(
     shared: &Shared,
     routes: &[Route],
     route: &Route,
     parts: &mut http::request::Parts,
-) -> Result<(), (StatusCode, String)> {
-    let secret = match shared.credentials.credential(&route.provider, &route.connection).await {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            return Err((
-                StatusCode::BAD_GATEWAY,
-                format!(
-                    "no credential for {} ({}); run `authsome login {}{}`",
-                    route.provider.name(),
-                    route.connection,
-                    route.provider.name(),
-                    if route.connection == crate::vault::DEFAULT_CONNECTION {
-                        String::new()
-                    } else {
-                        format!(" --connection {}", route.connection)
-                    }
-                ),
-            ))
-        }
-        Err(e) => return Err((StatusCode::BAD_GATEWAY, e)),
-    };
+) -> Result<Option<Scrubber>, (StatusCode, String)> {
+    let secret =
+        shared.credentials.credential(&route.provider, &route.connection).await.map_err(|e| (StatusCode::BAD_GATEWAY, e.to_string()))?;
     let placeholders = Shared::placeholders(routes);
-    inject::apply(&route.provider, parts, &secret, &placeholders).map_err(|e| (StatusCode::BAD_GATEWAY, e))
+    inject::apply(&route.provider, parts, &secret, &placeholders).map_err(|e| (StatusCode::BAD_GATEWAY, e.message))?;
+    Ok(Scrubber::new(injected_values(secret.expose(), &parts.headers), &route.placeholder))
+}
+
+/// Every form in which an injected secret can come back: as is, URL-encoded
+/// (a query-string key), and the Basic credentials it was packed into.
+fn injected_values(secret: &str, headers: &HeaderMap) -> Vec<Vec<u8>> {
+    let mut out =
+        vec![secret.as_bytes().to_vec(), url::form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>().into_bytes()];
+    for v in headers.get_all(http::header::AUTHORIZATION) {
+        if let Some(b64) = v.to_str().ok().and_then(|v| v.strip_prefix("Basic ")) {
+            out.push(b64.trim().as_bytes().to_vec());
+        }
+    }
+    out
 }
 
 /// Send the request to `https://host:port` and stream the response back.

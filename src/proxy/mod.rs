@@ -1,29 +1,30 @@
-//! The injecting HTTPS proxy (SPEC §5).
+//! The injecting HTTPS proxy: an engine that knows nothing of the application.
 //!
 //! [`start`] runs a proxy on a loopback ephemeral port, independent of any
-//! child process: `authsome run` wraps one around a child, project mode keeps
-//! one running per project. What it serves is described by [`Route`]s, which
-//! can be replaced while it runs ([`ProxyHandle::set_routes`]).
+//! child process. It takes [`Route`]s (which can be replaced while it runs,
+//! [`ProxyHandle::set_routes`]), a [`CredentialSource`], an audit sink and
+//! upstream settings, and imports nothing from the vault, OAuth, projects,
+//! shells, daemons, paths or the CLI: the launch layer (`crate::launch`)
+//! assembles those for it. `.ci/proxy-is-an-engine` enforces this.
 //!
 //! Modules, one concern each: [`ca`] (constrained in-memory CAs and leaves),
 //! [`server`] (listener, proxy credential, CONNECT, blind tunnels),
 //! [`intercept`] (TLS termination and forwarding for declared hosts),
 //! [`inject`] (the injection rule), [`upstream`] (pooled upstream clients),
-//! [`bundle`] (the CA bundle file clients trust), [`vault_source`] (credentials
-//! read live from the vault).
+//! [`bundle`] (the CA bundle file clients trust).
 
-pub mod bundle;
+pub(crate) mod bundle;
 pub mod ca;
 pub mod inject;
-pub mod intercept;
-pub mod server;
-pub mod upstream;
-pub mod vault_source;
+pub(crate) mod intercept;
+pub mod scrub;
+pub(crate) mod server;
+pub(crate) mod upstream;
 
 use crate::audit::AuditSink;
 use crate::error::{Error, Result};
 use crate::providers::{HostPattern, Provider};
-use crate::vault::Secret;
+use crate::secret::Secret;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,7 +32,6 @@ use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
 pub use upstream::UpstreamSettings;
-pub use vault_source::VaultCredentials;
 
 /// A boxed, sendable future (what trait objects return).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -39,11 +39,29 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Where the proxy gets the real credential of a connection, at injection time.
 ///
 /// Called for every injected request, so a source that reads the vault picks
-/// up new logins and refreshed tokens without restarting the proxy. `Ok(None)`
-/// means "not logged in"; `Err` is a secret-free one-line reason.
+/// up new logins and refreshed tokens without restarting the proxy.
 pub trait CredentialSource: Send + Sync {
     /// The credential to inject for `connection` of `provider`.
-    fn credential<'a>(&'a self, provider: &'a Provider, connection: &'a str) -> BoxFuture<'a, std::result::Result<Option<Secret>, String>>;
+    fn credential<'a>(&'a self, provider: &'a Provider, connection: &'a str) -> BoxFuture<'a, std::result::Result<Secret, Unavailable>>;
+}
+
+/// Why a [`CredentialSource`] has nothing to inject. The proxy answers the
+/// request itself (502) with the message, so it must be secret-free and, where
+/// there is one, name the fix; the source knows it, the engine does not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unavailable {
+    /// No credential is stored for the connection.
+    NotLoggedIn(String),
+    /// The source failed (storage unreadable, refresh rejected, revoked).
+    Failed(String),
+}
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unavailable::NotLoggedIn(m) | Unavailable::Failed(m) => f.write_str(m),
+        }
+    }
 }
 
 /// One connection the proxy may inject.
@@ -80,63 +98,15 @@ pub struct ProxyOptions {
     pub upstream: UpstreamSettings,
 }
 
-impl ProxyOptions {
-    /// Options for one proxy of this machine's user: a fresh run id, the CA
-    /// bundle in the private `<home>/run` directory, the home's audit log, and
-    /// upstream trust and name overrides from the environment.
-    pub fn for_run(
-        home: &crate::paths::Home,
-        routes: Vec<Route>,
-        deny_undeclared: bool,
-        credentials: Arc<dyn CredentialSource>,
-    ) -> Result<ProxyOptions> {
-        let run_dir = home.run_dir();
-        crate::paths::ensure_private_dir(&run_dir).map_err(|e| Error::other(format!("cannot create {}: {e}", run_dir.display())))?;
-        sweep_stale_bundles(&run_dir);
-        let run_id = new_run_id();
-        Ok(ProxyOptions {
-            routes,
-            deny_undeclared,
-            bundle_path: Some(run_dir.join(format!("{run_id}.{}.ca.pem", std::process::id()))),
-            run_id,
-            audit: crate::store::audit_sink(home),
-            credentials,
-            upstream: UpstreamSettings::from_env().map_err(Error::bad_input)?,
-        })
-    }
-}
-
-/// Remove the bundles of runs whose process is gone. A run removes its own
-/// bundle when it ends; only a run killed outright (SIGKILL, power loss)
-/// leaves one, named `<run id>.<pid>.ca.pem`, which the next run cleans up.
-fn sweep_stale_bundles(run_dir: &std::path::Path) {
-    let Ok(entries) = std::fs::read_dir(run_dir) else { return };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.strip_suffix(".ca.pem")).and_then(|n| n.rsplit_once('.')).map(|(_, p)| p) else {
-            continue;
-        };
-        let Ok(pid) = pid.parse::<i32>() else { continue };
-        let gone = matches!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None), Err(nix::errno::Errno::ESRCH));
-        if gone {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
 /// A fresh random run identifier (16 hex digits).
 pub fn new_run_id() -> String {
-    hex(&random_bytes::<8>())
+    crate::text::hex(&random_bytes::<8>())
 }
 
 fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).expect("system randomness");
     b
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The DNS name constraints needed to intercept every host of `routes`.
@@ -178,7 +148,7 @@ pub struct ProxyAuth {
 
 impl ProxyAuth {
     fn random() -> ProxyAuth {
-        ProxyAuth { user: "authsome".into(), password: Secret::new(hex(&random_bytes::<16>())) }
+        ProxyAuth { user: "authsome".into(), password: Secret::new(crate::text::hex(&random_bytes::<16>())) }
     }
 
     /// Whether `headers` carry this credential in `Proxy-Authorization: Basic`.
@@ -245,11 +215,11 @@ pub async fn start(options: ProxyOptions) -> Result<ProxyHandle> {
     let resolver = options.upstream.resolver.clone();
     let upstream = upstream::Upstream::new(&options.upstream);
     let cas = ca::CaSet::default();
-    cas.cover(&constraints_of(&options.routes)).map_err(Error::other)?;
+    cas.cover(&constraints_of(&options.routes))?;
     let bundle = match options.bundle_path {
         Some(path) => {
             let b = bundle::BundleFile::new(path);
-            b.write(&cas.pems()).map_err(Error::other)?;
+            b.write(&cas.pems())?;
             Some(b)
         }
         None => None,
@@ -317,9 +287,9 @@ impl ProxyHandle {
     /// atomically so processes started afterwards trust it. Connections
     /// already open keep their TLS session; their requests use the new routes.
     pub fn set_routes(&self, routes: Vec<Route>) -> Result<()> {
-        if self.shared.cas.cover(&constraints_of(&routes)).map_err(Error::other)? {
+        if self.shared.cas.cover(&constraints_of(&routes))? {
             if let Some(b) = &self.shared.bundle {
-                b.write(&self.shared.cas.pems()).map_err(Error::other)?;
+                b.write(&self.shared.cas.pems())?;
             }
         }
         *self.shared.routes.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(routes);

@@ -34,7 +34,7 @@ pub struct UpstreamSettings {
 
 impl UpstreamSettings {
     /// `AUTHSOME_RESOLVE`, system roots and `AUTHSOME_UPSTREAM_CA`.
-    pub fn from_env() -> Result<UpstreamSettings, String> {
+    pub fn from_env() -> crate::error::Result<UpstreamSettings> {
         Ok(UpstreamSettings { resolver: Resolver::from_env()?, roots: crate::net::tls::upstream_roots()? })
     }
 }

@@ -8,7 +8,6 @@
 //! desired environment.
 
 use super::activation::{self, Activation, Activator, Env, Request};
-use super::locate;
 use super::quote;
 use super::state::{State, Watched, SHELL_VAR, STATE_VAR};
 use super::Shell;
@@ -90,7 +89,7 @@ pub fn render(shell: Shell, changes: &Changes) -> String {
 
 /// Run `authsome export SHELL`: print the statements (stdout) and notices (stderr).
 pub fn run(home: &Home, shell: Shell, shell_pid: Option<u32>) -> i32 {
-    let project = std::env::current_dir().ok().and_then(|d| locate::project_file(&d));
+    let project = std::env::current_dir().ok().and_then(|d| crate::project::find(&d));
     // The hooks pass an empty value when the shell has no state.
     let raw = std::env::var_os(STATE_VAR).filter(|v| !v.is_empty());
     if is_noop(home, raw.as_ref(), project.as_deref()) {

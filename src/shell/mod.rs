@@ -4,7 +4,6 @@
 //! - [`export`]: the statements moving the shell to the environment the current
 //!   directory wants, and the no-op check run before every prompt;
 //! - [`state`]: the encoded record the shell keeps of what authsome changed;
-//! - [`locate`]: finding `authsome.toml` by walking up, with `stat` only;
 //! - [`quote`]: per-shell quoting;
 //! - [`activation`]: the seam to project mode (which environment a project wants);
 //! - [`project_activator`]: project mode behind that seam, with the project's background proxy.
@@ -15,7 +14,6 @@
 pub mod activation;
 pub mod export;
 pub mod hook;
-pub mod locate;
 pub mod project_activator;
 pub mod quote;
 pub mod state;
@@ -51,20 +49,21 @@ impl Shell {
 
 /// Handle `authsome hook SHELL` and `authsome export SHELL [--pid N]` straight
 /// from the raw arguments, skipping clap and everything else `main` sets up.
-/// Returns `None` for anything else (including odd spellings of these commands,
-/// which then go through the full parser and its error messages).
+/// Returns `None` for anything else (including unknown shells, `--help` and
+/// odd spellings of these commands, which then go through the full parser
+/// and its help and error messages).
 pub fn fast_main(args: &[OsString]) -> Option<i32> {
     let args: Vec<&str> = args.iter().skip(1).map(|a| a.to_str()).collect::<Option<_>>()?;
     match args.as_slice() {
-        ["hook", shell] => Some(hook_command(shell)),
-        ["export", shell] => Some(export_command(&Home::from_env(None), shell, None)),
-        ["export", shell, "--pid", pid] => Some(export_command(&Home::from_env(None), shell, Some(pid.parse().ok()?))),
+        ["hook", shell] => Some(hook_command(Shell::parse(shell).filter(|s| *s != Shell::Json)?)),
+        ["export", shell] => Some(export::run(&Home::from_env(None), Shell::parse(shell)?, None)),
+        ["export", shell, "--pid", pid] => Some(export::run(&Home::from_env(None), Shell::parse(shell)?, Some(pid.parse().ok()?))),
         _ => None,
     }
 }
 
-/// `authsome hook SHELL`: print the snippet; exit 2 for an unknown shell.
-pub fn hook_command(shell: &str) -> i32 {
+/// `authsome hook SHELL`: print the snippet.
+pub fn hook_command(shell: Shell) -> i32 {
     let exe = match std::env::current_exe() {
         Ok(p) => p,
         Err(e) => {
@@ -72,24 +71,13 @@ pub fn hook_command(shell: &str) -> i32 {
             return crate::error::exit::UNEXPECTED;
         }
     };
-    match Shell::parse(shell).and_then(|s| hook::snippet(s, &exe)) {
+    match hook::snippet(shell, &exe) {
         Some(s) => {
             print!("{s}");
             0
         }
         None => {
-            eprintln!("authsome: error: unsupported shell {shell:?} (expected bash, zsh or fish)");
-            crate::error::exit::BAD_INPUT
-        }
-    }
-}
-
-/// `authsome export SHELL`: print the changes; exit 2 for an unknown shell.
-pub fn export_command(home: &Home, shell: &str, shell_pid: Option<u32>) -> i32 {
-    match Shell::parse(shell) {
-        Some(s) => export::run(home, s, shell_pid),
-        None => {
-            eprintln!("authsome: error: unsupported shell {shell:?} (expected bash, zsh, fish or json)");
+            eprintln!("authsome: error: `hook` supports bash, zsh and fish");
             crate::error::exit::BAD_INPUT
         }
     }

@@ -10,10 +10,10 @@
 //! Leaving a project restores exactly those values; deciding that nothing
 //! changed needs only `stat` calls against the recorded identities.
 
+use crate::fsutil::FileId;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// How `authsome export` receives the encoded [`State`] (and the key of the
@@ -25,35 +25,6 @@ pub const SHELL_VAR: &str = "__authsome_state";
 
 /// Format version; a state of another version is discarded (and its saved values with it).
 const VERSION: u32 = 1;
-
-/// The identity of a file as `stat` sees it: any edit, replacement (rename over
-/// it) or `touch` changes at least one field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileId {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: i64,
-    mtime_ns: i64,
-    ctime: i64,
-    ctime_ns: i64,
-}
-
-impl FileId {
-    /// Identity of `path` (following symlinks), `None` when it does not exist.
-    pub fn of(path: &Path) -> Option<FileId> {
-        let m = std::fs::metadata(path).ok()?;
-        Some(FileId {
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.size(),
-            mtime: m.mtime(),
-            mtime_ns: m.mtime_nsec(),
-            ctime: m.ctime(),
-            ctime_ns: m.ctime_nsec(),
-        })
-    }
-}
 
 /// A watched path and its identity when the state was recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

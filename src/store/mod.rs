@@ -52,6 +52,14 @@ impl Store {
         Ok(matches!(select::select(home)?, select::Selection::Pg(_)))
     }
 
+    /// Whether the profile has a store to read: a team store, or a vault file that exists.
+    pub fn in_use(home: &Home) -> Result<bool> {
+        Ok(match select::select(home)? {
+            select::Selection::File => home.vault_file().exists(),
+            select::Selection::Pg(_) => true,
+        })
+    }
+
     /// The records as they are now, without creating a key or a vault file
     /// when a file-vault profile has none yet.
     pub fn snapshot(home: &Home) -> Result<VaultData> {

@@ -60,12 +60,16 @@ struct ConfigFile {
     profiles: BTreeMap<String, ProfileSection>,
 }
 
+/// The team store's secrets: taken out of the process environment at start
+/// (like the vault key) and read with [`crate::fence::process::secret_var`].
+pub const SECRET_VARS: [&str; 3] = ["AUTHSOME_STORE", "AUTHSOME_STORE_PASSWORD", "AUTHSOME_STORE_KEY"];
+
 /// The default `store_id` when none is configured.
 pub const DEFAULT_STORE_ID: &str = "default";
 
 /// Decide which store the profile of `home` uses.
 pub fn select(home: &Home) -> Result<Selection> {
-    if let Some(url) = std::env::var("AUTHSOME_STORE").ok().filter(|v| !v.trim().is_empty()) {
+    if let Some(url) = crate::fence::process::secret_var("AUTHSOME_STORE").filter(|v| !v.trim().is_empty()) {
         let id = std::env::var("AUTHSOME_STORE_ID").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| DEFAULT_STORE_ID.to_owned());
         let ca = std::env::var_os("AUTHSOME_STORE_CA").filter(|v| !v.is_empty()).map(PathBuf::from);
         return checked(PgConfig { url: url.trim().to_owned(), id, ca }, "AUTHSOME_STORE");
@@ -138,7 +142,7 @@ impl std::fmt::Display for TeamKeySource {
 
 /// The team key: `AUTHSOME_STORE_KEY`, else `<home>/store.key` (must be 0600). `None` when neither exists.
 pub fn team_key(home: &Home) -> Result<Option<(MasterKey, TeamKeySource)>> {
-    if let Some(v) = std::env::var("AUTHSOME_STORE_KEY").ok().filter(|v| !v.trim().is_empty()) {
+    if let Some(v) = crate::fence::process::secret_var("AUTHSOME_STORE_KEY").filter(|v| !v.trim().is_empty()) {
         let k = crate::vault::key::decode_key(&v)
             .map_err(|e| Error::bad_input(e.message.replace("AUTHSOME_VAULT_KEY", "AUTHSOME_STORE_KEY")))?;
         return Ok(Some((k, TeamKeySource::Env)));

@@ -36,6 +36,10 @@ impl std::fmt::Display for KeySource {
     }
 }
 
+/// The variable that may hold the key (taken out of the environment at start;
+/// see [`crate::fence::process`]).
+pub const ENV_VAR: &str = "AUTHSOME_VAULT_KEY";
+
 const KEYRING_TIMEOUT: Duration = Duration::from_millis(800);
 
 /// Decode a base64 32-byte key.
@@ -56,7 +60,7 @@ pub fn encode_key(k: &MasterKey) -> String {
 
 /// Find (or, on first use, create) the master key for `home`.
 pub fn resolve(home: &Home) -> Result<(MasterKey, KeySource)> {
-    if let Ok(v) = std::env::var("AUTHSOME_VAULT_KEY") {
+    if let Some(v) = crate::fence::process::secret_var(ENV_VAR) {
         if !v.is_empty() {
             return Ok((decode_key(&v)?, KeySource::Env));
         }
@@ -82,7 +86,7 @@ pub fn resolve(home: &Home) -> Result<(MasterKey, KeySource)> {
             }
         }
     }
-    crate::paths::ensure_private_dir(home.root()).map_err(|e| Error::other(format!("cannot create {}: {e}", home.root().display())))?;
+    crate::fsutil::ensure_private_dir(home.root()).map_err(|e| Error::other(format!("cannot create {}: {e}", home.root().display())))?;
     let created = crate::fsutil::create_exclusive(&path, encode_key(&key).as_bytes(), 0o600)
         .map_err(|e| Error::other(format!("cannot create key file {}: {e}", path.display())))?;
     if created {

@@ -7,12 +7,13 @@
 //! tampered", never as a silently empty vault. Writers hold an flock and replace
 //! the file atomically, so concurrent processes never lose each other's records.
 
-pub mod crypto;
-pub mod key;
+pub(crate) mod crypto;
+pub(crate) mod key;
 
 use crate::error::{Error, Result};
+use crate::fsutil::ensure_private_dir;
 use crate::fsutil::{atomic_write, now_unix, FileLock};
-use crate::paths::{ensure_private_dir, Home};
+use crate::paths::Home;
 use base64::Engine as _;
 use crypto::{Sealer, Tampered};
 pub use key::KeySource;
@@ -23,27 +24,7 @@ use std::path::PathBuf;
 /// Name of a provider's connection when none is given.
 pub const DEFAULT_CONNECTION: &str = "default";
 
-/// A secret string: serialized only inside the vault, never printed by `Debug`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wrap a secret value.
-    pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
-    }
-    /// The secret itself; call sites are the few places that must use it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use crate::secret::Secret;
 
 /// State of a connection, as `get --field status` prints it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +87,10 @@ pub struct Connection {
     /// Base URL used at login (`--base-url`), for templated providers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
+    /// The provider's `connection_values` given at login (a Shopify shop):
+    /// they decide which hosts this connection's credential may reach.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, String>,
 }
 
 impl Connection {
@@ -125,6 +110,18 @@ impl Connection {
             obtained_at: now_unix(),
             account: None,
             base_url: None,
+            values: BTreeMap::new(),
+        }
+    }
+
+    /// A connected OAuth record holding a bearer `access_token` (the login
+    /// flows fill in the rest from the token response).
+    pub fn oauth(provider: &str, name: &str, access_token: Secret) -> Connection {
+        Connection {
+            access_token: Some(access_token),
+            api_key: None,
+            token_type: Some("Bearer".to_owned()),
+            ..Connection::api_key(provider, name, Secret::new(String::new()))
         }
     }
 
@@ -150,6 +147,7 @@ impl Connection {
             "refresh_token": mark(&self.refresh_token),
             "api_key": mark(&self.api_key),
             "base_url": self.base_url,
+            "values": self.values,
         })
     }
 }
@@ -176,6 +174,16 @@ pub struct VaultData {
     pub clients: BTreeMap<String, ClientCredentials>,
     /// Default connection name per provider, when not `default`.
     pub defaults: BTreeMap<String, String>,
+}
+
+/// The content of `home`'s vault, or an empty one when the profile has none
+/// yet: reading (listing, status, planning a run) never creates a key or a vault.
+pub fn snapshot(home: &Home) -> Result<VaultData> {
+    if home.vault_file().exists() {
+        Vault::open(home)?.load()
+    } else {
+        Ok(VaultData::default())
+    }
 }
 
 impl VaultData {

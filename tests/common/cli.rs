@@ -35,13 +35,12 @@ impl Run {
     }
 }
 
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_authsome")
-}
+use super::bin;
 
 impl Home {
     /// A fresh home with a random AUTHSOME_VAULT_KEY.
     pub fn new() -> Home {
+        super::process_env();
         use base64::Engine as _;
         let key: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(std::process::id() as u8));
         Home { dir: tempfile::tempdir().unwrap(), key: base64::engine::general_purpose::STANDARD.encode(key) }
@@ -49,6 +48,7 @@ impl Home {
 
     /// A fresh home that uses the key file instead of AUTHSOME_VAULT_KEY.
     pub fn with_key_file() -> Home {
+        super::process_env();
         Home { dir: tempfile::tempdir().unwrap(), key: String::new() }
     }
 

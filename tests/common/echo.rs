@@ -5,7 +5,10 @@
 //! Special paths: `/redirect?to=URL` answers 302 to URL; `…/info/refs`
 //! answers a minimal git smart-HTTP advertisement (one ref) so `git ls-remote`
 //! succeeds; `/ws` accepts a WebSocket-style upgrade and echoes bytes.
-#![allow(dead_code)]
+//! Paths starting with `/reflect` answer 302 with the request URL (query
+//! included) in `Location` and a `Link` pagination header, as real APIs do;
+//! paths starting with `/gzip` gzip the record when the client accepts it;
+//! paths ending in `/big` answer a 1 MiB body (benchmarks).
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -35,7 +38,7 @@ impl Seen {
 /// A running echo server.
 pub struct Echo {
     pub port: u16,
-    pub ca_pem: String,
+    /// The test CA that issued its certificate (PEM file): what `AUTHSOME_UPSTREAM_CA` names.
     pub ca_path: PathBuf,
     seen: Arc<Mutex<Vec<Seen>>>,
     _dir: tempfile::TempDir,
@@ -106,7 +109,7 @@ impl Echo {
                 }
             });
         });
-        Echo { port, ca_pem: ca_cert.pem(), ca_path, seen, _dir: dir, _stop: stop_tx }
+        Echo { port, ca_path, seen, _dir: dir, _stop: stop_tx }
     }
 
     /// Every request received so far.
@@ -170,6 +173,57 @@ async fn respond(
             .body(Full::new(Bytes::from(body)))
             .unwrap());
     }
+    if path.ends_with("/big") {
+        return Ok(hyper::Response::builder().header("content-type", "application/json").body(Full::new(big_body())).unwrap());
+    }
     let body = serde_json::to_vec(&record).unwrap();
+    if path.starts_with("/reflect") {
+        let url = format!("https://{}{}", record.sni.clone().unwrap_or_default(), record.target);
+        return Ok(hyper::Response::builder()
+            .status(302)
+            .header("location", &url)
+            .header("link", format!("<{url}&page=2>; rel=\"next\""))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap());
+    }
+    let gzip_ok = record.header("accept-encoding").iter().any(|v| v.contains("gzip"));
+    if path.starts_with("/gzip") && gzip_ok {
+        return Ok(hyper::Response::builder()
+            .header("content-type", "application/json")
+            .header("content-encoding", "gzip")
+            .body(Full::new(Bytes::from(gzip(&body))))
+            .unwrap());
+    }
     Ok(hyper::Response::builder().header("content-type", "application/json").body(Full::new(Bytes::from(body))).unwrap())
+}
+
+/// A 1 MiB JSON-like body (a page of items quoting URLs), built once.
+fn big_body() -> Bytes {
+    static BODY: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+    BODY.get_or_init(|| {
+        let mut s = String::from("[");
+        let mut i = 0u64;
+        while s.len() < (1 << 20) - 128 {
+            s.push_str(&format!("{{\"id\":{i},\"name\":\"bench item {i}\",\"url\":\"https://api.acme.test/v1/items/{i}?page=2\"}},"));
+            i += 1;
+        }
+        s.truncate((1 << 20) - 1);
+        s.push(']');
+        Bytes::from(s)
+    })
+    .clone()
+}
+
+/// `data` compressed by the system's `gzip`.
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("gzip")
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzip is installed");
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    child.wait_with_output().unwrap().stdout
 }

@@ -8,7 +8,6 @@
 //! ([`FakeAs::configure`]); every request is recorded ([`FakeAs::requests`]) and
 //! every secret it issued or received is listed ([`FakeAs::secrets`]) so tests
 //! can assert none of them leaked into output.
-#![allow(dead_code)]
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -565,7 +564,18 @@ fn issue(cfg: &Config, state: &Mutex<State>, scope: Option<String>, family: Opti
     json(200, v)
 }
 
+/// A token request whose parameters came as a JSON object (Postiz's device
+/// poll) is read like the equivalent form.
+fn json_as_form(r: &Request) -> Request {
+    let mut r = r.clone();
+    if let (true, Some(serde_json::Value::Object(m))) = (r.form.is_empty(), &r.json) {
+        r.form = m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned()))).collect();
+    }
+    r
+}
+
 fn token(config: &Mutex<Config>, cfg: &Config, state: &Mutex<State>, r: &Request) -> Resp {
+    let r = &json_as_form(r);
     if let Some(status) = cfg.token_status {
         return http::Response::builder()
             .status(status)

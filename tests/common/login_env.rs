@@ -1,14 +1,10 @@
 //! Running the real binary against a fake authorization server: a private
 //! home, a free callback port, a BROWSER stand-in, and output checks.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// The binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_authsome");
 
 /// A finished run.
 #[derive(Debug, Clone)]
@@ -51,6 +47,7 @@ pub fn support(name: &str) -> PathBuf {
 impl LoginEnv {
     /// A fresh home; the vault key lives in `<home>/vault.key` so the test can read the vault too.
     pub fn new() -> LoginEnv {
+        super::process_env();
         LoginEnv { dir: tempfile::tempdir().unwrap(), callback: free_addr(), vars: Vec::new() }
     }
 
@@ -122,9 +119,11 @@ impl LoginEnv {
         self.vars.push((k.to_owned(), v.to_owned()));
     }
 
-    /// The binary with a clean environment: PATH, HOME, this home, the callback address.
+    /// The binary with a clean environment: PATH, HOME, this home, the suite's
+    /// vault key (what [`LoginEnv::vault`] reads with, see `common::process_env`),
+    /// the callback address.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
+        let mut c = Command::new(super::bin());
         c.args(args).env_clear();
         for k in ["PATH", "HOME", "LANG"] {
             if let Some(v) = std::env::var_os(k) {
@@ -133,6 +132,7 @@ impl LoginEnv {
         }
         c.env("AUTHSOME_HOME", self.home())
             .env("AUTHSOME_CALLBACK_ADDR", self.callback.to_string())
+            .env("AUTHSOME_VAULT_KEY", super::VAULT_KEY)
             .env("AUTHSOME_NO_KEYRING", "1")
             .env("NO_COLOR", "1");
         for (k, v) in &self.vars {

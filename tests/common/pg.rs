@@ -5,7 +5,6 @@
 //! a watchdog stops it when the binary exits. Every test gets its own database.
 //! Under `CI=true` a missing PostgreSQL fails the test; elsewhere the test says
 //! plainly that it did not run.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

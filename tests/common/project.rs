@@ -19,6 +19,7 @@ pub struct Sandbox {
 impl Sandbox {
     /// Fresh home and project dir.
     pub fn new() -> Sandbox {
+        super::process_env();
         let tmp = tempfile::tempdir().unwrap();
         let home = tmp.path().join("home");
         let dir = tmp.path().join("proj");
@@ -38,7 +39,7 @@ impl Sandbox {
 
     /// `authsome ARGS` in the project dir, with a clean, isolated environment.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_authsome"));
+        let mut c = Command::new(super::bin());
         c.args(args)
             .current_dir(&self.dir)
             .env_clear()

@@ -1,7 +1,6 @@
 //! Project-mode runs (`up`, `exec`) against the proxy test world: a project
 //! directory inside the world's home, connections written through the
 //! library, and helpers to read what the child saw.
-#![allow(dead_code)]
 
 use super::proxy::World;
 use std::path::PathBuf;
@@ -16,7 +15,7 @@ impl ProjectWorld {
     /// World (acme + octo + github connected) with an empty project directory.
     pub fn new() -> ProjectWorld {
         let world = World::new();
-        let dir = world.home.path().join("proj");
+        let dir = world.outside.path().join("proj");
         std::fs::create_dir_all(&dir).unwrap();
         let dir = std::fs::canonicalize(dir).unwrap();
         ProjectWorld { world, dir }
@@ -52,11 +51,7 @@ impl ProjectWorld {
         let vault = authsome::vault::Vault::open(&home).unwrap();
         vault
             .update(|d| {
-                let mut c = authsome::vault::Connection::api_key(provider, name, authsome::vault::Secret::new("x"));
-                c.api_key = None;
-                c.access_token = Some(authsome::vault::Secret::new(token));
-                c.token_type = Some("Bearer".into());
-                d.put_connection(c);
+                d.put_connection(authsome::vault::Connection::oauth(provider, name, authsome::secret::Secret::new(token)));
                 Ok(())
             })
             .unwrap();

@@ -1,13 +1,11 @@
 //! A test world for `authsome run`: a temp home with custom providers, a fixed
 //! vault key, and an echo upstream reached through AUTHSOME_RESOLVE.
-#![allow(dead_code)]
 
 use super::echo::Echo;
 use std::process::{Command, Output, Stdio};
 
 /// Fixed test vault key (base64 of 32 bytes), also set in this test process
 /// so the library API can write the vault.
-pub const VAULT_KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
 /// The API key stored for `acme`.
 pub const ACME_KEY: &str = "acme-real-key-0123456789";
 /// The OAuth access token stored for `octo` and `github`.
@@ -26,6 +24,9 @@ const OCTO: &str = r#"{"name":"octo","auth_type":"oauth2","flow":"pkce","api_url
 
 pub struct World {
     pub home: tempfile::TempDir,
+    /// Beside the home (never inside it: a child is fenced from the home):
+    /// `$HOME`, gh's config, projects.
+    pub outside: tempfile::TempDir,
     pub echo: Echo,
 }
 
@@ -33,14 +34,13 @@ impl World {
     /// A home with `acme` logged in (via the CLI) and `octo` + `github` tokens
     /// written through the library API.
     pub fn new() -> World {
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| std::env::set_var("AUTHSOME_VAULT_KEY", VAULT_KEY));
+        super::process_env();
         let home = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(home.path().join("providers")).unwrap();
         std::fs::write(home.path().join("providers/acme.json"), ACME).unwrap();
         std::fs::write(home.path().join("providers/octo.json"), OCTO).unwrap();
         let echo = Echo::start(&HOSTS);
-        let w = World { home, echo };
+        let w = World { home, outside: tempfile::tempdir().unwrap(), echo };
         let out = w.run_with_stdin(&["login", "acme"], ACME_KEY);
         assert!(out.status.success(), "login failed: {}", String::from_utf8_lossy(&out.stderr));
         w.store_token("octo", OCTO_TOKEN);
@@ -54,11 +54,8 @@ impl World {
         let vault = authsome::vault::Vault::open(&home).unwrap();
         vault
             .update(|d| {
-                let mut c = authsome::vault::Connection::api_key(provider, "default", authsome::vault::Secret::new("x"));
-                c.api_key = None;
-                c.access_token = Some(authsome::vault::Secret::new(token));
-                c.refresh_token = Some(authsome::vault::Secret::new(format!("{token}-refresh")));
-                c.token_type = Some("Bearer".into());
+                let mut c = authsome::vault::Connection::oauth(provider, "default", authsome::secret::Secret::new(token));
+                c.refresh_token = Some(authsome::secret::Secret::new(format!("{token}-refresh")));
                 d.put_connection(c);
                 Ok(())
             })
@@ -67,18 +64,18 @@ impl World {
 
     /// The binary with this world's environment (and no inherited proxy settings).
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_authsome"));
+        let mut c = Command::new(super::bin());
         c.args(args)
             .env("AUTHSOME_HOME", self.home.path())
-            .env("AUTHSOME_VAULT_KEY", VAULT_KEY)
+            .env("AUTHSOME_VAULT_KEY", super::VAULT_KEY)
             .env("AUTHSOME_RESOLVE", HOSTS.iter().map(|h| self.echo.resolve(h)).collect::<Vec<_>>().join(","))
             .env("AUTHSOME_UPSTREAM_CA", &self.echo.ca_path)
             .env("NO_COLOR", "1")
-            .env("GH_CONFIG_DIR", self.home.path().join("gh"))
+            .env("GH_CONFIG_DIR", self.outside.path().join("gh"))
             .env("GH_NO_UPDATE_NOTIFIER", "1")
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_TERMINAL_PROMPT", "0")
-            .env("HOME", self.home.path())
+            .env("HOME", self.outside.path())
             .stdin(Stdio::null());
         for v in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"] {
             c.env_remove(v);
@@ -119,7 +116,7 @@ impl World {
 /// Assert that no secret of the world appears in `out`.
 pub fn assert_no_secrets(out: &Output) {
     let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    for s in [ACME_KEY, OCTO_TOKEN, GH_TOKEN, VAULT_KEY] {
+    for s in [ACME_KEY, OCTO_TOKEN, GH_TOKEN, super::VAULT_KEY] {
         assert!(!all.contains(s), "a secret leaked into the output:\n{all}");
     }
 }

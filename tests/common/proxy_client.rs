@@ -1,12 +1,11 @@
 //! In-process helpers for proxy library tests and benchmarks: a static
 //! credential source, an in-memory audit sink, and a client that goes through
 //! the proxy (CONNECT with the proxy credential, then TLS trusting given roots).
-#![allow(dead_code)]
 
 use authsome::audit::{AuditSink, Event};
 use authsome::providers::Provider;
-use authsome::proxy::{BoxFuture, CredentialSource};
-use authsome::vault::Secret;
+use authsome::proxy::{BoxFuture, CredentialSource, Unavailable};
+use authsome::secret::Secret;
 use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -22,9 +21,9 @@ use tokio::net::TcpStream;
 pub struct StaticCredentials(pub HashMap<(String, String), String>);
 
 impl CredentialSource for StaticCredentials {
-    fn credential<'a>(&'a self, provider: &'a Provider, connection: &'a str) -> BoxFuture<'a, Result<Option<Secret>, String>> {
+    fn credential<'a>(&'a self, provider: &'a Provider, connection: &'a str) -> BoxFuture<'a, Result<Secret, Unavailable>> {
         let v = self.0.get(&(provider.name().to_owned(), connection.to_owned())).map(|s| Secret::new(s.clone()));
-        Box::pin(async move { Ok(v) })
+        Box::pin(async move { v.ok_or_else(|| Unavailable::NotLoggedIn(format!("no credential for {} ({connection})", provider.name()))) })
     }
 }
 

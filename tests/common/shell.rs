@@ -9,17 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// The binary under test.
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_authsome")
-}
+use super::bin;
 
 /// A value exercising every quoting hazard: both quotes, `$`, backquote,
 /// backslash, newline, tab, unicode, a leading dash and a trailing newline.
 pub const TRICKY: &str = "-x it's \"q\" $HOME `id` $(id) \\n\\ \\\\ back\\slash\nline2\ttab é ✓ 🎉 ;&|<>*?[]{}~#!%\n";
 
 /// Fixed test vault key (base64 of 32 bytes).
-pub const VAULT_KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
 /// The Discord OAuth access token stored in the vault.
 pub const DISCORD_TOKEN: &str = "discord-real-token-0123456789";
 /// The API key `authsome login acme` stores (from "another terminal").
@@ -54,7 +50,7 @@ pub fn toml_str(s: &str) -> String {
 /// and `broken` (a TOML error).
 pub struct Sandbox {
     /// Keeps the directory alive.
-    pub dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     /// Canonical root of the sandbox.
     pub root: PathBuf,
     /// The providers' APIs.
@@ -64,15 +60,14 @@ pub struct Sandbox {
 impl Sandbox {
     /// Build the sandbox.
     pub fn new() -> Sandbox {
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| std::env::set_var("AUTHSOME_VAULT_KEY", VAULT_KEY));
+        super::process_env();
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().canonicalize().unwrap();
         for d in ["home", "authsome-home/providers", "proj/sub", "proj/nested", "untrusted", "broken"] {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
         std::fs::write(root.join("authsome-home/providers/acme.json"), ACME).unwrap();
-        let sb = Sandbox { dir, root, echo: Echo::start(&HOSTS) };
+        let sb = Sandbox { _dir: dir, root, echo: Echo::start(&HOSTS) };
         sb.write_project("proj", &format!("[providers.discord]\n\n[providers.acme]\n\n[run.env]\nWEIRD_VALUE = {}\n", toml_str(TRICKY)));
         sb.write_project("proj/nested", "[run.env]\nNESTED_ONLY = \"n\"\n");
         sb.write_project("untrusted", "[providers.discord]\n");
@@ -101,11 +96,7 @@ impl Sandbox {
         let vault = authsome::vault::Vault::open(&home).unwrap();
         vault
             .update(|d| {
-                let mut c = authsome::vault::Connection::api_key("discord", "default", authsome::vault::Secret::new("x"));
-                c.api_key = None;
-                c.access_token = Some(authsome::vault::Secret::new(DISCORD_TOKEN));
-                c.token_type = Some("Bearer".into());
-                d.put_connection(c);
+                d.put_connection(authsome::vault::Connection::oauth("discord", "default", authsome::secret::Secret::new(DISCORD_TOKEN)));
                 Ok(())
             })
             .unwrap();
@@ -134,7 +125,7 @@ impl Sandbox {
         put("LANG", "C.UTF-8".into());
         put("TERM", "xterm-256color".into());
         put("AUTHSOME_HOME", self.path("authsome-home").to_string_lossy().into_owned());
-        put("AUTHSOME_VAULT_KEY", VAULT_KEY.into());
+        put("AUTHSOME_VAULT_KEY", super::VAULT_KEY.into());
         put("AUTHSOME_NO_KEYRING", "1".into());
         put("AUTHSOME_RESOLVE", HOSTS.iter().map(|h| self.echo.resolve(h)).collect::<Vec<_>>().join(","));
         put("AUTHSOME_UPSTREAM_CA", self.echo.ca_path.to_string_lossy().into_owned());

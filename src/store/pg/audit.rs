@@ -76,7 +76,7 @@ impl PgStore {
         let line = serde_json::json!({"time": crate::fmt_time(crate::fsutil::now_unix()), "store": self.cfg.id, "host": self.me, "store_event": ev});
         let write = || -> std::io::Result<()> {
             if let Some(dir) = path.parent() {
-                crate::paths::ensure_private_dir(dir)?;
+                crate::fsutil::ensure_private_dir(dir)?;
             }
             let mut f = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&path)?;
             f.write_all(format!("{line}\n").as_bytes())

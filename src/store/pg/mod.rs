@@ -82,6 +82,12 @@ impl PgStore {
         Self::with_key(home, cfg, &key, source)
     }
 
+    /// A handle using a team key given as base64 (tools and tests that hold the key themselves).
+    pub fn with_team_key(home: &Home, cfg: PgConfig, key_b64: &str) -> Result<PgStore> {
+        let key = crate::vault::key::decode_key(key_b64)?;
+        Self::with_key(home, cfg, &key, TeamKeySource::Env)
+    }
+
     /// A handle using an explicit key (`store init` with a freshly made key).
     pub fn with_key(home: &Home, cfg: PgConfig, key: &MasterKey, key_source: TeamKeySource) -> Result<PgStore> {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -449,7 +455,7 @@ type RawConnection = tokio_postgres::Connection<tokio_postgres::Socket, TlsStrea
 async fn raw_connect(cfg: &PgConfig) -> std::result::Result<(Client, RawConnection), tokio_postgres::Error> {
     use std::str::FromStr;
     let mut pc = tokio_postgres::Config::from_str(&cfg.url)?;
-    if let Some(p) = std::env::var("AUTHSOME_STORE_PASSWORD").ok().filter(|p| !p.is_empty()) {
+    if let Some(p) = crate::fence::process::secret_var("AUTHSOME_STORE_PASSWORD").filter(|p| !p.is_empty()) {
         pc.password(p);
     }
     pc.application_name("authsome").connect_timeout(Duration::from_secs(3));
