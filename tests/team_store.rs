@@ -350,12 +350,22 @@ fn a_database_restart_under_load_is_ridden_out() {
     let team = Team { db: pg::fresh_db(&server.admin_url()), key: random_key(), fake };
     let hosts: Vec<LoginEnv> = (0..2).map(|_| team.host()).collect();
     team.init_and_login(&hosts[0]);
+    // A running proxy on the second host: its first request opens the store and its listener.
+    let echo = Echo::start(&["discord.com"]);
+    let mut proxy_host = team.host();
+    proxy_host.upstream(&echo, "discord.com");
+    let proxy = spawn(&proxy_host, &["run", "--", "sh", "-c", "curl -s -o /dev/null https://discord.com/api/users/@me; sleep 12"]);
+    let listeners =
+        || pg::psql(&team.db, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'authsome' AND query LIKE 'LISTEN%'");
+    assert!(pg::wait_until(Duration::from_secs(8), || listeners().trim() == "1"), "the proxy listens");
     let stop = Arc::new(AtomicBool::new(false));
     let load: Vec<_> = hosts.iter().map(|h| keep_running(h, &["refresh", "discord"], &stop)).collect();
     std::thread::sleep(Duration::from_secs(2));
     server.restart();
-    std::thread::sleep(Duration::from_secs(3));
+    assert!(pg::wait_until(Duration::from_secs(8), || listeners().trim() == "1"), "the listener came back after the restart");
+    std::thread::sleep(Duration::from_secs(1));
     stop.store(true, Ordering::SeqCst);
+    let _ = finish(proxy);
     let failures: Vec<String> = load.into_iter().flat_map(|t| t.join().unwrap()).collect();
     assert!(failures.is_empty(), "commands reconnected across the restart: {failures:?}");
     let uses = refresh_uses(&team.fake);
@@ -557,4 +567,30 @@ fn a_machine_whose_link_goes_down_fails_clearly_the_others_refresh_and_it_catche
     assert_eq!(back.stdout, expires, "after the link is back it reads the refreshed record");
     assert_eq!(refresh_uses(&team.fake).len(), 1);
     assert_no_secrets(&team.fake.secrets(), &[&seen, &cut, &other, &back]);
+}
+
+#[test]
+fn migrate_copies_a_personal_vault_into_the_store_and_export_copies_it_back() {
+    let Some(team) = Team::new(Config::default()) else { return };
+    let h1 = team.host();
+    let mut personal = same_home(&h1);
+    personal.vars.retain(|(k, _)| !k.starts_with("AUTHSOME_STORE"));
+    let key = "sk-personalkey-0123456789abcdefghij";
+    assert_eq!(personal.run(&["login", "openai"], Some(key)).code, 0);
+    assert_eq!(h1.run(&["store", "init"], None).code, 0);
+    let none = h1.run(&["get", "openai"], None);
+    assert_eq!(none.code, 3, "the store starts empty: {}", none.all());
+    let migrate = h1.run(&["store", "migrate", "--from-file"], None);
+    assert!(migrate.code == 0 && migrate.stderr.contains("copied 1 records"), "{}", migrate.all());
+    let other = team.host();
+    let got = other.run(&["get", "openai", "--field", "status"], None);
+    assert_eq!((got.code, got.stdout.trim()), (0, "connected"), "{}", got.all());
+    assert!(!pg::pg_dump(&team.db).contains("sk-personalkey"));
+    // Export into another machine's own vault file, then use it without the store.
+    assert_eq!(other.run(&["store", "export"], None).code, 0);
+    let mut offline = same_home(&other);
+    offline.vars.retain(|(k, _)| !k.starts_with("AUTHSOME_STORE"));
+    let local = offline.run(&["get", "openai", "--field", "status"], None);
+    assert_eq!((local.code, local.stdout.trim()), (0, "connected"), "{}", local.all());
+    assert_no_secrets(&[key.to_owned()], &[&migrate, &got, &local]);
 }
