@@ -4,7 +4,7 @@
 //! set them).
 
 /// Variables common clients read for a CA bundle; all get the run's bundle.
-pub const CA_VARS: [&str; 8] = [
+pub const CA_VARS: [&str; 12] = [
     "SSL_CERT_FILE",
     "CURL_CA_BUNDLE",
     "REQUESTS_CA_BUNDLE",
@@ -13,7 +13,15 @@ pub const CA_VARS: [&str; 8] = [
     "AWS_CA_BUNDLE",
     "PIP_CERT",
     "DENO_CERT",
+    "HTTPLIB2_CA_CERTS",
+    "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+    "NIX_SSL_CERT_FILE",
+    "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE",
 ];
+
+/// Fixed values every proxied child gets: Node (22.21+, 24) ignores the proxy
+/// variables in its own `fetch` and `https` unless told to honour them.
+pub const FIXED_VARS: [(&str, &str); 1] = [("NODE_USE_ENV_PROXY", "1")];
 
 /// Proxy variables, upper and lower case (clients disagree on which they read).
 pub const PROXY_VARS: [&str; 4] = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"];
@@ -45,6 +53,7 @@ pub const RESERVED_PREFIXES: [&str; 3] = ["AUTHSOME_", "__authsome", "DYLD_"];
 pub fn is_reserved(var: &str) -> bool {
     PROXY_VARS.contains(&var)
         || CA_VARS.contains(&var)
+        || FIXED_VARS.iter().any(|(k, _)| *k == var)
         || REMOVED_VARS.contains(&var)
         || NO_PROXY_VARS.contains(&var)
         || var == ACTIVE_VAR

@@ -112,7 +112,12 @@ impl Error {
         if ui.json {
             eprintln!("{}", self.to_json());
         } else {
-            eprintln!("{} {}", ui.paint("authsome: error:", "31"), self.message);
+            // Every line carries the prefix, so a multi-line error still reads as authsome's.
+            let mut lines = self.message.lines();
+            eprintln!("{} {}", ui.paint("authsome: error:", "31"), lines.next().unwrap_or_default());
+            for line in lines {
+                eprintln!("authsome: {line}");
+            }
         }
         self.code
     }

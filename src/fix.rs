@@ -1,4 +1,5 @@
-//! [`LoginFix`]: the one way to say "run `authsome login …`". Every hint in
+//! [`LoginFix`]: the one way to say "run `authsome login …`" (or `authsome
+//! refresh …` when that is enough). Every hint in
 //! every message (requirements, the proxy's refusals, refresh failures, the
 //! CLI) and the argv `up` runs come from it, so they follow one rule for each
 //! flag: `--connection` unless it is the default connection, `--scopes` when
@@ -22,6 +23,9 @@ pub struct LoginFix {
     pub profile: Option<String>,
     /// Replace what is stored (a revoked credential).
     pub force: bool,
+    /// `authsome refresh` instead: an expired token whose refresh token still
+    /// works needs no new login once the provider answers again.
+    pub refresh: bool,
 }
 
 impl LoginFix {
@@ -48,19 +52,26 @@ impl LoginFix {
         self
     }
 
+    /// As `authsome refresh` (scopes and `--force` do not apply).
+    pub fn refresh(mut self) -> LoginFix {
+        self.refresh = true;
+        self
+    }
+
     /// The arguments after `authsome`, as `up` runs them.
     pub fn argv(&self) -> Vec<String> {
-        let mut args = vec!["login".to_owned(), self.provider.clone()];
+        let verb = if self.refresh { "refresh" } else { "login" };
+        let mut args = vec![verb.to_owned(), self.provider.clone()];
         if let Some(c) = self.connection.as_deref().filter(|c| *c != DEFAULT_CONNECTION) {
             args.extend(["--connection".to_owned(), c.to_owned()]);
         }
-        if let Some(s) = &self.scopes {
+        if let Some(s) = self.scopes.as_ref().filter(|_| !self.refresh) {
             args.extend(["--scopes".to_owned(), s.join(",")]);
         }
         if let Some(p) = self.profile.as_deref().filter(|p| *p != DEFAULT_PROFILE) {
             args.extend(["--profile".to_owned(), p.to_owned()]);
         }
-        if self.force {
+        if self.force && !self.refresh {
             args.push("--force".to_owned());
         }
         args
@@ -97,5 +108,9 @@ mod tests {
         );
         assert_eq!(LoginFix::new("github", None).profile("default").argv(), ["login", "github"]);
         assert_eq!(LoginFix::new("x", Some("my team")).hint(), "run `authsome login x --connection 'my team'`");
+        assert_eq!(
+            LoginFix::new("github", Some("work")).profile("ci").refresh().to_string(),
+            "authsome refresh github --connection work --profile ci"
+        );
     }
 }

@@ -38,6 +38,14 @@ impl Home {
         Home { root: root.into(), profile: profile.to_owned() }
     }
 
+    /// Create the home (mode 0700) and `providers/` in it, so the documented
+    /// `authsome inspect discord > ~/.authsome/providers/discord.json` works
+    /// once authsome has been used.
+    pub fn ensure(&self) -> std::io::Result<()> {
+        crate::fsutil::ensure_private_dir(&self.root)?;
+        crate::fsutil::ensure_private_dir(&self.providers_dir())
+    }
+
     /// The home directory itself.
     pub fn root(&self) -> &Path {
         &self.root

@@ -58,6 +58,12 @@ impl Ui {
     }
 }
 
+/// A name with its indefinite article: "a GitHub", "an OpenAI".
+pub fn with_article(title: &str) -> String {
+    let vowel = title.chars().next().is_some_and(|c| "AEIOUaeiou".contains(c));
+    format!("{} {title}", if vowel { "an" } else { "a" })
+}
+
 /// Render rows as aligned columns under a header (plain text, no colour).
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();

@@ -111,10 +111,13 @@ fn bad_provider_files_name_file_line_column_and_change_nothing() {
     assert!(r.stderr.contains("missing.json"), "{}", r.stderr);
     assert!(!h.path().join("providers").exists(), "a rejected file must not be installed");
 
-    // A broken override placed by hand is reported, not skipped.
+    // A broken override placed by hand is reported with its location; it
+    // breaks only its own provider, never unrelated commands.
     std::fs::create_dir_all(h.path().join("providers")).unwrap();
     std::fs::copy(&syntax, h.path().join("providers/acme.json")).unwrap();
-    let r = h.run(&["list"]).expect_code(2);
+    let r = h.run(&["list"]).ok();
+    assert!(r.stderr.contains("providers/acme.json:4:3:"), "{}", r.stderr);
+    let r = h.run(&["inspect", "acme"]).expect_code(2);
     assert!(r.stderr.contains("providers/acme.json:4:3:"), "{}", r.stderr);
 }
 

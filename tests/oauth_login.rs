@@ -103,8 +103,10 @@ fn wrong_state_is_refused_before_any_token_request() {
     assert!(out.stderr.contains("state does not match"), "{}", out.all());
     assert!(fake.requests_to("token").is_empty(), "a code with a wrong state must never be exchanged");
     assert_eq!(env.wait_browser_log(2)[1]["heading"], "Discord login failed");
-    // Nothing stored: neither a connection nor the unproven client credentials.
-    assert!(env.vault().connections.is_empty() && env.vault().clients.is_empty());
+    // No connection; the client credentials are kept (the provider did not reject
+    // them), so the next login does not ask for them again.
+    assert!(env.vault().connections.is_empty());
+    assert_eq!(env.vault().clients["discord"].client_id, fake.config().client_id);
     assert_no_secrets(&fake.secrets(), &[&out]);
 }
 
@@ -115,7 +117,7 @@ fn denied_consent_fails_with_exit_4() {
     assert_eq!(out.code, 4, "{}", out.all());
     assert!(out.stderr.contains("access_denied") && out.stderr.contains("denied"), "{}", out.all());
     let get = env.run(&["get", "discord", "--field", "status"], None);
-    assert_eq!(get.code, 3, "{}", get.all());
+    assert_eq!((get.code, get.stdout.trim()), (0, "not_connected"), "{}", get.all());
     assert_no_secrets(&fake.secrets(), &[&out]);
 }
 
@@ -308,7 +310,9 @@ fn logout_revokes_access_then_refresh_token_and_deletes_even_on_failure() {
     assert_eq!(rev[0].form["token"], conn.access_token.unwrap().expose());
     assert_eq!(rev[1].form["token_type_hint"], "refresh_token");
     assert_eq!(rev[1].form["token"], conn.refresh_token.unwrap().expose());
-    assert_eq!(env.run(&["get", "discord"], None).code, 3);
+    assert_eq!(env.run(&["get", "discord", "--connection", "default"], None).code, 3);
+    // The remaining connection became the default.
+    assert_eq!(env.run(&["get", "discord", "--field", "connection"], None).stdout.trim(), "work");
 
     fake.configure(|c| c.revoke_status = 503);
     let failed = env.run(&["logout", "discord", "--connection", "work"], None);

@@ -88,7 +88,8 @@ fn invalid_grant_sent_with_http_200_past_expiry_marks_the_connection_expired() {
 
 fn invalid_grant_past_expiry(errors_as_200: bool) {
     let (fake, env) = logged_in(0);
-    assert_eq!(field(&env, "status"), "connected");
+    // Past its expiry, the token shows as expired before any refresh is tried.
+    assert_eq!(field(&env, "status"), "expired");
     fake.configure(|c| {
         c.refresh_error = Some((400, "invalid_grant".into()));
         c.errors_as_200 = errors_as_200;
@@ -117,6 +118,8 @@ fn server_error_past_expiry_marks_expired_but_keeps_the_refresh_token_for_a_retr
     let out = env.run(&["refresh", "discord"], None);
     assert_eq!(out.code, 4, "{}", out.all());
     assert!(out.stderr.contains("HTTP 500"), "{}", out.all());
+    // The refresh token still works once the server is back: that is the fix shown.
+    assert!(out.stderr.contains("authsome refresh discord"), "{}", out.all());
     assert_eq!(field(&env, "status"), "expired");
     fake.configure(|c| {
         c.token_status = None;

@@ -35,6 +35,9 @@ fn status_reports_each_requirement_with_its_fix_and_exits_4() {
 
     sb.write_toml("[providers.openai]\n[providers.linear]\noptional = true\n");
     let out = sb.run(&["status"]);
+    assert_eq!(out.status.code(), Some(2), "met, but not allowed: nothing would run {:?}", text(&out));
+    assert!(sb.run(&["allow"]).status.success());
+    let out = sb.run(&["status"]);
     assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
 }
 
@@ -65,7 +68,7 @@ fn trust_of(sb: &Sandbox) -> String {
 fn trust_follows_meaning_not_bytes() {
     let sb = Sandbox::new();
     sb.write_toml("[providers.openai]\n[run]\ncommand = \"python3 main.py\"\n");
-    assert_eq!(trust_of(&sb), "not allowed");
+    assert_eq!(trust_of(&sb), "not_allowed");
     let out = sb.run(&["status"]);
     assert!(text(&out).1.contains(&format!("authsome allow {}", sb.dir.display())), "{:?}", text(&out));
 
@@ -79,11 +82,11 @@ fn trust_follows_meaning_not_bytes() {
 
     // Adding a provider drops trust.
     sb.write_toml("[providers.openai]\n[providers.github]\n[run]\ncommand = \"python3 main.py\"\n");
-    assert_eq!(trust_of(&sb), "changed since allowed");
+    assert_eq!(trust_of(&sb), "changed");
 
     // Changing the command drops it too.
     sb.write_toml("[providers.openai]\n[run]\ncommand = \"python3 main.py --upload\"\n");
-    assert_eq!(trust_of(&sb), "changed since allowed");
+    assert_eq!(trust_of(&sb), "changed");
 
     // Allow by path from elsewhere, then deny.
     let out = sb.cmd(&["allow", sb.dir.to_str().unwrap()]).current_dir(sb.tmp.path()).output().unwrap();
@@ -92,7 +95,12 @@ fn trust_follows_meaning_not_bytes() {
     let out = sb.run(&["deny"]);
     assert!(out.status.success());
     assert!(text(&out).1.contains("denied"), "{:?}", text(&out));
-    assert_eq!(trust_of(&sb), "not allowed");
+    assert_eq!(trust_of(&sb), "denied");
+    // The hook and `up` say it is blocked, not merely "not allowed yet".
+    let out = sb.run(&["export", "bash"]);
+    assert!(text(&out).1.contains("is blocked"), "{:?}", text(&out));
+    assert!(sb.run(&["allow"]).status.success());
+    assert_eq!(trust_of(&sb), "allowed");
 }
 
 #[test]
@@ -109,7 +117,7 @@ fn a_referenced_provider_file_is_part_of_trust() {
     assert!(sb.run(&["allow"]).status.success());
     assert_eq!(trust_of(&sb), "allowed");
     std::fs::write(sb.dir.join("acme.json"), def("api.evil.test")).unwrap();
-    assert_eq!(trust_of(&sb), "changed since allowed");
+    assert_eq!(trust_of(&sb), "changed");
 }
 
 #[test]
@@ -131,10 +139,10 @@ fn init_writes_a_starter_from_dotenv_and_refuses_to_overwrite() {
     assert!(!written.contains("dont-print-me"));
     assert!(stderr.contains("authsome login openai"), "{stderr}");
 
-    // The starter parses, and since authsome wrote it, it is trusted.
+    // The starter parses, and like every project file it is inert until allowed.
     let out = sb.run(&["status", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&text(&out).0).unwrap();
-    assert_eq!(v["trust"], "allowed");
+    assert_eq!(v["trust"], "not_allowed");
     assert_eq!(v["requirements"].as_array().unwrap().len(), 2);
 
     std::fs::write(sb.dir.join("authsome.toml"), "# mine\n").unwrap();

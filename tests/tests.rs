@@ -6,6 +6,7 @@
 mod common;
 
 mod catalogue;
+mod first_day;
 mod foundation;
 mod hostile_child;
 mod oauth_chromium;

@@ -51,6 +51,9 @@ pub struct LoginArgs {
     /// Value for {base_url} in the provider's URLs (e.g. GitHub Enterprise).
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
+    /// Make this connection the provider's default (what `run` and `get` use without --connection).
+    #[arg(long)]
+    pub default: bool,
     /// A per-connection value the provider asks for (a Shopify shop, a Zendesk subdomain); repeatable.
     #[arg(long = "value", value_name = "NAME=VALUE")]
     pub values: Vec<String>,
@@ -76,9 +79,18 @@ fn snapshot(ctx: &Ctx) -> Result<VaultData> {
 }
 
 /// `authsome get PROVIDER [--connection] [--field F]`.
-pub fn get(ctx: &Ctx, a: GetArgs) -> Result<i32> {
-    ctx.registry()?.get(&a.target.provider)?;
+pub fn get(ctx: &Ctx, mut a: GetArgs) -> Result<i32> {
+    a.target.provider = ctx.registry_here()?.get(&a.target.provider)?.name().to_owned();
     let data = snapshot(ctx)?;
+    if a.field.as_deref() == Some("status") && data.connection(&a.target.provider, a.target.connection.as_deref()).is_none() {
+        // Scripts ask `get X --field status` to decide whether to log in.
+        if ctx.ui.json {
+            ctx.ui.print_json(&serde_json::json!("not_connected"));
+        } else {
+            println!("not_connected");
+        }
+        return Ok(0);
+    }
     let conn = find(&data, &a.target)?;
     let mut view = conn.redacted();
     if a.reveal {
@@ -136,25 +148,56 @@ pub fn get(ctx: &Ctx, a: GetArgs) -> Result<i32> {
 }
 
 /// `authsome logout`: revoke when the provider supports it, then delete.
-pub fn logout(ctx: &Ctx, a: ConnectionArgs) -> Result<i32> {
-    let reg = ctx.registry()?;
-    let provider = reg.get(&a.provider)?;
+pub fn logout(ctx: &Ctx, mut a: ConnectionArgs) -> Result<i32> {
+    let reg = ctx.registry_here()?;
+    // A connection whose definition is gone can still be deleted (not revoked).
+    let provider = match reg.get(&a.provider) {
+        Ok(p) => Some(p),
+        Err(e) if snapshot(ctx)?.connections_of(&a.provider).next().is_none() => return Err(e),
+        Err(_) => None,
+    };
+    if let Some(p) = provider {
+        a.provider = p.name().to_owned();
+    }
+    let data = snapshot(ctx)?;
+    let conn = match find(&data, &a) {
+        Ok(c) => c.clone(),
+        Err(_) => {
+            let name = a.name(&data);
+            let others: Vec<&str> = data.connections_of(&a.provider).map(|c| c.name.as_str()).collect();
+            let known = if others.is_empty() { "it has none".to_owned() } else { format!("its connections: {}", others.join(", ")) };
+            return Err(Error::unknown(format!("{} has no connection {name:?} to log out of ({known})", a.provider)));
+        }
+    };
+    if let Some(p) = provider {
+        revoke(ctx, p, &conn, data.clients.get(p.name()));
+    }
     let vault = ctx.vault()?;
-    let data = vault.load()?;
-    let conn = find(&data, &a)?.clone();
-    revoke(ctx, provider, &conn, data.clients.get(provider.name()));
-    vault.update(|d| {
+    let promoted = vault.update(|d| {
         d.connections.remove(&(conn.provider.clone(), conn.name.clone()));
         if d.defaults.get(&conn.provider) == Some(&conn.name) {
             d.defaults.remove(&conn.provider);
         }
-        Ok(())
+        // The default went away: another connection takes its place, said out loud.
+        let was_default = data.default_connection(&conn.provider) == conn.name;
+        let next = d.connections_of(&conn.provider).map(|c| c.name.clone()).next();
+        if let (true, Some(next)) = (was_default, &next) {
+            if next != crate::vault::DEFAULT_CONNECTION {
+                d.defaults.insert(conn.provider.clone(), next.clone());
+            }
+        }
+        Ok(next.filter(|_| was_default))
     })?;
     vault.audit("logout", &conn.provider, &conn.name, None, None);
     if ctx.ui.json {
-        ctx.ui.print_json(&serde_json::json!({"provider": conn.provider, "connection": conn.name, "deleted": true}));
+        ctx.ui
+            .print_json(&serde_json::json!({"provider": conn.provider, "connection": conn.name, "deleted": true, "new_default": promoted}));
     } else {
-        ctx.ui.success(format_args!("logged out of {} ({})", provider.def.title(), conn.name));
+        let title = provider.map_or(conn.provider.as_str(), |p| p.def.title());
+        ctx.ui.success(format_args!("logged out of {title} ({})", conn.name));
+        if let Some(next) = promoted {
+            ctx.ui.info(format_args!("{} is now the default connection of {}", next, conn.provider));
+        }
     }
     Ok(0)
 }
@@ -185,15 +228,27 @@ fn revoke(ctx: &Ctx, provider: &Provider, conn: &Connection, creds: Option<&Clie
 }
 
 /// `authsome login`.
-pub fn login(ctx: &Ctx, a: LoginArgs) -> Result<i32> {
-    let reg = ctx.registry()?;
+pub fn login(ctx: &Ctx, mut a: LoginArgs) -> Result<i32> {
+    let reg = ctx.registry_here()?;
     let provider = reg.get(&a.target.provider)?;
+    a.target.provider = provider.name().to_owned();
     if let Some(name) = &a.target.connection {
         if !crate::providers::def::valid_name(name) {
             return Err(Error::bad_input(format!("connection name {name:?} must be lower-case letters, digits, '-' or '_'")));
         }
     }
-    let flow = a.flow.unwrap_or(provider.def.flow);
+    let flow = a.flow.unwrap_or_else(|| default_flow(ctx, provider, a.no_browser));
+    if provider.def.auth_type == AuthType::ApiKey && flow != Flow::ApiKey {
+        return Err(Error::bad_input(format!("{} uses an API key; --flow {} does not apply to it", provider.name(), flow.as_str())));
+    }
+    if let Some(scopes) = &mut a.scopes {
+        // `--scopes "read, write"` means read and write.
+        scopes.iter_mut().for_each(|s| *s = s.trim().to_owned());
+        scopes.retain(|s| !s.is_empty());
+        if scopes.is_empty() {
+            return Err(Error::bad_input("--scopes needs at least one scope (omit it for the provider's defaults)"));
+        }
+    }
     let values = login_values(provider, &a.values)?;
     match provider.def.auth_type {
         AuthType::ApiKey => login_api_key(ctx, provider, &a, values),
@@ -206,6 +261,9 @@ pub fn login(ctx: &Ctx, a: LoginArgs) -> Result<i32> {
                     let usable = c.refresh_token.is_some() || c.expires_at.is_none_or(|e| e > crate::fsutil::now_unix());
                     if c.status == crate::vault::Status::Connected && usable && wanted.iter().all(|s| c.scopes.contains(s)) {
                         ctx.ui.info(format_args!("{} ({name}) is already connected; pass --force to log in again", provider.def.title()));
+                        if a.default {
+                            set_default(ctx, provider.name(), &name)?;
+                        }
                         if ctx.ui.json {
                             ctx.ui.print_json(&serde_json::json!({"provider": c.provider, "connection": c.name, "status": "connected"}));
                         }
@@ -223,9 +281,23 @@ pub fn login(ctx: &Ctx, a: LoginArgs) -> Result<i32> {
                 values,
             };
             let conn = crate::oauth::login::run_oauth(&ctx.home, &ctx.ui, provider, &opts)?;
-            store_connection(ctx, conn)
+            store_connection(ctx, conn, a.default)
         }
     }
+}
+
+/// The provider's flow, except that without a browser a provider that
+/// supports the device flow uses it (nothing to paste back).
+fn default_flow(ctx: &Ctx, provider: &Provider, no_browser: bool) -> Flow {
+    let flow = provider.def.flow;
+    let device = provider.def.oauth.as_ref().is_some_and(|o| o.supports_device_code && o.device_authorization_url.is_some());
+    if flow == Flow::Pkce && device {
+        if let crate::oauth::browser::Opener::Print(why) = crate::oauth::browser::Opener::detect(no_browser) {
+            ctx.ui.info(format_args!("No browser here ({why}): using the device flow (`--flow pkce` to paste the redirect URL instead)."));
+            return Flow::DeviceCode;
+        }
+    }
+    flow
 }
 
 /// `authsome refresh`.
@@ -240,10 +312,11 @@ pub struct RefreshArgs {
 
 /// `authsome refresh PROVIDER [--connection NAME] [--force]`: refresh under the
 /// shared lock; prints the outcome, never the token.
-pub fn refresh(ctx: &Ctx, a: RefreshArgs) -> Result<i32> {
+pub fn refresh(ctx: &Ctx, mut a: RefreshArgs) -> Result<i32> {
     use crate::oauth::RefreshOutcome;
-    let reg = ctx.registry()?;
+    let reg = ctx.registry_here()?;
     let provider = reg.get(&a.target.provider)?;
+    a.target.provider = provider.name().to_owned();
     let data = snapshot(ctx)?;
     let conn = find(&data, &a.target)?.clone();
     if conn.access_token.is_none() {
@@ -281,9 +354,12 @@ pub fn refresh(ctx: &Ctx, a: RefreshArgs) -> Result<i32> {
 }
 
 /// Store an API key read from piped stdin, entered in the local form when a
-/// browser is available, or typed at a hidden prompt.
+/// browser is available, or typed at a hidden prompt. An existing key is
+/// replaced only with `--force`, as an OAuth connection is.
 fn login_api_key(ctx: &Ctx, provider: &Provider, a: &LoginArgs, values: BTreeMap<String, String>) -> Result<i32> {
     let multi = provider.def.api_key.as_ref().is_some_and(|k| !k.parts.is_empty());
+    let name = a.target.connection.clone().unwrap_or_else(|| crate::vault::DEFAULT_CONNECTION.to_owned());
+    let existing = snapshot(ctx)?.connection(provider.name(), Some(&name)).and_then(|c| c.api_key.clone());
     let piped = if std::io::stdin().is_terminal() {
         None
     } else {
@@ -291,10 +367,32 @@ fn login_api_key(ctx: &Ctx, provider: &Provider, a: &LoginArgs, values: BTreeMap
         std::io::stdin().read_to_string(&mut s).map_err(|e| Error::bad_input(format!("cannot read the key from standard input: {e}")))?;
         Some(s.trim().to_owned())
     };
+    let already = format!("{} ({name}) already has an API key", provider.def.title());
+    let given = piped.as_ref().is_some_and(|k| !k.is_empty());
+    if !given && existing.is_some() && !a.force {
+        ctx.ui.info(format_args!("{already}; pass --force to replace it"));
+        if a.default {
+            set_default(ctx, provider.name(), &name)?;
+        }
+        return Ok(0);
+    }
     // A key on standard input wins; with nothing piped (e.g. </dev/null) the form or prompt asks.
     let key = match piped {
         _ if multi => multi_part_key(provider, piped.as_deref())?,
-        Some(k) if !k.is_empty() || !crate::oauth::browser::Opener::detect(a.no_browser).available() => validate_key(provider, k)?,
+        Some(k) if given || !crate::oauth::browser::Opener::detect(a.no_browser).available() => {
+            let key = validate_key(provider, k)?;
+            match &existing {
+                Some(old) if *old == key => {
+                    ctx.ui.info(format_args!("{already}; it is the same key"));
+                    if a.default {
+                        set_default(ctx, provider.name(), &name)?;
+                    }
+                    return Ok(0);
+                }
+                Some(_) if !a.force => return Err(Error::bad_input(format!("{already}; pass --force to replace it"))),
+                _ => key,
+            }
+        }
         _ => {
             let p = provider.clone();
             let validate: crate::oauth::server::KeyValidator =
@@ -302,9 +400,9 @@ fn login_api_key(ctx: &Ctx, provider: &Provider, a: &LoginArgs, values: BTreeMap
             crate::oauth::login::api_key_interactive(&ctx.ui, provider, a.no_browser, validate)?
         }
     };
-    let mut conn = Connection::api_key(provider.name(), a.target.connection.as_deref().unwrap_or("default"), key);
+    let mut conn = Connection::api_key(provider.name(), &name, key);
     conn.values = values;
-    store_connection(ctx, conn)
+    store_connection(ctx, conn, a.default)
 }
 
 /// The provider's `connection_values`: `--value` flags, defaults, else a
@@ -366,23 +464,45 @@ pub fn validate_key(provider: &Provider, key: String) -> Result<Secret> {
     Ok(Secret::new(key))
 }
 
-/// Save a new connection; the first connection of a provider becomes its default.
-pub fn store_connection(ctx: &Ctx, conn: Connection) -> Result<i32> {
+/// Save a new connection; the first connection of a provider (or one logged
+/// in with `--default`) becomes its default.
+pub fn store_connection(ctx: &Ctx, conn: Connection, make_default: bool) -> Result<i32> {
+    ctx.home.ensure().map_err(|e| Error::other(format!("cannot create {}: {e}", ctx.home.root().display())))?;
     let vault = ctx.vault()?;
     let (provider, name) = (conn.provider.clone(), conn.name.clone());
-    vault.update(|d| {
+    let is_default = vault.update(|d| {
         let first = d.connections_of(&provider).all(|c| c.name == name);
-        if first && name != crate::vault::DEFAULT_CONNECTION {
-            d.defaults.insert(provider.clone(), name.clone());
-        }
         d.put_connection(conn);
-        Ok(())
+        if first || make_default {
+            mark_default(d, &provider, &name);
+        }
+        Ok(d.default_connection(&provider) == name)
     })?;
     vault.audit("login", &provider, &name, None, None);
     if ctx.ui.json {
-        ctx.ui.print_json(&serde_json::json!({"provider": provider, "connection": name, "status": "connected"}));
+        ctx.ui.print_json(&serde_json::json!({"provider": provider, "connection": name, "status": "connected", "default": is_default}));
     } else {
-        ctx.ui.success(format_args!("{provider} connected ({name})"));
+        let role = if is_default && name != crate::vault::DEFAULT_CONNECTION { ", now the default" } else { "" };
+        ctx.ui.success(format_args!("{provider} connected ({name}{role})"));
     }
     Ok(0)
+}
+
+/// Record `name` as the default connection of `provider`.
+fn mark_default(d: &mut VaultData, provider: &str, name: &str) {
+    if name == crate::vault::DEFAULT_CONNECTION {
+        d.defaults.remove(provider);
+    } else {
+        d.defaults.insert(provider.to_owned(), name.to_owned());
+    }
+}
+
+/// `login --default` on a connection that needs no new login.
+fn set_default(ctx: &Ctx, provider: &str, name: &str) -> Result<()> {
+    ctx.vault()?.update(|d| {
+        mark_default(d, provider, name);
+        Ok(())
+    })?;
+    ctx.ui.success(format_args!("{name} is now the default connection of {provider}"));
+    Ok(())
 }

@@ -97,13 +97,19 @@ fn stop(ctx: &Ctx, dir: Option<PathBuf>, all: bool) -> Result<i32> {
         let file = crate::project::locate(dir.as_deref().unwrap_or(std::path::Path::new(".")))?;
         DaemonDir::for_project(&ctx.home, &file).running().into_iter().collect()
     };
-    if targets.is_empty() {
+    if targets.is_empty() && !ctx.ui.json {
         ctx.ui.info("no project proxy is running");
         return Ok(0);
     }
     for info in &targets {
         stop_one(info)?;
-        ctx.ui.success(format_args!("stopped the proxy of {} (pid {})", info.project.display(), info.pid));
+        if !ctx.ui.json {
+            ctx.ui.success(format_args!("stopped the proxy of {} (pid {})", info.project.display(), info.pid));
+        }
+    }
+    if ctx.ui.json {
+        let v: Vec<_> = targets.iter().map(|i| serde_json::json!({"project": i.project.display().to_string(), "pid": i.pid})).collect();
+        ctx.ui.print_json(&serde_json::json!({"stopped": v}));
     }
     Ok(0)
 }

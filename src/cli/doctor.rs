@@ -16,14 +16,24 @@ fn mode_of(p: &Path) -> Option<u32> {
     std::fs::metadata(p).ok().map(|m| m.permissions().mode() & 0o777)
 }
 
+/// "1 connection", "2 connections".
+fn connections(n: usize) -> String {
+    format!("{n} connection{}", if n == 1 { "" } else { "s" })
+}
+
 /// Run every check and print the report.
 pub fn run(ctx: &Ctx) -> Result<i32> {
     let mut checks = Vec::new();
     let home = &ctx.home;
     let root = home.root();
-    let made = crate::fsutil::ensure_private_dir(root);
+    let before = mode_of(root);
+    let made = home.ensure();
     checks.push(match (made, mode_of(root)) {
         (Err(e), _) => Check { name: "home", ok: false, detail: format!("cannot create {}: {e}", root.display()) },
+        // A fix is reported, never made silently.
+        (Ok(()), Some(m)) if m & 0o077 == 0 && before.is_some_and(|b| b != m) => {
+            Check { name: "home", ok: true, detail: format!("{} was mode {:o}; tightened to {m:o}", root.display(), before.unwrap_or(0)) }
+        }
         (Ok(()), Some(m)) if m & 0o077 == 0 => Check { name: "home", ok: true, detail: format!("{} (mode {m:o})", root.display()) },
         (Ok(()), m) => Check {
             name: "home",
@@ -32,6 +42,10 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
         },
     });
     checks.push(match ctx.registry() {
+        Ok(reg) if !reg.skipped().is_empty() => {
+            let names: Vec<String> = reg.skipped().iter().map(|s| s.error.message.lines().next().unwrap_or_default().to_owned()).collect();
+            Check { name: "providers", ok: false, detail: format!("skipped: {}", names.join("; ")) }
+        }
         Ok(reg) => {
             let custom = reg.iter().filter(|p| p.source == crate::providers::Source::Custom).count();
             Check { name: "providers", ok: true, detail: format!("{} providers ({custom} custom), all valid", reg.iter().count()) }
@@ -50,7 +64,7 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
                 Ok(d) if !vpath.exists() => Check {
                     name: "vault",
                     ok: true,
-                    detail: format!("{} (not created yet; {} connections)", vpath.display(), d.connections.len()),
+                    detail: format!("{} (not created yet; {})", vpath.display(), connections(d.connections.len())),
                 },
                 Ok(d) => match mode_of(&vpath) {
                     Some(m) if m & 0o077 != 0 => Check {
@@ -61,7 +75,7 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
                     _ => Check {
                         name: "vault",
                         ok: true,
-                        detail: format!("{} decrypts ({} connections)", vpath.display(), d.connections.len()),
+                        detail: format!("{} decrypts ({})", vpath.display(), connections(d.connections.len())),
                     },
                 },
                 Err(e) => Check { name: "vault", ok: false, detail: e.message },

@@ -24,7 +24,7 @@ pub struct ProjectRunArgs {
     /// and signal authsome; see SECURITY.md).
     #[arg(long)]
     pub no_fence: bool,
-    /// The command (default: `[run] command`, else your $SHELL).
+    /// The command (default: `[run] command`; `up` falls back to your $SHELL, `exec` refuses).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
     pub cmd: Vec<OsString>,
 }
@@ -33,6 +33,13 @@ pub struct ProjectRunArgs {
 pub fn exec(ctx: &Ctx, a: ProjectRunArgs) -> Result<i32> {
     let (project, registry) = current_project(ctx, None)?;
     require_trust(ctx, &project, false)?;
+    // CI must not go green because a job forgot its command (no interactive shell here).
+    if a.cmd.is_empty() && project.run.command.is_none() {
+        return Err(crate::error::Error::bad_input(format!(
+            "nothing to run: pass `authsome exec -- CMD` or set [run] command in {}",
+            project.file.display()
+        )));
+    }
     let checks = evaluate(&ctx.home, &project, &registry, &process_env)?;
     if let Some(e) = unmet_error(&checks) {
         let unmet: Vec<_> = checks.iter().filter(|c| c.blocks()).map(|c| c.to_json()).collect();

@@ -19,10 +19,11 @@ use crate::shell::Shell;
 use crate::store::Store;
 use crate::ui::Ui;
 use clap::{Args, Parser, Subcommand};
+use nix::sys::signal::SigHandler;
 
 /// authsome: give programs authenticated API access without handing them a secret.
 #[derive(Debug, Parser)]
-#[command(name = "authsome", version, about, long_about = None, propagate_version = true)]
+#[command(name = "authsome", version, about, long_about = None)]
 pub(crate) struct Cli {
     /// Flags every command accepts.
     #[command(flatten)]
@@ -34,6 +35,7 @@ pub(crate) struct Cli {
 
 /// Flags accepted by every command.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub(crate) struct Global {
     /// Stable machine-readable output.
     #[arg(long, global = true)]
@@ -49,13 +51,37 @@ pub(crate) struct Global {
     pub profile: Option<String>,
 }
 
+/// `login --help`: how keys and client credentials can be given.
+const LOGIN_HELP: &str = "Log in to a provider (OAuth flow or API key) and store the credential.
+
+API keys can be piped so they stay out of your shell history:
+  authsome login openai < key.txt        (or: pbpaste | authsome login openai)
+Without a pipe, a local form opens in the browser, or a hidden prompt asks.
+OAuth providers ask once for your app's client ID and secret (stored encrypted);
+register the redirect URI http://127.0.0.1:7998/auth/callback/oauth with them.";
+
+/// `run --help`: what the command's environment holds.
+const RUN_HELP: &str = "Run CMD behind the injecting proxy for every connected provider (default connections).
+
+CMD sees each provider's variables (OPENAI_API_KEY, DISCORD_ACCESS_TOKEN, ...) set to the
+placeholder authsome-proxy-managed, HTTPS_PROXY/HTTP_PROXY (and lower-case forms) pointing at
+the proxy, NODE_USE_ENV_PROXY=1, and one CA bundle in SSL_CERT_FILE, CURL_CA_BUNDLE,
+REQUESTS_CA_BUNDLE, GIT_SSL_CAINFO, NODE_EXTRA_CA_CERTS, AWS_CA_BUNDLE, PIP_CERT, DENO_CERT,
+HTTPLIB2_CA_CERTS, GRPC_DEFAULT_SSL_ROOTS_FILE_PATH, NIX_SSL_CERT_FILE and
+CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE. Requests to a provider's hosts get the real credential;
+the exit code is CMD's. Inside a project, `authsome up` uses authsome.toml instead.";
+
 /// Every command.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Log in to a provider (OAuth flow or API key) and store the credential.
+    #[command(long_about = LOGIN_HELP)]
     Login(connections::LoginArgs),
     /// Revoke at the provider when possible, then delete the connection.
     Logout(connections::ConnectionArgs),
+    /// Run CMD behind the injecting proxy for every connected provider.
+    #[command(long_about = RUN_HELP)]
+    Run(run::RunArgs),
     /// Show a connection, secrets redacted.
     Get(connections::GetArgs),
     /// Refresh an OAuth token now if it is near expiry (always with --force).
@@ -82,6 +108,11 @@ pub(crate) enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Edit a provider's definition in $EDITOR; saved as a custom override when valid.
+    Edit {
+        /// Provider name.
+        provider: String,
+    },
     /// Drop a custom definition, restoring the bundled one (if any).
     Remove {
         /// Provider name.
@@ -105,8 +136,6 @@ pub(crate) enum Command {
         /// Directory (or the file itself); the nearest authsome.toml at or above it.
         dir: Option<std::path::PathBuf>,
     },
-    /// Run CMD behind the injecting proxy for every connected provider.
-    Run(run::RunArgs),
     /// Show the audit log of injections and refusals.
     Log(run::LogArgs),
     /// Check the home layout, permissions, key source and vault.
@@ -158,12 +187,59 @@ pub(crate) struct Ctx {
     pub ui: Ui,
     /// Home and profile.
     pub home: Home,
+    /// Skipped provider files were already reported (one warning per command).
+    warned: std::sync::atomic::AtomicBool,
 }
 
 impl Ctx {
-    /// Bundled plus custom providers.
+    /// Settings and home of one command.
+    pub fn new(ui: Ui, home: Home) -> Ctx {
+        Ctx { ui, home, warned: std::sync::atomic::AtomicBool::new(false) }
+    }
+
+    /// Bundled plus custom providers. Broken files under `<home>/providers`
+    /// are named in one warning and skipped, so they break only their own provider.
     pub fn registry(&self) -> Result<Registry> {
-        Registry::load(&self.home)
+        let reg = Registry::load(&self.home)?;
+        if !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            for s in reg.skipped() {
+                let first = s.error.message.lines().next().unwrap_or_default();
+                self.ui.warn(format_args!("ignoring {first} (`authsome edit {}` fixes it, `authsome remove {}` drops it)", s.name, s.name));
+            }
+        }
+        Ok(reg)
+    }
+
+    /// [`Ctx::registry`] plus, inside a project whose `authsome.toml` is
+    /// allowed, its `[definitions]` (source `project`): what `login`, `get`,
+    /// `list` and `inspect` see. An unallowed project's definitions answer
+    /// with the `allow` command instead of "unknown provider".
+    pub fn registry_here(&self) -> Result<Registry> {
+        let reg = self.registry()?;
+        let Some(file) = crate::project::find(std::path::Path::new(".")) else { return Ok(reg) };
+        let mut with = reg.clone();
+        let project = match crate::project::Project::load(&file, &mut with) {
+            Ok(p) => p,
+            Err(_) => return Ok(reg),
+        };
+        let trust = crate::project::trust::check(&self.home, &project);
+        if trust == crate::project::trust::Trust::Allowed {
+            return Ok(with);
+        }
+        let mut reg = reg;
+        for d in &project.definitions {
+            reg.refuse(
+                &d.name,
+                Error::unknown(format!(
+                    "{} is defined by {}, which is {}; run `{}` first",
+                    d.name,
+                    project.file.display(),
+                    trust.as_str(),
+                    crate::project::trust::allow_command(&project)
+                )),
+            );
+        }
+        Ok(reg)
     }
     /// The profile's store: its vault file (resolves the key) or its team store.
     pub fn vault(&self) -> Result<Store> {
@@ -175,6 +251,7 @@ impl Ctx {
 pub fn main() -> i32 {
     // The prompt hook runs on every prompt: answer it before any other set-up.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    sigpipe(SigHandler::SigDfl);
     if let Some(code) = crate::shell::fast_main(&args) {
         return code;
     }
@@ -198,16 +275,73 @@ pub fn main() -> i32 {
             return Error::bad_input(first).print(&Ui::new(true, false, true));
         }
         Err(e) => {
-            let _ = e.print();
+            // Usage errors look like every other error: `authsome: error: …`.
+            let text = e.render().to_string();
+            eprintln!("authsome: error: {}", text.strip_prefix("error: ").unwrap_or(&text).trim_end());
             return crate::error::exit::BAD_INPUT;
         }
     };
+    if serves_sockets(&cli.command) {
+        sigpipe(SigHandler::SigIgn);
+    }
     let ui = Ui::new(cli.global.json, cli.global.quiet, cli.global.no_color);
-    let ctx = Ctx { ui, home: Home::from_env(cli.global.profile.as_deref()) };
+    let ctx = Ctx::new(ui, Home::from_env(cli.global.profile.as_deref()));
     match dispatch(&ctx, cli.command) {
         Ok(code) => code,
         Err(e) => e.print(&ui),
     }
+}
+
+/// Set the SIGPIPE disposition. Commands that only print take the Unix
+/// default, so `authsome list | head` ends quietly like `ls | head` instead of
+/// panicking on a closed pipe; commands that serve sockets (proxy, login
+/// server) ignore it, so a client hanging up never kills them.
+fn sigpipe(handler: SigHandler) {
+    // SAFETY: called while single-threaded, with a handler that is not a Rust function.
+    let _ = unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, handler) };
+}
+
+/// The command tree for `completions`, with the provider names known now
+/// (bundled, custom, the current project's), the connection names of the
+/// vault when one exists, and the flow values offered as completions.
+fn completion_command(ctx: &Ctx) -> clap::Command {
+    use clap::builder::PossibleValuesParser;
+    use clap::CommandFactory;
+    // clap wants 'static names; this process prints the script and exits.
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let providers: Vec<&'static str> =
+        ctx.registry_here().map(|r| r.iter().map(|p| leak(p.name().to_owned())).collect()).unwrap_or_default();
+    let data = if ctx.home.vault_file().exists() { ctx.vault().and_then(|v| v.load()).ok() } else { None };
+    let mut connections: Vec<String> = data.map(|d| d.connections.values().map(|c| c.name.clone()).collect()).unwrap_or_default();
+    connections.sort();
+    connections.dedup();
+    let connections: Vec<&'static str> = connections.into_iter().map(leak).collect();
+    let mut cmd = Cli::command();
+    for sub in ["login", "logout", "get", "refresh", "inspect", "edit", "remove"] {
+        let names = providers.clone();
+        cmd = cmd.mut_subcommand(sub, |s| s.mut_arg("provider", |a| a.value_parser(PossibleValuesParser::new(names))));
+        if !connections.is_empty() && matches!(sub, "login" | "logout" | "get" | "refresh") {
+            let conns = connections.clone();
+            cmd = cmd.mut_subcommand(sub, |s| s.mut_arg("connection", |a| a.value_parser(PossibleValuesParser::new(conns))));
+        }
+    }
+    cmd.mut_subcommand("login", |s| {
+        s.mut_arg("flow", |a| a.value_parser(PossibleValuesParser::new(["pkce", "device_code", "dcr_pkce", "api_key"])))
+    })
+}
+
+/// Commands that run a proxy or a login server (see [`sigpipe`]).
+fn serves_sockets(cmd: &Command) -> bool {
+    matches!(
+        cmd,
+        Command::Login(_)
+            | Command::Logout(_)
+            | Command::Refresh(_)
+            | Command::Run(_)
+            | Command::Up(_)
+            | Command::Exec(_)
+            | Command::Daemon { command: daemon::DaemonCommand::Serve { .. } }
+    )
 }
 
 fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
@@ -219,6 +353,7 @@ fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::List { category } => registry::list(ctx, category.as_deref()),
         Command::Inspect { provider, page } => registry::inspect(ctx, &provider, page),
         Command::Register { file, force } => registry::register(ctx, &file, force),
+        Command::Edit { provider } => registry::edit(ctx, &provider),
         Command::Remove { provider } => registry::remove(ctx, &provider),
         Command::Up(a) => up::up(ctx, a),
         Command::Exec(a) => exec::exec(ctx, a),
@@ -234,8 +369,7 @@ fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::Daemon { command } => daemon::run(ctx, command),
         Command::Store { command } => store::run(ctx, command),
         Command::Completions { shell } => {
-            use clap::CommandFactory;
-            clap_complete::generate(shell, &mut Cli::command(), "authsome", &mut std::io::stdout());
+            clap_complete::generate(shell, &mut completion_command(ctx), "authsome", &mut std::io::stdout());
             Ok(0)
         }
     }

@@ -32,7 +32,11 @@ pub(crate) fn require_trust(ctx: &Ctx, project: &Project, may_prompt: bool) -> R
     if !interactive {
         return Err(Error::bad_input(trust::refusal(project, &state)));
     }
-    let verb = if state == Trust::Changed { "changed since you allowed it" } else { "is not allowed yet" };
+    let verb = match state {
+        Trust::Changed => "changed since you allowed it",
+        Trust::Denied => "is blocked (you ran `authsome deny`)",
+        _ => "is not allowed yet",
+    };
     eprintln!("{} {verb}. It asks for:\n{}", project.file.display(), trust::summary(project));
     let answer = crate::ui::prompt_line("Allow it? [y/N] ").map_err(|e| Error::other(format!("cannot read the answer: {e}")))?;
     if matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
@@ -54,7 +58,7 @@ pub(crate) fn status(ctx: &Ctx) -> Result<i32> {
         ctx.ui.print_json(&serde_json::json!({
             "file": project.file.display().to_string(),
             "trusted": trust == Trust::Allowed,
-            "trust": trust.as_str(),
+            "trust": trust.code(),
             "allow_command": (trust != Trust::Allowed).then(|| trust::allow_command(&project)),
             "satisfied": !unmet,
             "requirements": checks.iter().map(Check::to_json).collect::<Vec<_>>(),
@@ -71,7 +75,14 @@ pub(crate) fn status(ctx: &Ctx) -> Result<i32> {
             ctx.ui.warn(trust::refusal(&project, &trust));
         }
     }
-    Ok(if unmet { crate::error::exit::LOGIN } else { 0 })
+    // Not allowed yet: nothing would run, so this is not a green status.
+    Ok(if unmet {
+        crate::error::exit::LOGIN
+    } else if trust != Trust::Allowed {
+        crate::error::exit::BAD_INPUT
+    } else {
+        0
+    })
 }
 
 fn row(c: &Check) -> Vec<String> {
@@ -144,6 +155,10 @@ pub fn suggest_providers(registry: &Registry, names: &BTreeSet<String>) -> Vec<(
         if let Some(v) = p.def.api_key.as_ref().and_then(|k| k.env_var.as_deref()) {
             vars.push(v);
         }
+        // GITHUB_TOKEN is the name most .env files (and GitHub Actions) use.
+        if p.name() == "github" {
+            vars.push("GITHUB_TOKEN");
+        }
         if let Some(v) = vars.into_iter().find(|v| names.contains(*v)) {
             out.push((p.name().to_owned(), v.to_owned()));
         }
@@ -209,12 +224,10 @@ pub(crate) fn init(ctx: &Ctx) -> Result<i32> {
     if !created {
         return Err(Error::bad_input(format!("{} already exists; edit it, or delete it to start over", file.display())));
     }
-    let mut registry = registry;
-    let project = Project::load(&file, &mut registry)?;
-    trust::allow(&ctx.home, &project)?;
+    // Like every project file, the new one is inert until the user allows it.
     if ctx.ui.json {
         let suggested: Vec<_> = found.iter().map(|(p, v)| serde_json::json!({"provider": p, "found": v})).collect();
-        ctx.ui.print_json(&serde_json::json!({"file": file.display().to_string(), "allowed": true, "providers": suggested}));
+        ctx.ui.print_json(&serde_json::json!({"file": file.display().to_string(), "allowed": false, "providers": suggested}));
         return Ok(0);
     }
     ctx.ui.success(format_args!("wrote {}", file.display()));
@@ -224,6 +237,6 @@ pub(crate) fn init(ctx: &Ctx) -> Result<i32> {
             crate::fix::LoginFix::new(p, None).profile(ctx.home.profile()).hint()
         ));
     }
-    ctx.ui.info("next: edit it, then `authsome up` (or `authsome status` to see what is missing)");
+    ctx.ui.info("next: edit it, run `authsome allow` (the file does nothing until then), then `authsome up`");
     Ok(0)
 }

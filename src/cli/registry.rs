@@ -1,8 +1,8 @@
-//! `list`, `inspect`, `register`, `remove`: the provider registry as users see it.
+//! `list`, `inspect`, `register`, `remove`, `edit`: the provider registry as users see it.
 
 use super::Ctx;
 use crate::error::{Error, Result};
-use crate::providers::{self, Source};
+use crate::providers;
 
 /// `authsome list [--category NAME]`.
 pub fn list(ctx: &Ctx, category: Option<&str>) -> Result<i32> {
@@ -11,7 +11,7 @@ pub fn list(ctx: &Ctx, category: Option<&str>) -> Result<i32> {
             return Err(Error::bad_input(format!("unknown category {c:?}; use one of {}", providers::def::CATEGORIES.join(", "))));
         }
     }
-    let reg = ctx.registry()?;
+    let reg = ctx.registry_here()?;
     let data = crate::store::Store::snapshot(&ctx.home)?;
     let shown = || reg.iter().filter(|p| category.is_none_or(|c| p.def.category.as_deref() == Some(c)));
     if ctx.ui.json {
@@ -20,7 +20,7 @@ pub fn list(ctx: &Ctx, category: Option<&str>) -> Result<i32> {
                 let default = data.default_connection(p.name());
                 let conns: Vec<_> = data
                     .connections_of(p.name())
-                    .map(|c| serde_json::json!({"name": c.name, "status": c.status.as_str(), "default": c.name == default}))
+                    .map(|c| serde_json::json!({"name": c.name, "status": c.status_at(crate::fsutil::now_unix()).as_str(), "default": c.name == default}))
                     .collect();
                 serde_json::json!({
                     "name": p.name(),
@@ -39,7 +39,17 @@ pub fn list(ctx: &Ctx, category: Option<&str>) -> Result<i32> {
     }
     let rows: Vec<Vec<String>> = shown()
         .map(|p| {
-            let conns: Vec<String> = data.connections_of(p.name()).map(|c| format!("{} ({})", c.name, c.status.as_str())).collect();
+            let now = crate::fsutil::now_unix();
+            let default = data.default_connection(p.name());
+            let several = data.connections_of(p.name()).nth(1).is_some();
+            let conns: Vec<String> = data
+                .connections_of(p.name())
+                .map(|c| {
+                    // With several connections, the default is marked (what `run` and `get` use).
+                    let mark = if several && c.name == default { ", default" } else { "" };
+                    format!("{} ({}{mark})", c.name, c.status_at(now).as_str())
+                })
+                .collect();
             vec![
                 p.name().to_owned(),
                 p.def.title().to_owned(),
@@ -57,7 +67,7 @@ pub fn list(ctx: &Ctx, category: Option<&str>) -> Result<i32> {
 /// `authsome inspect NAME [--page]`: the effective definition, valid as a
 /// provider file, or its documentation page.
 pub fn inspect(ctx: &Ctx, name: &str, page: bool) -> Result<i32> {
-    let reg = ctx.registry()?;
+    let reg = ctx.registry_here()?;
     let p = reg.get(name)?;
     if page {
         print!("{}", providers::page::page(&p.def));
@@ -80,7 +90,7 @@ pub fn register(ctx: &Ctx, file: &std::path::Path, force: bool) -> Result<i32> {
             dest.display()
         )));
     }
-    crate::fsutil::ensure_private_dir(&dir)?;
+    ctx.home.ensure()?;
     crate::fsutil::atomic_write(&dest, text.as_bytes(), 0o600)?;
     let bundled = providers::bundled_files().iter().any(|(n, _)| *n == def.name);
     if ctx.ui.json {
@@ -96,8 +106,11 @@ pub fn register(ctx: &Ctx, file: &std::path::Path, force: bool) -> Result<i32> {
     Ok(0)
 }
 
-/// `authsome remove NAME`: delete the custom file, restoring the bundled definition.
+/// `authsome remove NAME`: delete the custom file, restoring the bundled
+/// definition. When no definition is left, the provider's connections and
+/// client credentials go too: nothing could use or log them out any more.
 pub fn remove(ctx: &Ctx, name: &str) -> Result<i32> {
+    let name = &name.to_ascii_lowercase();
     let dest = ctx.home.providers_dir().join(format!("{name}.json"));
     if !dest.exists() {
         let reg = ctx.registry()?;
@@ -105,14 +118,111 @@ pub fn remove(ctx: &Ctx, name: &str) -> Result<i32> {
         return Err(Error::unknown(format!("{name} has no custom definition to remove (its source is {})", p.source.as_str())));
     }
     std::fs::remove_file(&dest)?;
-    let reg = ctx.registry()?;
-    let restored = reg.get(name).ok().filter(|p| p.source == Source::Bundled).is_some();
+    let restored = providers::bundled_files().iter().any(|(n, _)| n == name);
+    let mut forgotten = Vec::new();
+    if !restored && ctx.home.vault_file().exists() {
+        forgotten = ctx.vault()?.update(|d| {
+            let names: Vec<String> = d.connections_of(name).map(|c| c.name.clone()).collect();
+            for c in &names {
+                d.connections.remove(&(name.clone(), c.clone()));
+            }
+            d.defaults.remove(name);
+            d.clients.remove(name);
+            Ok(names)
+        })?;
+    }
     if ctx.ui.json {
-        ctx.ui.print_json(&serde_json::json!({"name": name, "removed": dest.display().to_string(), "restored_bundled": restored}));
+        ctx.ui.print_json(&serde_json::json!({
+            "name": name, "removed": dest.display().to_string(), "restored_bundled": restored, "deleted_connections": forgotten,
+        }));
     } else if restored {
         ctx.ui.success(format_args!("removed custom {name}; the bundled definition is in effect again"));
     } else {
         ctx.ui.success(format_args!("removed custom provider {name}"));
+        if !forgotten.is_empty() {
+            ctx.ui.info(format_args!("deleted its stored connections ({}) and client credentials", forgotten.join(", ")));
+        }
     }
     Ok(0)
+}
+
+/// `authsome edit NAME`: copy the effective definition to the override file,
+/// open `$VISUAL`/`$EDITOR` on a scratch copy, and install it only when it is
+/// valid; a broken edit never reaches `<home>/providers`.
+pub fn edit(ctx: &Ctx, name: &str) -> Result<i32> {
+    let reg = ctx.registry()?;
+    let dir = ctx.home.providers_dir();
+    let name = name.to_ascii_lowercase();
+    let dest = dir.join(format!("{name}.json"));
+    // A broken override is what the user wants to fix: start from it.
+    let current = std::fs::read_to_string(&dest).ok().filter(|t| !t.trim().is_empty());
+    let start = match current {
+        Some(t) => t,
+        None => {
+            let p = reg.get(&name)?;
+            format!("{}\n", serde_json::to_string_pretty(&p.def).expect("definition serializes"))
+        }
+    };
+    ctx.home.ensure()?;
+    let scratch = dir.join(format!(".{name}.json.edit.{}", std::process::id()));
+    crate::fsutil::atomic_write(&scratch, start.as_bytes(), 0o600)?;
+    let outcome = edit_loop(&name, &scratch, &start);
+    let _ = std::fs::remove_file(&scratch);
+    let Some(text) = outcome? else {
+        ctx.ui.info(format_args!("no changes; {} is unchanged", dest.display()));
+        return Ok(0);
+    };
+    crate::fsutil::atomic_write(&dest, text.as_bytes(), 0o600)?;
+    if ctx.ui.json {
+        ctx.ui.print_json(&serde_json::json!({"name": name, "path": dest.display().to_string()}));
+    } else {
+        ctx.ui.success(format_args!("saved {} (source: custom; `authsome remove {name}` restores the bundled one)", dest.display()));
+    }
+    Ok(0)
+}
+
+/// Run the editor until the file is valid (asking again on a terminal);
+/// `None` when nothing changed.
+fn edit_loop(name: &str, scratch: &std::path::Path, start: &str) -> Result<Option<String>> {
+    use std::io::IsTerminal;
+    loop {
+        run_editor(scratch)?;
+        let text = std::fs::read_to_string(scratch)?;
+        if text == start {
+            return Ok(None);
+        }
+        let problem = match providers::parse(&text, &scratch.display().to_string()) {
+            Ok(def) if def.name == name => return Ok(Some(text)),
+            Ok(def) => Error::bad_input(format!("{}: \"name\" must stay {name:?} (found {:?})", scratch.display(), def.name)),
+            Err(e) => e,
+        };
+        if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+            return Err(problem.context(format_args!("not saved; the definition of {name} is unchanged")));
+        }
+        eprintln!("{}", problem.message);
+        eprint!("edit again? [Y/n] ");
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if answer.trim().eq_ignore_ascii_case("n") {
+            return Err(Error::bad_input(format!("not saved; the definition of {name} is unchanged")));
+        }
+    }
+}
+
+/// `$VISUAL`, else `$EDITOR`, else `vi`, run by the shell like git does (so
+/// `EDITOR="code --wait"` works) with the file as its last argument.
+fn run_editor(file: &std::path::Path) -> Result<()> {
+    let editor =
+        ["VISUAL", "EDITOR"].iter().filter_map(|k| std::env::var(k).ok()).find(|v| !v.trim().is_empty()).unwrap_or_else(|| "vi".to_owned());
+    let status = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$1\""))
+        .arg("sh")
+        .arg(file)
+        .status()
+        .map_err(|e| Error::other(format!("cannot run the editor {editor:?}: {e}")))?;
+    if !status.success() {
+        return Err(Error::bad_input(format!("the editor {editor:?} failed ({status}); nothing was saved")));
+    }
+    Ok(())
 }

@@ -45,6 +45,13 @@ pub struct LogArgs {
 /// `authsome run`: proxy for every connected provider's default connection, then CMD.
 pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
     let program = supervise::resolve_program(&a.cmd[0])?;
+    if let Some(file) = crate::project::find(std::path::Path::new(".")) {
+        // `run` is the project-less mode: say so rather than silently ignore the file.
+        ctx.ui.warn(format_args!(
+            "`run` ignores {} and injects every connected provider; `authsome up` (or `exec`) applies it",
+            file.display()
+        ));
+    }
     let mut plan = if crate::store::Store::in_use(&ctx.home)? {
         Plan::vault_defaults(&ctx.registry()?, &ctx.vault()?.load()?)
     } else {

@@ -69,6 +69,7 @@ pub fn up(ctx: &Ctx, a: ProjectRunArgs) -> Result<i32> {
 fn reconcile_blocking(ctx: &Ctx, project: &Project, registry: &Registry) -> Result<Vec<Check>> {
     let checks = evaluate(&ctx.home, project, registry, &process_env)?;
     let mut fixed_any = false;
+    let blocked: Vec<bool> = checks.iter().map(Check::blocks).collect();
     for c in &checks {
         report_line(ctx, c);
         if c.blocks() {
@@ -83,7 +84,8 @@ fn reconcile_blocking(ctx: &Ctx, project: &Project, registry: &Registry) -> Resu
     if let Some(e) = unmet_error(&checks) {
         return Err(e);
     }
-    for c in checks.iter().filter(|c| c.state.is_met()) {
+    // Only the lines that changed: the rest were shown above.
+    for (c, _) in checks.iter().zip(&blocked).filter(|(c, was)| **was && c.state.is_met()) {
         report_line(ctx, c);
     }
     Ok(checks)
@@ -93,7 +95,7 @@ fn reconcile_blocking(ctx: &Ctx, project: &Project, registry: &Registry) -> Resu
 fn report_line(ctx: &Ctx, c: &Check) {
     let label = c.label();
     match &c.state {
-        State::Satisfied | State::FromEnv(_) => {
+        State::Satisfied | State::FromEnv(_) | State::Refreshable => {
             let who = c.account.as_deref().map(|a| format!(" as {a}")).unwrap_or_default();
             let scopes = if c.granted.is_empty() { String::new() } else { format!(" [{}]", c.granted.join(", ")) };
             ctx.ui.success(format_args!("{label:<20} {}{who}{scopes}", c.state.describe()));

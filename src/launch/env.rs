@@ -11,7 +11,7 @@
 //! (no vault, no network) computes the very same environment.
 
 use super::plan::Plan;
-use crate::child_vars::{ACTIVE_VAR, CA_VARS, NO_PROXY_VARS, PROXY_VARS, REMOVED_VARS};
+use crate::child_vars::{ACTIVE_VAR, CA_VARS, FIXED_VARS, NO_PROXY_VARS, PROXY_VARS, REMOVED_VARS};
 use crate::providers::HostPattern;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -49,6 +49,9 @@ pub fn child_env(plan: &Plan, proxy_url: &str, bundle: &Path, current: &dyn Fn(&
     env.set.extend(plan.placeholders.iter().cloned());
     for var in PROXY_VARS {
         env.set.insert(var.to_owned(), proxy_url.to_owned());
+    }
+    for (var, value) in FIXED_VARS {
+        env.set.insert(var.to_owned(), value.to_owned());
     }
     let bundle = bundle.display().to_string();
     for var in CA_VARS {

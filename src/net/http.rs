@@ -1,7 +1,7 @@
 //! A deliberately small HTTPS client for authsome's own calls (token, device,
 //! registration, revocation, metadata endpoints). It never follows redirects,
-//! never reads `HTTPS_PROXY` & co., bounds every exchange with a timeout and
-//! every body with a size limit, and honours `AUTHSOME_RESOLVE` and
+//! bounds every exchange with a timeout and every body with a size limit, and
+//! honours `AUTHSOME_RESOLVE`, the user's egress proxy and
 //! `AUTHSOME_UPSTREAM_CA` through [`super::connect`] and [`super::tls`].
 
 use super::{connect, tls, Resolver};

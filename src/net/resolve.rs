@@ -7,18 +7,40 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 /// Parsed overrides; empty when the variable is unset.
+///
+/// It also carries the user's own egress proxy (see [`super::egress`]): both
+/// decide where a connection to `host:port` really goes.
 #[derive(Debug, Clone, Default)]
 pub struct Resolver {
     map: HashMap<(String, u16), SocketAddr>,
+    egress: Option<super::egress::Egress>,
 }
 
 impl Resolver {
-    /// Overrides from `AUTHSOME_RESOLVE`; a malformed entry is an error naming it.
+    /// Overrides from `AUTHSOME_RESOLVE` and the proxy of `HTTPS_PROXY`/`NO_PROXY`;
+    /// a malformed entry is an error naming it.
     pub fn from_env() -> Result<Resolver> {
-        match std::env::var("AUTHSOME_RESOLVE") {
-            Ok(v) => Resolver::parse(&v),
-            Err(_) => Ok(Resolver::default()),
+        let mut r = match std::env::var("AUTHSOME_RESOLVE") {
+            Ok(v) => Resolver::parse(&v)?,
+            Err(_) => Resolver::default(),
+        };
+        r.egress = super::egress::Egress::from_env()?;
+        Ok(r)
+    }
+
+    /// Send connections through `egress` (tests, embedders).
+    pub fn with_egress(mut self, egress: Option<super::egress::Egress>) -> Resolver {
+        self.egress = egress;
+        self
+    }
+
+    /// The egress proxy a connection to `host:port` must use, if any (an
+    /// `AUTHSOME_RESOLVE` override always connects directly).
+    pub fn egress_for(&self, host: &str, port: u16) -> Option<&super::egress::Egress> {
+        if self.lookup(host, port).is_some() {
+            return None;
         }
+        self.egress.as_ref().filter(|e| e.applies_to(host, port))
     }
 
     /// Parse the variable's value.
@@ -45,7 +67,7 @@ impl Resolver {
             };
             map.insert((host.to_ascii_lowercase(), port), SocketAddr::new(ip, target_port));
         }
-        Ok(Resolver { map })
+        Ok(Resolver { map, egress: None })
     }
 
     /// The override for `host:port`, if any.

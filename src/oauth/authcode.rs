@@ -60,8 +60,12 @@ pub async fn run(
     server.set_page(Page::Authorizing { provider: title.clone(), state: state.clone() });
 
     let mut pasted = None;
-    match opener.open(url.as_str()) {
-        Ok(()) => ui.info(format_args!("Opened {title} in your browser; waiting for you to approve…")),
+    match opener.open_async(url.as_str()).await {
+        Ok(()) => {
+            // Printed too, as gh does: the browser may have opened somewhere the user is not.
+            ui.info(format_args!("Opened {title} in your browser; if nothing appeared, open this URL:\n\n  {url}\n"));
+            ui.info("Waiting for you to approve…");
+        }
         Err(why) => {
             eprintln!("Open this URL in a browser to log in to {title} ({why}):\n\n  {url}\n");
             eprintln!(

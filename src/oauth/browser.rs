@@ -45,7 +45,10 @@ impl Opener {
     }
 
     /// Open `url`; `Err` explains why it could not (the caller then prints the URL).
-    /// The browser never inherits authsome's vault key.
+    /// The browser never inherits authsome's vault key. A command that fails
+    /// at once (exit status non-zero within [`FAILURE_WINDOW`], as `xdg-open`
+    /// does without a browser) is an error too; one still running after it is
+    /// taken to be the browser itself and left alone.
     pub fn open(&self, url: &str) -> Result<(), String> {
         let Opener::Command(argv) = self else {
             return Err("no browser available".into());
@@ -60,13 +63,32 @@ impl Opener {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot run {prog}: {e}"))?;
+        let started = std::time::Instant::now();
+        while started.elapsed() < FAILURE_WINDOW {
+            match child.try_wait() {
+                Ok(Some(status)) if status.success() => return Ok(()),
+                Ok(Some(status)) => return Err(format!("{prog} failed ({status})")),
+                Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                Err(e) => return Err(format!("cannot wait for {prog}: {e}")),
+            }
+        }
         // Reap it whenever it ends; browsers may outlive the login.
         std::thread::spawn(move || {
             let _ = child.wait();
         });
         Ok(())
     }
+
+    /// [`Opener::open`] off the async runtime's threads (it may wait up to
+    /// [`FAILURE_WINDOW`], while the login server must keep answering).
+    pub async fn open_async(&self, url: &str) -> Result<(), String> {
+        let (me, url) = (self.clone(), url.to_owned());
+        tokio::task::spawn_blocking(move || me.open(&url)).await.unwrap_or_else(|e| Err(e.to_string()))
+    }
 }
+
+/// How long a browser command may take to fail before it counts as opened.
+pub const FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_millis(1500);
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,7 @@
 //! `authsome login` for OAuth providers and the interactive API-key entry:
 //! picks the flow, gets client credentials (stored, form, terminal or
 //! dynamic registration), runs the grant and returns the new connection.
-//! New client credentials are stored only once the login has succeeded.
+//! New client credentials are stored unless the provider rejected them.
 
 use super::browser::Opener;
 use super::client::OAuthHttp;
@@ -65,12 +65,17 @@ pub async fn oauth_login(home: &Home, ui: &Ui, provider: &Provider, opts: &Login
                         ui.info(format_args!("Registering authsome as a client at {title}…"));
                         (super::dcr::register(http, provider, &ep, opts.base_url.as_deref(), &server.redirect_uri()).await?, true)
                     }
-                    None if opener.available() => (creds::from_form(ui, provider, &opener, &mut server).await?, true),
-                    None => (creds::from_terminal(provider, &server.redirect_uri()).await?, true),
+                    None => {
+                        let form = if opener.available() { creds::from_form(ui, provider, &opener, &mut server).await? } else { None };
+                        match form {
+                            Some(c) => (c, true),
+                            None => (creds::from_terminal(provider, Some(&server.redirect_uri())).await?, true),
+                        }
+                    }
                 };
                 let pkce = opts.flow == Flow::DcrPkce || oauth.pkce;
                 let req = super::authcode::AuthCodeRequest { provider, endpoints: &ep, creds: &creds, scopes: &scopes, pkce };
-                let resp = super::authcode::run(http, &mut server, &opener, ui, req).await?;
+                let resp = super::authcode::run(http, &mut server, &opener, ui, req).await;
                 Ok::<_, Error>((resp, creds, fresh))
             }
             .await;
@@ -83,25 +88,40 @@ pub async fn oauth_login(home: &Home, ui: &Ui, provider: &Provider, opts: &Login
             }
             let (creds, fresh) = match stored {
                 Some(c) => (c, false),
-                None if opener.available() => {
-                    let mut server = LoginServer::bind(super::callback_addr()?).await?;
-                    let c = creds::from_form(ui, provider, &opener, &mut server).await;
-                    server.shutdown().await;
-                    (c?, true)
+                None => {
+                    let form = if opener.available() {
+                        let mut server = LoginServer::bind(super::callback_addr()?).await?;
+                        let c = creds::from_form(ui, provider, &opener, &mut server).await;
+                        server.shutdown().await;
+                        c?
+                    } else {
+                        None
+                    };
+                    match form {
+                        Some(c) => (c, true),
+                        None => (creds::from_terminal(provider, None).await?, true),
+                    }
                 }
-                None => (creds::from_terminal(provider, &super::redirect_uri(super::callback_addr()?)).await?, true),
             };
-            let resp = super::device::run(http, &opener, ui, provider, &ep, &creds, &scopes).await?;
+            let resp = super::device::run(http, &opener, ui, provider, &ep, &creds, &scopes).await;
             (resp, creds, fresh)
         }
         Flow::ApiKey => return Err(Error::bad_input(format!("{title} is an OAuth provider; use --flow pkce, device_code or dcr_pkce"))),
     };
-    if fresh {
+    // New client credentials are kept unless the provider rejected them: a
+    // login that failed for another reason (network, a stale tab) must not
+    // make the user type them again.
+    if fresh && resp.as_ref().err().is_none_or(|e| !rejects_client(&e.message)) {
         store_client(&vault, provider.name(), creds)?;
     }
-    let mut conn = new_connection(provider.name(), &opts.connection, &resp, &scopes, opts.base_url.as_deref());
+    let mut conn = new_connection(provider.name(), &opts.connection, &resp?, &scopes, opts.base_url.as_deref());
     conn.values = opts.values.clone();
     Ok(conn)
+}
+
+/// Whether a login error says the client credentials themselves are wrong (RFC 6749 §5.2).
+fn rejects_client(message: &str) -> bool {
+    message.contains("invalid_client") || message.contains("unauthorized_client")
 }
 
 fn store_client(vault: &Store, provider: &str, creds: ClientCredentials) -> Result<()> {
@@ -134,7 +154,7 @@ pub fn api_key_interactive(ui: &Ui, provider: &Provider, no_browser: bool, valid
             });
             let url = server.url();
             ui.info(format_args!("Enter your {} API key in the form at {url}", provider.def.title()));
-            if let Err(e) = opener.open(&url) {
+            if let Err(e) = opener.open_async(&url).await {
                 eprintln!("Could not open a browser ({e}); open {url} yourself.");
             }
             let key = loop {
@@ -155,8 +175,20 @@ pub fn api_key_interactive(ui: &Ui, provider: &Provider, no_browser: bool, valid
         }
     }
     let title = provider.def.title();
-    let key = super::input::ask(&format!("Paste your {title} API key (input hidden): "), true)
-        .map_err(|e| Error::login(format!("cannot read the key from the terminal: {e}")))?
-        .ok_or_else(|| Error::login(format!("no {title} API key given")))?;
-    validate(key.trim()).map_err(Error::bad_input)
+    if let Some(docs) = &provider.def.docs_url {
+        eprintln!("Create {} API key at {docs}", crate::ui::with_article(title));
+    }
+    // A mistyped paste is asked again (three tries) rather than aborting the login.
+    let mut tries = 0;
+    loop {
+        let key = super::input::ask(&format!("Paste your {title} API key (input hidden): "), true)
+            .map_err(|e| Error::login(format!("cannot read the key from the terminal: {e}")))?
+            .ok_or_else(|| Error::login(format!("no {title} API key given")))?;
+        match validate(key.trim()) {
+            Ok(k) => return Ok(k),
+            Err(why) if tries < 2 && !super::input::piped() => eprintln!("{why}; try again."),
+            Err(why) => return Err(Error::bad_input(why)),
+        }
+        tries += 1;
+    }
 }

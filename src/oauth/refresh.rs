@@ -212,7 +212,13 @@ async fn refresh_holding(
                 return Ok((conn, RefreshOutcome::FailedStillValid(why)));
             }
             mark_expired(store, &conn, &why, dead)?;
-            Err(Error::login(format!("{title} connection {connection:?} has expired ({why}); {relogin}")))
+            let fix = if dead {
+                relogin
+            } else {
+                let refresh = LoginFix::new(provider.name(), Some(connection)).profile(home.profile()).refresh();
+                format!("run `{refresh}` once the provider answers again, or {relogin}")
+            };
+            Err(Error::login(format!("{title} connection {connection:?} has expired ({why}); {fix}")))
         }
         Err(Failure::Other(e)) => {
             guard.finish("not_started");

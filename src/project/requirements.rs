@@ -27,6 +27,9 @@ pub enum State {
     MissingScopes(Vec<String>),
     /// The token expired and cannot be refreshed.
     Expired,
+    /// The token expired; the proxy refreshes it before its first use
+    /// (`authsome refresh` does it now).
+    Refreshable,
     /// The provider rejected the credential.
     Revoked,
 }
@@ -34,7 +37,7 @@ pub enum State {
 impl State {
     /// Whether a run can use the connection.
     pub fn is_met(&self) -> bool {
-        matches!(self, State::Satisfied | State::FromEnv(_))
+        matches!(self, State::Satisfied | State::FromEnv(_) | State::Refreshable)
     }
     /// Stable machine word (`--json`).
     pub fn code(&self) -> &'static str {
@@ -44,7 +47,7 @@ impl State {
             State::NotLoggedIn => "not_logged_in",
             State::ClientMissing => "client_credentials_missing",
             State::MissingScopes(_) => "missing_scopes",
-            State::Expired => "expired",
+            State::Expired | State::Refreshable => "expired",
             State::Revoked => "revoked",
         }
     }
@@ -57,6 +60,7 @@ impl State {
             State::ClientMissing => "not logged in (client credentials missing)".to_owned(),
             State::MissingScopes(m) => format!("missing scopes: {}", m.join(", ")),
             State::Expired => "expired".to_owned(),
+            State::Refreshable => "expired (refreshed at first use)".to_owned(),
             State::Revoked => "revoked".to_owned(),
         }
     }
@@ -161,10 +165,12 @@ fn evaluate_one(index: usize, r: &Requirement, registry: &Registry, data: &Vault
             Some(c) => {
                 let have: BTreeSet<&str> = c.scopes.iter().map(String::as_str).collect();
                 let missing: Vec<String> = r.scopes.iter().filter(|s| !have.contains(s.as_str())).cloned().collect();
-                if missing.is_empty() {
-                    State::Satisfied
-                } else {
+                if !missing.is_empty() {
                     State::MissingScopes(missing)
+                } else if c.expires_at.is_some_and(|t| t <= now) {
+                    State::Refreshable
+                } else {
+                    State::Satisfied
                 }
             }
         }
@@ -202,10 +208,14 @@ fn evaluate_one(index: usize, r: &Requirement, registry: &Registry, data: &Vault
         binding: conn.map(|c| crate::providers::Binding { base_url: c.base_url.clone(), values: c.values.clone() }).unwrap_or_default(),
         fix: None,
     };
-    if !check.state.is_met() {
-        check.fix =
-            Some(LoginFix::new(&check.requirement.provider, check.connection_flag()).scopes(check.login_scopes.clone()).profile(profile));
-    }
+    let refreshable = conn.is_some_and(|c| c.refresh_token.is_some());
+    let fix = LoginFix::new(&check.requirement.provider, check.connection_flag()).profile(profile);
+    check.fix = match check.state {
+        // The refresh token still works once the provider answers again.
+        State::Refreshable | State::Expired if refreshable => Some(fix.refresh()),
+        _ if !check.state.is_met() => Some(fix.scopes(check.login_scopes.clone())),
+        _ => None,
+    };
     check
 }
 
@@ -292,8 +302,9 @@ mod tests {
         c.refresh_token = Some(Secret::new("r"));
         data.put_connection(c);
         let check = &evaluate(&p, &reg, &data, &no_env, "default", 1000)[0];
-        assert_eq!(check.state, State::Satisfied, "the proxy refreshes it");
-        assert!(check.fix.is_none());
+        assert_eq!(check.state, State::Refreshable, "expired, but the proxy refreshes it");
+        assert!(!check.blocks());
+        assert_eq!(check.fix.as_ref().map(LoginFix::to_string).as_deref(), Some("authsome refresh github"));
     }
 
     #[test]

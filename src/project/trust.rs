@@ -25,6 +25,8 @@ pub enum Trust {
     NotAllowed,
     /// Allowed once, but its security-relevant content changed since.
     Changed,
+    /// Blocked with `authsome deny` (until `authsome allow`).
+    Denied,
 }
 
 impl Trust {
@@ -34,6 +36,16 @@ impl Trust {
             Trust::Allowed => "allowed",
             Trust::NotAllowed => "not allowed",
             Trust::Changed => "changed since allowed",
+            Trust::Denied => "blocked",
+        }
+    }
+    /// Stable machine word (`--json`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Trust::Allowed => "allowed",
+            Trust::NotAllowed => "not_allowed",
+            Trust::Changed => "changed",
+            Trust::Denied => "denied",
         }
     }
 }
@@ -119,6 +131,7 @@ fn read_record(home: &Home, file: &Path) -> Option<Record> {
 pub fn check(home: &Home, project: &Project) -> Trust {
     match read_record(home, &project.file) {
         None => Trust::NotAllowed,
+        Some(r) if r.digest == DENIED => Trust::Denied,
         Some(r) if r.digest == digest(project) => Trust::Allowed,
         Some(_) => Trust::Changed,
     }
@@ -134,14 +147,20 @@ pub fn allow(home: &Home, project: &Project) -> Result<()> {
         .map_err(|e| Error::other(format!("cannot record trust in {}: {e}", dir.display())))
 }
 
+/// The digest recorded by `deny`: never the digest of a real project.
+const DENIED: &str = "denied";
+
 /// Revoke trust in the project file `file` (`authsome deny`); works even when
-/// the file no longer parses. Returns whether it was trusted before.
+/// the file no longer parses. The denial is remembered, so the hook says
+/// "blocked" rather than "not allowed yet". Returns whether it was trusted before.
 pub fn deny(home: &Home, file: &Path) -> Result<bool> {
-    match std::fs::remove_file(record_path(home, file)) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(Error::other(format!("cannot revoke trust: {e}"))),
-    }
+    let was = read_record(home, file).is_some_and(|r| r.digest != DENIED);
+    let dir = home.trust_dir();
+    ensure_private_dir(&dir).map_err(|e| Error::other(format!("cannot create {}: {e}", dir.display())))?;
+    let rec = Record { path: file.to_owned(), digest: DENIED.to_owned(), allowed_at: crate::fsutil::now_unix() };
+    let body = serde_json::to_vec_pretty(&rec).expect("record serializes");
+    crate::fsutil::atomic_write(&record_path(home, file), &body, 0o600).map_err(|e| Error::other(format!("cannot revoke trust: {e}")))?;
+    Ok(was)
 }
 
 /// The command that trusts this project, as users should type it.
@@ -153,6 +172,7 @@ pub fn allow_command(project: &Project) -> String {
 pub fn refusal(project: &Project, state: &Trust) -> String {
     let why = match state {
         Trust::Changed => "changed since it was allowed",
+        Trust::Denied => "is blocked (`authsome deny`)",
         _ => "is not allowed yet",
     };
     format!("{} {why}; review it, then run `{}`", project.file.display(), allow_command(project))
@@ -229,7 +249,10 @@ mod tests {
         assert_eq!(check(&home, &edited), Trust::Changed);
         assert!(refusal(&edited, &check(&home, &edited)).contains("changed since it was allowed; review it, then run `authsome allow /p`"));
         assert!(deny(&home, &p.file).unwrap());
-        assert_eq!(check(&home, &p), Trust::NotAllowed);
+        assert_eq!(check(&home, &p), Trust::Denied);
+        assert!(refusal(&p, &check(&home, &p)).contains("is blocked"));
         assert!(!deny(&home, &p.file).unwrap());
+        allow(&home, &p).unwrap();
+        assert_eq!(check(&home, &p), Trust::Allowed);
     }
 }

@@ -157,16 +157,55 @@ pub fn load_file(path: &Path) -> Result<ProviderDef> {
     parse(&text, &path.display().to_string())
 }
 
+/// Read one override file: `None` when it is empty (see [`Registry::load`]).
+fn load_override(path: &Path, stem: &str) -> Result<Option<ProviderDef>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::bad_input(format!("{}: {e}", path.display())))?;
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let def = parse(&text, &path.display().to_string())?;
+    if stem != def.name {
+        return Err(Error::bad_input(format!(
+            "{}: file name must match the provider name {:?} (expected {}.json)",
+            path.display(),
+            def.name,
+            def.name
+        )));
+    }
+    Ok(Some(def))
+}
+
 /// The effective set of providers: bundled, overridden by `<home>/providers`,
 /// extended by project files.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Registry {
     providers: BTreeMap<String, Provider>,
+    /// Override files that could not be used, with why (`file:line:column: …`).
+    skipped: Vec<Skipped>,
+    /// Names that exist but may not be used yet, with the reason (e.g. a
+    /// definition in a project file that is not allowed).
+    refused: BTreeMap<String, Error>,
+}
+
+/// An override file that was not loaded. Unrelated commands keep working (the
+/// file is named in one warning); the provider it names refuses to be used
+/// until the file is fixed, so a half-edited override never silently falls
+/// back to different endpoints.
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    /// The provider the file is named after (its stem).
+    pub name: String,
+    /// Why it was skipped, starting with the file name.
+    pub error: Error,
 }
 
 impl Registry {
     /// Bundled definitions plus every override in `<home>/providers`.
-    /// A broken override is an error (exit 2), never silently skipped.
+    ///
+    /// An empty override counts as absent: the documented workflow
+    /// `authsome inspect discord > <home>/providers/discord.json` has the shell
+    /// create the empty file before authsome reads it. A broken or misnamed
+    /// file is skipped and listed in [`Registry::skipped`].
     pub fn load(home: &Home) -> Result<Registry> {
         let mut reg = Registry::bundled()?;
         let dir = home.providers_dir();
@@ -174,20 +213,28 @@ impl Registry {
             let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
             paths.sort();
             for path in paths.into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
-                let def = load_file(&path)?;
-                let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-                if stem != def.name {
-                    return Err(Error::bad_input(format!(
-                        "{}: file name must match the provider name {:?} (expected {}.json)",
-                        path.display(),
-                        def.name,
-                        def.name
-                    )));
+                let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
+                match load_override(&path, &stem) {
+                    Ok(None) => {}
+                    Ok(Some(def)) => {
+                        reg.providers.insert(def.name.clone(), Provider::new(def, Source::Custom, Some(path)));
+                    }
+                    Err(error) => reg.skipped.push(Skipped { name: stem, error }),
                 }
-                reg.providers.insert(def.name.clone(), Provider::new(def, Source::Custom, Some(path)));
             }
         }
         Ok(reg)
+    }
+
+    /// Override files that were not loaded, for the one warning commands print.
+    pub fn skipped(&self) -> &[Skipped] {
+        &self.skipped
+    }
+
+    /// Make [`Registry::get`] answer `error` for `name` (unless a usable
+    /// definition of that name is added later), instead of "unknown provider".
+    pub fn refuse(&mut self, name: &str, error: Error) {
+        self.refused.insert(name.to_owned(), error);
     }
 
     /// The definitions embedded in the binary alone (no home, no overrides):
@@ -209,6 +256,21 @@ impl Registry {
 
     /// Look a provider up; unknown names exit 3 with the closest known name.
     pub fn get(&self, name: &str) -> Result<&Provider> {
+        // Names are lower-case; `login OpenAI` means openai.
+        let lower = name.to_ascii_lowercase();
+        let name = if self.providers.contains_key(name) { name } else { lower.as_str() };
+        if let Some(p) = self.providers.get(name).filter(|p| p.source == Source::Project) {
+            return Ok(p);
+        }
+        if let Some(e) = self.refused.get(name) {
+            return Err(e.clone());
+        }
+        if let Some(s) = self.skipped.iter().find(|s| s.name == name) {
+            return Err(Error::bad_input(format!(
+                "{}\nthe custom definition of {name} is broken: fix it (`authsome edit {name}`) or remove it (`authsome remove {name}`)",
+                s.error.message
+            )));
+        }
         self.providers.get(name).ok_or_else(|| {
             let mut msg = format!("unknown provider {name:?}");
             if let Some(s) = self.suggest(name) {
@@ -226,6 +288,8 @@ impl Registry {
 
     /// The known name closest to `name`, if it is plausibly a typo.
     pub fn suggest(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        let name = name.as_str();
         self.providers
             .keys()
             .map(|k| (edit_distance(name, k), k))

@@ -43,7 +43,7 @@ pub fn check(part: &KeyPart, title: &str, value: &str) -> Result<(), String> {
         let re = regex_lite::Regex::new(pattern).map_err(|e| format!("invalid key_pattern: {e}"))?;
         if !re.is_match(value) {
             let hint = part.key_pattern_hint.clone().unwrap_or_else(|| format!("expected a value matching {pattern}"));
-            return Err(format!("that does not look like a {title} {}: {hint}", part.prompt));
+            return Err(format!("that does not look like {} {}: {hint}", crate::ui::with_article(title), part.prompt));
         }
     }
     Ok(())

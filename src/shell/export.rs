@@ -185,10 +185,14 @@ fn reconcile(
         let still = new_state.as_ref().is_some_and(|s| s.active && s.project == old);
         if !still {
             activator.deactivate(home, &old, shell_pid);
-            notices.push(format!("deactivated {}", old.display()));
+            // Said first: leaving one project comes before entering the next.
+            notices.insert(0, format!("deactivated {}", old.display()));
         }
     }
     let (mut changes, saved) = diff(&|k| shell_env.get(std::ffi::OsStr::new(k)).cloned(), &old_saved, &desired);
+    if let Some(summary) = change_summary(&changes, &|k| shell_env.contains_key(std::ffi::OsStr::new(k))) {
+        notices.push(summary);
+    }
     match new_state {
         Some(mut s) => {
             s.saved = saved;
@@ -202,9 +206,36 @@ fn reconcile(
     (changes, notices)
 }
 
+/// `export +NEW ~CHANGED -REMOVED`, as direnv says it (names only, never
+/// values); `None` when no variable changes.
+fn change_summary(changes: &Changes, had: &dyn Fn(&str) -> bool) -> Option<String> {
+    let words: Vec<String> = changes
+        .iter()
+        .filter(|(k, _)| *k != STATE_VAR)
+        .map(|(k, v)| match (v, had(k)) {
+            (None, _) => format!("-{k}"),
+            (Some(_), true) => format!("~{k}"),
+            (Some(_), false) => format!("+{k}"),
+        })
+        .collect();
+    (!words.is_empty()).then(|| format!("export {}", words.join(" ")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_summary_lists_names_like_direnv() {
+        let mut c = Changes::new();
+        c.insert("NEW".into(), Some("secret-looking-value".into()));
+        c.insert("HTTPS_PROXY".into(), Some("x".into()));
+        c.insert("GONE".into(), None);
+        c.insert(STATE_VAR.into(), Some("s".into()));
+        let s = change_summary(&c, &|k| k == "HTTPS_PROXY" || k == "GONE").unwrap();
+        assert_eq!(s, "export -GONE ~HTTPS_PROXY +NEW");
+        assert!(change_summary(&Changes::new(), &|_| false).is_none());
+    }
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

@@ -1,6 +1,7 @@
-//! Where the vault's master key comes from, in the order the foundation issue
-//! fixes: `AUTHSOME_VAULT_KEY`, then the OS keyring when one answers quickly,
-//! then a 0600 key file under the home.
+//! Where the vault's master key comes from: `AUTHSOME_VAULT_KEY`, then an
+//! existing 0600 key file under the home (made when no keyring answered, so
+//! it is the remembered source), then the OS keyring when one answers
+//! quickly, and on first use the keyring or, failing that, a new key file.
 //!
 //! The keyring is reached through the platform's own command-line client
 //! (`secret-tool` for the freedesktop Secret Service, `security` on macOS) with
@@ -65,17 +66,20 @@ pub fn resolve(home: &Home) -> Result<(MasterKey, KeySource)> {
             return Ok((decode_key(&v)?, KeySource::Env));
         }
     }
+    // A key file exists only when the keyring was not usable when the key was
+    // made: it is the source, remembered, and a slow or absent keyring is not
+    // asked again on every command.
+    let path = home.key_file();
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        check_key_file_mode(&path)?;
+        return Ok((decode_key(&text).map_err(|e| e.context(path.display()))?, KeySource::File(path)));
+    }
     let keyring = Keyring::detect();
     let account = home.root().display().to_string();
     if let Some(kr) = &keyring {
         if let Some(k) = kr.lookup(&account) {
             return Ok((decode_key(&k).map_err(|e| e.context("OS keyring entry"))?, KeySource::Keyring(kr.tool)));
         }
-    }
-    let path = home.key_file();
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        check_key_file_mode(&path)?;
-        return Ok((decode_key(&text).map_err(|e| e.context(path.display()))?, KeySource::File(path)));
     }
     // First use: prefer the keyring, fall back to a private file.
     let key = MasterKey::generate();

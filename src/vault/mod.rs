@@ -130,13 +130,22 @@ impl Connection {
         self.access_token.as_ref().or(self.api_key.as_ref())
     }
 
+    /// The status as of `now`: a `connected` token past its expiry is
+    /// `expired` (the stored status changes only when a refresh is tried).
+    pub fn status_at(&self, now: u64) -> Status {
+        match self.status {
+            Status::Connected if self.access_token.is_some() && self.expires_at.is_some_and(|e| e <= now) => Status::Expired,
+            s => s,
+        }
+    }
+
     /// The record as shown by `get`: every secret replaced by a marker.
     pub fn redacted(&self) -> serde_json::Value {
         let mark = |s: &Option<Secret>| s.as_ref().map(|_| "<redacted>");
         serde_json::json!({
             "provider": self.provider,
             "connection": self.name,
-            "status": self.status.as_str(),
+            "status": self.status_at(now_unix()).as_str(),
             "status_reason": self.status_reason,
             "scopes": self.scopes,
             "account": self.account,
@@ -188,8 +197,22 @@ pub fn snapshot(home: &Home) -> Result<VaultData> {
 
 impl VaultData {
     /// The default connection name of a provider.
-    pub fn default_connection(&self, provider: &str) -> &str {
-        self.defaults.get(provider).map_or(DEFAULT_CONNECTION, String::as_str)
+    ///
+    /// The one set by `login --default` (or the first login under another
+    /// name), else `default`; when neither exists but exactly one connection
+    /// does, that one, so logging out of the default never strands the other.
+    pub fn default_connection<'a>(&'a self, provider: &str) -> &'a str {
+        if let Some(d) = self.defaults.get(provider) {
+            return d;
+        }
+        if self.connections.contains_key(&(provider.to_owned(), DEFAULT_CONNECTION.to_owned())) {
+            return DEFAULT_CONNECTION;
+        }
+        let mut conns = self.connections.values().filter(|c| c.provider == provider);
+        match (conns.next(), conns.next()) {
+            (Some(only), None) => &only.name,
+            _ => DEFAULT_CONNECTION,
+        }
     }
 
     /// A connection, `name` defaulting to the provider's default connection.

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests, one concern per file.
 
 pub mod cli;
+pub mod connect_proxy;
 pub mod echo;
 pub mod fake_as;
 pub mod login_env;
