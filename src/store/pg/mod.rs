@@ -42,6 +42,8 @@ pub struct PgStore {
     epoch: OnceLock<i32>,
     live: Arc<listen::Live>,
     me: String,
+    /// Set when an error said the connection is gone ([`PgStore::connection_lost`]).
+    lost: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for PgStore {
@@ -106,6 +108,7 @@ impl PgStore {
             epoch: OnceLock::new(),
             live: Arc::default(),
             me: holder_label(),
+            lost: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -149,13 +152,28 @@ impl PgStore {
         }
     }
 
-    /// Whether the current connection is gone.
+    /// Whether the current connection is gone (closed, or the server said it
+    /// is shutting down); if so it is dropped, so the next call reconnects.
     fn connection_lost(&self) -> bool {
-        self.client.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(closed_soon)
+        let mut guard = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        let lost = self.lost.swap(false, std::sync::atomic::Ordering::SeqCst) || guard.as_ref().is_some_and(closed_soon);
+        if lost {
+            *guard = None;
+        }
+        lost
     }
 
     fn db_error(&self, e: tokio_postgres::Error) -> Error {
-        Error::other(format!("team store {} at {}: {e}", self.cfg.id, self.url_for_humans()))
+        // Shutdown, crash recovery, "cannot connect now" and connection exceptions: the connection is done for.
+        let gone = e.is_closed() || e.code().is_some_and(|c| matches!(c.code(), "57P01" | "57P02" | "57P03") || c.code().starts_with("08"));
+        if gone {
+            self.lost.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        let what = match e.as_db_error() {
+            Some(db) => format!("{} {}", db.severity(), db.message()),
+            None => e.to_string(),
+        };
+        Error::other(format!("team store {} at {}: {what}", self.cfg.id, self.url_for_humans()))
     }
 
     /// A connected client (reconnecting when the previous connection died),
@@ -271,10 +289,14 @@ impl PgStore {
         // while reading is retried once; once writing began, never.
         let mut guard = self.client()?;
         let mut before_rows = read(guard.as_ref().expect("connected"));
-        if before_rows.is_err() && guard.as_ref().is_some_and(closed_soon) {
+        if before_rows.is_err() {
             drop(guard);
-            guard = self.client()?;
-            before_rows = read(guard.as_ref().expect("connected"));
+            if self.connection_lost() {
+                guard = self.client()?;
+                before_rows = read(guard.as_ref().expect("connected"));
+            } else {
+                guard = self.client()?;
+            }
         }
         let c = guard.as_ref().expect("connected");
         let outcome = before_rows.and_then(|rows| {
