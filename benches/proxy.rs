@@ -7,10 +7,8 @@ mod echo;
 #[path = "../tests/common/proxy_client.rs"]
 mod proxy_client;
 
-use authsome::providers::{Registry, PLACEHOLDER};
-use authsome::proxy::{self, ca::RunCa, ProxyOptions, Route, UpstreamSettings};
+use authsome::proxy::{self, ca::RunCa};
 use criterion::{criterion_group, criterion_main, Criterion};
-use std::sync::Arc;
 use std::time::Duration;
 
 fn minting(c: &mut Criterion) {
@@ -24,40 +22,10 @@ fn minting(c: &mut Criterion) {
 
 fn round_trip(c: &mut Criterion) {
     let echo = echo::Echo::start(&["api.acme.test"]);
-    let home = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(home.path().join("providers")).unwrap();
-    std::fs::write(
-        home.path().join("providers/acme.json"),
-        r#"{"name":"acme","auth_type":"api_key","flow":"api_key","api_url":"api.acme.test/v1","api_key":{"header_name":"x-api-key"}}"#,
-    )
-    .unwrap();
-    let reg = Registry::load(&authsome::paths::Home::at(home.path(), "default")).unwrap();
-    let route = Route {
-        provider: Arc::new(reg.get("acme").unwrap().clone()),
-        connection: "default".into(),
-        placeholder: PLACEHOLDER.into(),
-        is_default: true,
-    };
-    let mut creds = proxy_client::StaticCredentials::default();
-    creds.0.insert(("acme".into(), "default".into()), "bench-key".into());
-    // Upstream trust and routing through the documented seams, as a user would set them.
-    std::env::set_var("AUTHSOME_UPSTREAM_CA", &echo.ca_path);
-    std::env::set_var("AUTHSOME_RESOLVE", echo.resolve("api.acme.test"));
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let handle = rt
-        .block_on(proxy::start(ProxyOptions {
-            routes: vec![route],
-            deny_undeclared: false,
-            run_id: "bench".into(),
-            audit: Arc::new(proxy_client::MemoryAudit::default()),
-            credentials: Arc::new(creds),
-            bundle_path: None,
-            upstream: UpstreamSettings::from_env().unwrap(),
-        }))
-        .unwrap();
-    let url = handle.url();
-    let cas: Vec<_> = handle.cas().iter().map(|c| c.der().clone()).collect();
-    let cfg = proxy_client::client_config(&cas, &[b"http/1.1"]);
+    let proxy = rt.block_on(proxy_client::AcmeProxy::start(&echo, &["api.acme.test"], proxy::Limits::default()));
+    let url = proxy.handle.url();
+    let cfg = proxy.client_offering(&[b"http/1.1"]);
 
     let mut g = c.benchmark_group("proxy");
     g.sample_size(20).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_millis(500));
@@ -98,8 +66,29 @@ fn round_trip(c: &mut Criterion) {
     }
     g.finish();
     drop(sender);
-    rt.block_on(handle.shutdown());
+    assert!(!proxy.audit.0.lock().unwrap().is_empty(), "the proxy audited the benchmark's requests");
+    rt.block_on(proxy.handle.shutdown());
 }
 
-criterion_group!(benches, minting, round_trip);
+/// What fencing a child costs at start-up: building the Landlock ruleset
+/// around a home (directory walks, one rule per entry beside the path to it).
+fn fence(c: &mut Criterion) {
+    if !authsome::fence::Abi::current().available() {
+        eprintln!("fence benchmarks skipped: no Landlock");
+        return;
+    }
+    let home_dir = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let home = home_dir.join(".authsome-fence-bench");
+    std::fs::create_dir_all(home.join("run/r.1")).unwrap();
+    let bundle = home.join("run/r.1/ca.pem");
+    std::fs::write(&bundle, "").unwrap();
+    let mut g = c.benchmark_group("fence");
+    g.sample_size(50).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(300));
+    g.bench_function("prepare_in_home", |b| b.iter(|| authsome::fence::for_child(&home, &bundle, 1, false).unwrap()));
+    g.bench_function("prepare_in_home_deny_tcp", |b| b.iter(|| authsome::fence::for_child(&home, &bundle, 1, true).unwrap()));
+    g.finish();
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+criterion_group!(benches, minting, round_trip, fence);
 criterion_main!(benches);

@@ -31,7 +31,10 @@ unset AUTHSOME_SHELL_STATE DIRENV_DIFF DIRENV_DIR DIRENV_FILE DIRENV_WATCHES
 printf '[providers.discord]\n\n[providers.github]\n' > "$WORK/proj/authsome.toml"
 "$AUTHSOME" --quiet allow "$WORK/proj" >/dev/null
 cd "$WORK/proj/sub"
-ACTIVATION="$("$AUTHSOME" export json 2>/dev/null)"
+# `--pid $$` registers this script (alive for the whole run) as the shell, as
+# the hooks do: without it the registered shell is the command substitution,
+# which exits at once, and the project proxy would stop after its linger.
+ACTIVATION="$("$AUTHSOME" export json --pid $$ 2>/dev/null)"
 # direnv's .envrc exports exactly the same variables and values.
 python3 -c 'import json,sys,shlex
 for k, v in json.loads(sys.argv[1]).items():
@@ -40,22 +43,32 @@ for k, v in json.loads(sys.argv[1]).items():
 (cd "$WORK/proj" && "$DIRENV" allow . 2>/dev/null)
 
 # Activate both tools once in proj/sub, the way their hooks do, and keep the result.
-eval "$("$AUTHSOME" export bash 2>/dev/null)"
+eval "$("$AUTHSOME" export bash --pid $$ 2>/dev/null)"
 export AUTHSOME_SHELL_STATE="$__authsome_state"   # what the hook hands to `export`
 eval "$("$DIRENV" export bash 2>/dev/null)"
 [ -n "${AUTHSOME_SHELL_STATE:-}" ] && [ -n "${DIRENV_DIFF:-}" ] || { echo "activation failed" >&2; exit 1; }
 # Sanity: both are no-ops now.
-[ -z "$("$AUTHSOME" export bash 2>&1)" ] && [ -z "$("$DIRENV" export bash 2>&1)" ] || { echo "not a no-op" >&2; exit 1; }
+[ -z "$("$AUTHSOME" export bash --pid $$ 2>&1)" ] && [ -z "$("$DIRENV" export bash 2>&1)" ] || { echo "not a no-op" >&2; exit 1; }
 
+# Every timed call must print nothing: a call that prints is a re-activation
+# (the project proxy went away, a file changed), not the no-op being measured.
+# hyperfine appends every run's standard output to one file per case.
 run_case() {
   local name=$1 dir=$2
   (cd "$dir" && hyperfine --shell=none --warmup 50 --runs "$RUNS" --style basic \
-    --export-json "$WORK/$name.json" \
-    -n "authsome export bash ($name)" "$AUTHSOME export bash" \
+    --export-json "$WORK/$name.json" --output "$WORK/$name.out" \
+    -n "authsome export bash ($name)" "$AUTHSOME export bash --pid $$" \
     -n "direnv export bash ($name)" "$DIRENV export bash" \
     -n "true ($name)" "$(command -v true)" >&2)
+  if [ -s "$WORK/$name.out" ]; then
+    echo "FAIL: a timed call in case '$name' printed something (not a no-op):" >&2
+    head -5 "$WORK/$name.out" >&2
+    exit 1
+  fi
 }
 run_case inside "$WORK/proj/sub"
+# The project proxy must have outlived the timed runs (else they timed something else).
+"$AUTHSOME" --json daemon status 2>/dev/null | grep -q '"pid"' || { echo "FAIL: the project proxy stopped during the benchmark" >&2; exit 1; }
 (unset AUTHSOME_SHELL_STATE DIRENV_DIFF DIRENV_DIR DIRENV_FILE DIRENV_WATCHES
  run_case outside "$WORK/outside")
 

@@ -1,26 +1,84 @@
-//! File primitives every store shares: atomic private writes and cross-process locks.
+//! File primitives every store shares: atomic private writes, cross-process
+//! locks, and file identities (what `stat` says changed).
 //!
 //! Kept in one place so the vault, trust store, provider overrides and refresh
 //! locks all get the same guarantees (mode 0600, fsync before rename, flock).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+
+/// The identity of a file as `stat` sees it: any edit, replacement (rename over
+/// it) or `touch` changes at least one field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileId {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: i64,
+    mtime_ns: i64,
+    ctime: i64,
+    ctime_ns: i64,
+}
+
+impl FileId {
+    /// Identity of `path` (following symlinks), `None` when it does not exist.
+    pub fn of(path: &Path) -> Option<FileId> {
+        std::fs::metadata(path).ok().map(|m| FileId::from_metadata(&m))
+    }
+
+    /// Identity of the file `m` describes (`File::metadata` of an open file).
+    pub fn from_metadata(m: &std::fs::Metadata) -> FileId {
+        FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: m.mtime(),
+            mtime_ns: m.mtime_nsec(),
+            ctime: m.ctime(),
+            ctime_ns: m.ctime_nsec(),
+        }
+    }
+
+    /// The modification time it records.
+    pub fn modified(&self) -> std::time::SystemTime {
+        let since_epoch =
+            std::time::Duration::from_secs(self.mtime.max(0) as u64) + std::time::Duration::from_nanos(self.mtime_ns.max(0) as u64);
+        std::time::SystemTime::UNIX_EPOCH + since_epoch
+    }
+}
 
 /// Write `data` to `path` atomically: a private temp file in the same directory,
 /// fsync, rename over the target, fsync the directory. Readers see the old or
 /// the new content, never a mix; a crash leaves at worst a stray temp file.
 pub fn atomic_write(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    replace(path, data, mode, true)
+}
+
+/// [`atomic_write`] without the two fsyncs, for files that need not survive a
+/// crash (a run's CA bundle, a cache): readers still never see a mix, and a
+/// busy disk cannot make a command wait for its flushes (tens of milliseconds).
+pub fn atomic_write_volatile(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    replace(path, data, mode, false)
+}
+
+fn replace(path: &Path, data: &[u8], mode: u32, durable: bool) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp.{}.{}", std::process::id(), nonce()));
     let result = (|| {
         let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         std::fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        if durable {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -93,34 +151,4 @@ pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
     Ok(())
-}
-
-/// The identity of a file as `stat` sees it: any edit, replacement (rename over
-/// it) or `touch` changes at least one field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct FileId {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: i64,
-    mtime_ns: i64,
-    ctime: i64,
-    ctime_ns: i64,
-}
-
-impl FileId {
-    /// Identity of `path` (following symlinks), `None` when it does not exist.
-    pub fn of(path: &Path) -> Option<FileId> {
-        use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(path).ok()?;
-        Some(FileId {
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.size(),
-            mtime: m.mtime(),
-            mtime_ns: m.mtime_nsec(),
-            ctime: m.ctime(),
-            ctime_ns: m.ctime_nsec(),
-        })
-    }
 }

@@ -16,8 +16,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-const VAULT_KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
-
 fn bundled() -> Vec<ProviderDef> {
     providers::bundled_files().iter().map(|(n, t)| providers::parse(t, n).unwrap()).collect()
 }
@@ -148,11 +146,14 @@ fn pages_are_current() {
     let expected: BTreeSet<String> = want.keys().cloned().collect();
     assert_eq!(
         have, expected,
-        "docs/providers/ has stale or missing pages; run UPDATE_PAGES=1 cargo test --test catalogue pages_are_current"
+        "docs/providers/ has stale or missing pages; run UPDATE_PAGES=1 cargo test --test tests catalogue::pages_are_current"
     );
     for (f, text) in &want {
         let on_disk = std::fs::read_to_string(dir.join(f)).unwrap();
-        assert!(on_disk == *text, "docs/providers/{f} is out of date; run UPDATE_PAGES=1 cargo test --test catalogue pages_are_current");
+        assert!(
+            on_disk == *text,
+            "docs/providers/{f} is out of date; run UPDATE_PAGES=1 cargo test --test tests catalogue::pages_are_current"
+        );
     }
 }
 
@@ -185,7 +186,9 @@ fn the_discord_page_keeps_the_seed_page_facts() {
 fn curl_browser(dir: &Path) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let path = dir.join("browser.sh");
-    std::fs::write(&path, "#!/bin/sh\nfor url; do :; done\nexec curl -sS -o /dev/null -L --max-redirs 3 --noproxy '*' \"$url\"\n").unwrap();
+    // Like a real browser it returns at once (the page loads after it exits).
+    let script = "#!/bin/sh\nfor url; do :; done\ncurl -sS -o /dev/null -L --max-redirs 3 --noproxy '*' \"$url\" >/dev/null 2>&1 &\n";
+    std::fs::write(&path, script).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     path
 }
@@ -208,13 +211,12 @@ fn on_fake(def: &ProviderDef, fake: &FakeAs) -> ProviderDef {
 
 #[test]
 fn every_oauth_provider_logs_in_end_to_end_with_its_own_flags() {
-    std::env::set_var("AUTHSOME_VAULT_KEY", VAULT_KEY);
+    crate::common::process_env();
     let tmp = tempfile::tempdir().unwrap();
-    std::env::set_var("BROWSER", curl_browser(tmp.path()));
-    std::env::set_var("AUTHSOME_CALLBACK_ADDR", crate::common::login_env::free_addr().to_string());
-    for v in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"] {
-        std::env::remove_var(v);
-    }
+    // The browser and the login server's address go in the options: the
+    // process environment is shared by every test of the suite.
+    let browser = authsome::oauth::Opener::Command(vec![curl_browser(tmp.path()).display().to_string()]);
+    let seams = Some((browser, crate::common::login_env::free_addr()));
     let fake = FakeAs::start(Config::default());
     let home = authsome::paths::Home::at(tmp.path().join("home"), "default");
     let vault = authsome::vault::Vault::open(&home).unwrap();
@@ -262,6 +264,7 @@ fn every_oauth_provider_logs_in_end_to_end_with_its_own_flags() {
                 no_browser: false,
                 base_url: None,
                 values: sample_values(&def),
+                seams: seams.clone(),
             };
             let conn = rt
                 .block_on(authsome::oauth::login::oauth_login(&home, &ui, &provider, &opts, &http))
@@ -396,7 +399,8 @@ fn every_api_key_reaches_the_upstream_in_its_place() {
             audit: Arc::new(MemoryAudit::default()),
             credentials: Arc::new(creds),
             bundle_path: Some(dir.path().join("bundle.pem")),
-            upstream: UpstreamSettings { resolver: authsome::net::Resolver::parse(&resolve).unwrap(), roots: Arc::new(roots) },
+            upstream: UpstreamSettings { resolver: authsome::net::Resolver::parse(&resolve).unwrap(), roots: Arc::new(roots).into() },
+            limits: authsome::proxy::Limits::default(),
         };
         let handle = proxy::start(options).await.unwrap();
         let ca_roots: Vec<_> = handle.cas().iter().map(|c| c.der().clone()).collect();
@@ -406,8 +410,13 @@ fn every_api_key_reaches_the_upstream_in_its_place() {
             let (target, headers) = client_request(p, path);
             let mut sender = client::h1_sender(&handle.url(), host, cfg.clone()).await;
             let hdrs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-            let (status, _) = client::get(&mut sender, host, &target, &hdrs).await;
+            let (status, body) = client::get(&mut sender, host, &target, &hdrs).await;
             assert_eq!(status, 200, "{name}: {host}{target}");
+            // The echo quotes the request back; no part of the credential may reach the child.
+            let body = String::from_utf8_lossy(&body);
+            for value in parts.values() {
+                assert!(!body.contains(value.as_str()), "{name}: a credential part came back in the response: {body}");
+            }
             let seen = echo.seen().into_iter().rev().find(|s| s.sni.as_deref() == Some(host.as_str())).unwrap();
             let all = format!("{} {:?}", seen.target, seen.headers);
             assert!(!all.contains(PLACEHOLDER), "{name}: the placeholder reached the upstream: {all}");
@@ -574,6 +583,13 @@ fn list_filters_by_category_and_inspect_prints_pages() {
     assert!(err.stderr.contains("llm"), "the error lists the categories");
     let page = h.run(&["inspect", "stripe", "--page"]).ok().stdout;
     assert_eq!(page, std::fs::read_to_string(docs_dir().join("stripe.md")).unwrap());
+    // An override's page is generated from the override.
+    let mut custom: serde_json::Value = serde_json::from_str(&h.run(&["inspect", "stripe"]).ok().stdout).unwrap();
+    custom["display_name"] = serde_json::json!("Stripe (staging)");
+    std::fs::create_dir_all(h.path().join("providers")).unwrap();
+    std::fs::write(h.path().join("providers/stripe.json"), custom.to_string()).unwrap();
+    let page = h.run(&["inspect", "stripe", "--page"]).ok().stdout;
+    assert!(page.starts_with("# Stripe (staging)\n\nStripe (staging) is a custom API-key provider"), "{page}");
 }
 
 /// The whole path for the new shapes, through the real binary: a login value

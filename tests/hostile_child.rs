@@ -252,7 +252,7 @@ fn assert_fenced(results: &BTreeMap<String, bool>, unprivileged: bool) {
     if landlock_abi() >= 6 {
         must_fail("signal-");
     }
-    if unprivileged {
+    if unprivileged || !is_root() {
         // Root may read /proc entries of any process (out of scope); a user may not.
         must_fail("proc-environ-");
         must_fail("proc-maps-");
@@ -308,10 +308,9 @@ fn under_exec_the_child_obtains_neither_the_ci_secret_nor_the_vault_key() {
 
 #[test]
 fn under_up_the_child_obtains_nothing() {
-    for as_user in [None, user(USER)] {
-        if as_user.is_none() && !is_root() {
-            continue;
-        }
+    // As the current user, then (when root) as an unprivileged one.
+    let unprivileged = user(USER);
+    for as_user in std::iter::once(None).chain(unprivileged.map(Some)) {
         let h = Hostile::new(as_user, true);
         h.write_project("[providers.acme]\n[providers.semr]\n[providers.basicco]\n");
         h.attack(&["up"], &[]);

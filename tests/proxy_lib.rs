@@ -64,7 +64,8 @@ impl Setup {
             audit: self.audit.clone(),
             credentials: Arc::new(creds),
             bundle_path: Some(self.dir.path().join("run").join("bundle.pem")),
-            upstream: UpstreamSettings { resolver: authsome::net::Resolver::parse(&resolve).unwrap(), roots: Arc::new(roots) },
+            upstream: UpstreamSettings { resolver: authsome::net::Resolver::parse(&resolve).unwrap(), roots: Arc::new(roots).into() },
+            limits: proxy::Limits::default(),
         }
     }
 }

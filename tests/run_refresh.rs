@@ -57,7 +57,14 @@ fn a_failed_refresh_past_expiry_injects_nothing_and_says_how_to_fix_it() {
         })
         .unwrap();
     let out = curl_through_run(&env);
-    assert_eq!(out.stdout, "502", "{}", out.all());
+    // The proxy's own answer, not a 502 that reads as an upstream failure.
+    assert_eq!(out.stdout, "511", "{}", out.all());
+    let body = env.run(&["run", "--", "curl", "-sS", "https://discord.com/api/users/@me"], None);
+    assert!(
+        body.stdout.starts_with("authsome: no credential to inject") && body.stdout.contains("authsome login discord"),
+        "{}",
+        body.all()
+    );
     assert!(echo.seen().is_empty(), "nothing reaches the upstream without a valid token");
     assert_eq!(env.run(&["get", "discord", "--field", "status"], None).stdout.trim(), "expired");
     let audit = std::fs::read_to_string(env.home().join("audit.log")).unwrap();

@@ -18,6 +18,7 @@ mod project_schema;
 mod project_up;
 mod provider_schema;
 mod proxy_lib;
+mod proxy_scale;
 mod run_proxy;
 mod run_refresh;
 mod shell_daemon;

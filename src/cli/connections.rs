@@ -279,6 +279,7 @@ pub fn login(ctx: &Ctx, mut a: LoginArgs) -> Result<i32> {
                 no_browser: a.no_browser,
                 base_url: a.base_url.clone(),
                 values,
+                seams: None,
             };
             let conn = crate::oauth::login::run_oauth(&ctx.home, &ctx.ui, provider, &opts)?;
             store_connection(ctx, conn, a.default)

@@ -148,19 +148,25 @@ pub fn dotenv_names(text: &str) -> BTreeSet<String> {
 }
 
 /// Providers whose API-key or exported variables appear in `names`, with the variable found.
+///
+/// Two providers that export the same variable cannot both be declared (the
+/// starter must load), so the first one found keeps it.
 pub fn suggest_providers(registry: &Registry, names: &BTreeSet<String>) -> Vec<(String, String)> {
     let mut out = Vec::new();
+    let mut claimed: BTreeSet<&str> = BTreeSet::new();
     for p in registry.iter() {
         let mut vars: Vec<&str> = p.def.export.keys().map(String::as_str).collect();
         if let Some(v) = p.def.api_key.as_ref().and_then(|k| k.env_var.as_deref()) {
             vars.push(v);
         }
-        // GITHUB_TOKEN is the name most .env files (and GitHub Actions) use.
-        if p.name() == "github" {
-            vars.push("GITHUB_TOKEN");
+        if vars.iter().any(|v| claimed.contains(v)) {
+            continue;
         }
-        if let Some(v) = vars.into_iter().find(|v| names.contains(*v)) {
-            out.push((p.name().to_owned(), v.to_owned()));
+        // GITHUB_TOKEN is the name most .env files (and GitHub Actions) use.
+        let aliases: &[&str] = if p.name() == "github" { &["GITHUB_TOKEN"] } else { &[] };
+        if let Some(v) = vars.iter().chain(aliases).find(|v| names.contains(**v)) {
+            out.push((p.name().to_owned(), (*v).to_owned()));
+            claimed.extend(vars.iter().chain(aliases));
         }
     }
     out

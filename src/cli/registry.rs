@@ -70,7 +70,7 @@ pub fn inspect(ctx: &Ctx, name: &str, page: bool) -> Result<i32> {
     let reg = ctx.registry_here()?;
     let p = reg.get(name)?;
     if page {
-        print!("{}", providers::page::page(&p.def));
+        print!("{}", providers::page::page_for(&p.def, p.source));
         return Ok(0);
     }
     println!("{}", serde_json::to_string_pretty(&p.def).expect("definition serializes"));

@@ -87,8 +87,8 @@ pub fn log(ctx: &Ctx, a: LogArgs) -> Result<i32> {
         return store_log(ctx, &a);
     }
     let path = ctx.home.audit_log();
-    let events = crate::audit::read(&path).map_err(|e| Error::other(format!("cannot read {}: {e}", path.display())))?;
-    let recent = &events[events.len().saturating_sub(a.lines)..];
+    let recent = crate::audit::read_last(&path, a.lines).map_err(|e| Error::other(format!("cannot read {}: {e}", path.display())))?;
+    let recent = &recent[..];
     if ctx.ui.json {
         ctx.ui.print_json(&serde_json::to_value(recent).expect("events serialize"));
         return Ok(0);
@@ -115,7 +115,10 @@ pub fn log(ctx: &Ctx, a: LogArgs) -> Result<i32> {
                 e.method.clone(),
                 format!("{}{}", e.host, e.path),
                 e.status.to_string(),
-                e.reason.clone().unwrap_or_default(),
+                match e.repeated {
+                    Some(n) => format!("{} (and {n} more like it)", e.reason.as_deref().unwrap_or("")),
+                    None => e.reason.clone().unwrap_or_default(),
+                },
             ]
         })
         .collect();

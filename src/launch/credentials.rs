@@ -1,6 +1,7 @@
-//! Where the proxy's credentials come from: the vault of one profile (read at
-//! every injection, so a login made while a proxy runs is picked up live, and
-//! OAuth tokens are refreshed first), and for a project run the CI secrets
+//! Where the proxy's credentials come from: the vault of one profile (a
+//! decrypted [`Snapshot`] checked at every injection with one `stat`, so a
+//! login made while a proxy runs is picked up by the next request without
+//! decrypting the vault each time, and OAuth tokens are refreshed first), and for a project run the CI secrets
 //! taken from the environment (`secret_env`) in front of it.
 
 use super::plan::Plan;
@@ -11,14 +12,22 @@ use crate::providers::{AuthType, Provider};
 use crate::proxy::{BoxFuture, CredentialSource, Unavailable};
 use crate::secret::Secret;
 use crate::store::Store;
-use crate::vault::{Connection, Status};
+use crate::vault::snapshot::Snapshot;
+use crate::vault::{Connection, Status, Vault};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 /// Credentials from the encrypted vault of one profile.
 pub struct VaultCredentials {
     home: Home,
-    vault: Mutex<Option<Arc<Store>>>,
+    vault: Mutex<Option<Arc<Opened>>>,
+}
+
+/// The profile's store as the proxy reads it: the vault file through its
+/// snapshot cache, or a team store kept fresh by notifications.
+enum Opened {
+    File(Snapshot),
+    Team(Store),
 }
 
 impl VaultCredentials {
@@ -28,34 +37,50 @@ impl VaultCredentials {
         VaultCredentials { home: home.clone(), vault: Mutex::new(None) }
     }
 
-    fn vault(&self) -> Result<Arc<Store>, Unavailable> {
+    fn snapshot(&self) -> Result<Arc<Opened>, Unavailable> {
         let mut guard = self.vault.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(v) = guard.as_ref() {
             return Ok(v.clone());
         }
-        let v = Arc::new(Store::open(&self.home).map_err(|e| Unavailable::Failed(e.message))?);
-        // A long-running proxy keeps a team store's records fresh by notifications.
-        v.watch();
+        let failed = |e: crate::error::Error| Unavailable::Failed(e.message);
+        let v = Arc::new(if Store::is_team(&self.home).map_err(failed)? {
+            let store = Store::open(&self.home).map_err(failed)?;
+            // A long-running proxy keeps a team store's records fresh by notifications.
+            store.watch();
+            Opened::Team(store)
+        } else {
+            Opened::File(Snapshot::new(Arc::new(Vault::open(&self.home).map_err(failed)?)))
+        });
         *guard = Some(v.clone());
         Ok(v)
     }
 
-    /// The stored connection, as the vault holds it now.
-    async fn stored(&self, provider: &str, connection: &str) -> Result<Option<Connection>, Unavailable> {
-        let vault = self.vault()?;
-        let (provider, connection) = (provider.to_owned(), connection.to_owned());
-        tokio::task::spawn_blocking(move || vault.load().map(|d| d.connection(&provider, Some(&connection)).cloned()))
-            .await
-            .map_err(|e| Unavailable::Failed(format!("vault read failed: {e}")))?
-            .map_err(|e| Unavailable::Failed(e.message))
+    /// The stored connection, as the store holds it now.
+    fn stored(&self, provider: &str, connection: &str) -> Result<Option<Connection>, Unavailable> {
+        let data = match &*self.snapshot()? {
+            Opened::File(s) => s.current().map_err(|e| Unavailable::Failed(e.message))?,
+            Opened::Team(t) => Arc::new(t.load().map_err(|e| Unavailable::Failed(e.message))?),
+        };
+        Ok(data.connection(provider, Some(connection)).cloned())
     }
 
-    /// The connection with a usable access token: refreshed first when it
-    /// expires within 300 s, under the lock every authsome process shares
-    /// ([`crate::oauth::ensure_fresh_with`]), so a run of several hours keeps working.
+    /// The connection with a usable access token. When the snapshot's token
+    /// expires within 300 s it is refreshed first, under the lock every
+    /// authsome process shares ([`crate::oauth::ensure_fresh_with`], which
+    /// reads the vault again), so a run of several hours keeps working.
     async fn fresh_oauth(&self, provider: &Provider, connection: &str) -> Result<Option<Connection>, Unavailable> {
-        let vault = self.vault()?;
-        crate::oauth::ensure_fresh_with(&vault, &self.home, provider, connection).await.map_err(|e| Unavailable::Failed(e.message))
+        match self.stored(provider.name(), connection)? {
+            None => return Ok(None),
+            Some(c) if !crate::oauth::needs_refresh(&c, crate::fsutil::now_unix()) => return Ok(Some(c)),
+            Some(_) => {}
+        }
+        let opened = self.snapshot()?;
+        let fresh = match &*opened {
+            Opened::Team(store) => crate::oauth::ensure_fresh_with(store, &self.home, provider, connection).await,
+            // The refresh reads the vault file itself (inside the lock), not the snapshot.
+            Opened::File(s) => crate::oauth::ensure_fresh_with(&Store::File(s.vault().clone()), &self.home, provider, connection).await,
+        };
+        fresh.map_err(|e| Unavailable::Failed(e.message))
     }
 }
 
@@ -70,7 +95,7 @@ impl CredentialSource for VaultCredentials {
         Box::pin(async move {
             let conn = match provider.def.auth_type {
                 AuthType::Oauth2 => self.fresh_oauth(provider, connection).await?,
-                AuthType::ApiKey => self.stored(provider.name(), connection).await?,
+                AuthType::ApiKey => self.stored(provider.name(), connection)?,
             };
             match conn {
                 Some(c) if c.status == Status::Revoked => {

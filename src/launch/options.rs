@@ -5,7 +5,7 @@
 use super::plan::Plan;
 use crate::error::{Error, Result};
 use crate::paths::Home;
-use crate::proxy::{CredentialSource, ProxyOptions, UpstreamSettings};
+use crate::proxy::{CredentialSource, Limits, ProxyOptions, UpstreamSettings};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -23,6 +23,8 @@ pub enum BundleIn<'a> {
 /// Options for a proxy serving `plan` with `credentials`.
 pub fn proxy_options(home: &Home, plan: &Plan, credentials: Arc<dyn CredentialSource>, bundle: BundleIn) -> Result<ProxyOptions> {
     let run_id = crate::proxy::new_run_id();
+    // The system roots for the bundle, from the home's cache when it is current.
+    crate::net::roots::system_pem(Some(&home.root().join("cache")));
     let bundle_path = match bundle {
         BundleIn::RunDir => {
             let run_dir = home.run_dir();
@@ -40,6 +42,7 @@ pub fn proxy_options(home: &Home, plan: &Plan, credentials: Arc<dyn CredentialSo
         audit: crate::store::audit_sink(home),
         credentials,
         upstream: UpstreamSettings::from_env()?,
+        limits: Limits::default(),
     })
 }
 

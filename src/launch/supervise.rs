@@ -47,6 +47,7 @@ impl Supervised {
         let quit = signal(SignalKind::quit())?;
         let mut cmd = tokio::process::Command::new(program);
         cmd.arg0(arg0).args(args).env_clear().envs(envs);
+        crate::proxy::limits::restore_in_child(&mut cmd);
         // SAFETY: the hook only makes two async-signal-safe syscalls.
         unsafe {
             cmd.pre_exec(fence.pre_exec_hook());

@@ -7,9 +7,11 @@
 pub(crate) mod egress;
 pub(crate) mod http;
 pub(crate) mod resolve;
+pub(crate) mod roots;
 pub(crate) mod tls;
 
 pub use resolve::Resolver;
+pub use tls::Roots;
 
 use std::time::Duration;
 use tokio::net::TcpStream;

@@ -27,22 +27,58 @@ pub fn upstream_ca_pem() -> Result<Option<Vec<u8>>> {
 
 /// System roots (read once per process) plus `AUTHSOME_UPSTREAM_CA`.
 pub fn upstream_roots() -> Result<Arc<RootCertStore>> {
-    static SYSTEM: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
-    let system = SYSTEM.get_or_init(|| rustls_native_certs::load_native_certs().certs);
-    let mut roots = RootCertStore::empty();
-    roots.add_parsable_certificates(system.iter().cloned());
-    if let Some(pem) = upstream_ca_pem()? {
-        let mut n = 0;
-        for cert in CertificateDer::pem_slice_iter(&pem) {
-            let cert = cert.map_err(|e| Error::bad_input(format!("AUTHSOME_UPSTREAM_CA: invalid PEM: {e}")))?;
-            roots.add(cert).map_err(|e| Error::bad_input(format!("AUTHSOME_UPSTREAM_CA: unusable certificate: {e}")))?;
-            n += 1;
+    Ok(Roots::from_env()?.store())
+}
+
+/// Roots trusted for upstream servers, built at first use: a proxy that never
+/// connects upstream (`authsome run -- true`) never parses the system roots.
+#[derive(Clone)]
+pub struct Roots {
+    extra: Arc<Vec<CertificateDer<'static>>>,
+    system: bool,
+    store: Arc<OnceLock<Arc<RootCertStore>>>,
+}
+
+impl Roots {
+    /// The system roots plus `AUTHSOME_UPSTREAM_CA`, which is read and checked now.
+    pub fn from_env() -> Result<Roots> {
+        let mut extra = Vec::new();
+        if let Some(pem) = upstream_ca_pem()? {
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                let cert = cert.map_err(|e| Error::bad_input(format!("AUTHSOME_UPSTREAM_CA: invalid PEM: {e}")))?;
+                RootCertStore::empty()
+                    .add(cert.clone())
+                    .map_err(|e| Error::bad_input(format!("AUTHSOME_UPSTREAM_CA: unusable certificate: {e}")))?;
+                extra.push(cert);
+            }
+            if extra.is_empty() {
+                return Err(Error::bad_input("AUTHSOME_UPSTREAM_CA holds no certificate"));
+            }
         }
-        if n == 0 {
-            return Err(Error::bad_input("AUTHSOME_UPSTREAM_CA holds no certificate"));
-        }
+        Ok(Roots { extra: Arc::new(extra), system: true, store: Arc::default() })
     }
-    Ok(Arc::new(roots))
+
+    /// The store, built on the first call.
+    pub fn store(&self) -> Arc<RootCertStore> {
+        self.store
+            .get_or_init(|| {
+                let mut roots = RootCertStore::empty();
+                if self.system {
+                    let pem = super::roots::system_pem(None);
+                    roots.add_parsable_certificates(CertificateDer::pem_slice_iter(pem.as_bytes()).filter_map(|c| c.ok()));
+                }
+                roots.add_parsable_certificates(self.extra.iter().cloned());
+                Arc::new(roots)
+            })
+            .clone()
+    }
+}
+
+impl From<Arc<RootCertStore>> for Roots {
+    /// Exactly these roots (tests, benchmarks).
+    fn from(store: Arc<RootCertStore>) -> Roots {
+        Roots { extra: Arc::default(), system: false, store: Arc::new(OnceLock::from(store)) }
+    }
 }
 
 /// A client configuration trusting [`upstream_roots`], offering `alpn`.

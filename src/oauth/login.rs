@@ -32,6 +32,10 @@ pub struct LoginOptions {
     pub base_url: Option<String>,
     /// The provider's `connection_values`, already checked.
     pub values: std::collections::BTreeMap<String, String>,
+    /// Embedders and tests: the command that opens URLs and the login
+    /// server's address, instead of `BROWSER` and `AUTHSOME_CALLBACK_ADDR`
+    /// (which a process shared by many logins cannot vary).
+    pub seams: Option<(Opener, std::net::SocketAddr)>,
 }
 
 /// Log in to an OAuth provider; returns the connected record (not yet stored).
@@ -45,7 +49,10 @@ pub async fn oauth_login(home: &Home, ui: &Ui, provider: &Provider, opts: &Login
     let oauth = provider.def.oauth.clone().ok_or_else(|| Error::bad_input(format!("{title} is not an OAuth provider")))?;
     let ep = Endpoints::bound(provider, opts.base_url.as_deref(), &opts.values)?;
     let scopes = opts.scopes.clone().unwrap_or_else(|| oauth.scopes.clone());
-    let opener = Opener::detect(opts.no_browser);
+    let (opener, callback) = match &opts.seams {
+        Some((o, addr)) => (o.clone(), *addr),
+        None => (Opener::detect(opts.no_browser), super::callback_addr()?),
+    };
     if let Opener::Print(why) = &opener {
         ui.info(format_args!("Not opening a browser ({why}); URLs are printed instead."));
     }
@@ -57,7 +64,7 @@ pub async fn oauth_login(home: &Home, ui: &Ui, provider: &Provider, opts: &Login
             if ep.authorization.is_none() {
                 return Err(Error::bad_input(format!("{title} has no authorization_url, so flow {} is not possible", opts.flow.as_str())));
             }
-            let mut server = LoginServer::bind(super::callback_addr()?).await?;
+            let mut server = LoginServer::bind(callback).await?;
             let outcome = async {
                 let (creds, fresh) = match stored {
                     Some(c) => (c, false),
@@ -90,7 +97,7 @@ pub async fn oauth_login(home: &Home, ui: &Ui, provider: &Provider, opts: &Login
                 Some(c) => (c, false),
                 None => {
                     let form = if opener.available() {
-                        let mut server = LoginServer::bind(super::callback_addr()?).await?;
+                        let mut server = LoginServer::bind(callback).await?;
                         let c = creds::from_form(ui, provider, &opener, &mut server).await;
                         server.shutdown().await;
                         c?

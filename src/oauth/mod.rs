@@ -24,7 +24,8 @@ pub(crate) mod revoke;
 pub(crate) mod server;
 pub(crate) mod tokens;
 
-pub use refresh::{ensure_fresh, ensure_fresh_with, refresh_connection, RefreshOutcome};
+pub use browser::Opener;
+pub use refresh::{ensure_fresh, ensure_fresh_with, needs_refresh, refresh_connection, RefreshOutcome};
 
 use crate::error::{Error, Result};
 use std::net::SocketAddr;

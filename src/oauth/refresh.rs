@@ -75,7 +75,9 @@ fn find(data: &crate::vault::VaultData, provider: &Provider, connection: &str) -
     data.connection(provider.name(), Some(connection)).cloned().ok_or_else(|| not_logged_in(provider, connection))
 }
 
-fn needs_refresh(c: &Connection, now: u64) -> bool {
+/// Whether `c`'s access token must be refreshed before use at `now`: marked
+/// expired, or expiring within the refresh margin.
+pub fn needs_refresh(c: &Connection, now: u64) -> bool {
     c.access_token.is_some() && (c.status == Status::Expired || c.expires_at.is_some_and(|e| e <= now + REFRESH_MARGIN_SECS))
 }
 

@@ -60,8 +60,13 @@ fn values_flags(def: &ProviderDef) -> String {
     def.connection_values.iter().filter(|(_, v)| v.default.is_none()).map(|(k, _)| format!(" --value {k}=<{k}>")).collect()
 }
 
-/// The page of `def`, as Markdown.
+/// The page of a bundled `def`, as Markdown (what `docs/providers/` holds).
 pub fn page(def: &ProviderDef) -> String {
+    page_for(def, super::Source::Bundled)
+}
+
+/// The page of `def` as `source` provides it (`inspect NAME --page` on an override says "custom").
+pub fn page_for(def: &ProviderDef, source: super::Source) -> String {
     let title = def.title();
     let mut s = String::new();
     let kind = match def.auth_type {
@@ -70,7 +75,7 @@ pub fn page(def: &ProviderDef) -> String {
     };
     let _ = writeln!(s, "# {title}\n");
     let category = def.category.as_deref().map(|c| format!(" Category: {c}.")).unwrap_or_default();
-    let _ = writeln!(s, "{title} is a bundled {kind} provider in authsome.{category}\n");
+    let _ = writeln!(s, "{title} is a {} {kind} provider in authsome.{category}\n", source.as_str());
 
     at_a_glance(&mut s, def);
     prerequisites(&mut s, def);
@@ -273,7 +278,7 @@ pub fn index(defs: &[&ProviderDef]) -> String {
     let _ = writeln!(s, "# Bundled providers\n");
     let _ = writeln!(
         s,
-        "{} providers, generated from `providers/*.json` (do not edit by hand: `UPDATE_PAGES=1 cargo test --test catalogue pages_are_current` rewrites this directory).\n",
+        "{} providers, generated from `providers/*.json` (do not edit by hand: `UPDATE_PAGES=1 cargo test --test tests catalogue::pages_are_current` rewrites this directory).\n",
         defs.len()
     );
     let mut cats: Vec<&str> = super::def::CATEGORIES.to_vec();

@@ -4,7 +4,9 @@
 //! whose certificate carries X.509 name constraints: it may only vouch for the
 //! DNS subtrees of the declared hosts, and for no IP address at all. A stolen
 //! copy of the bundle therefore cannot impersonate any other site. Leaf
-//! certificates are minted on demand and cached per host.
+//! certificates are minted on demand and cached per host, least recently used
+//! first out beyond [`LEAF_CACHE`] hosts: a regex provider lets a client name
+//! any number of hosts, and each leaf costs tens of kilobytes.
 //!
 //! Routes can grow while a proxy runs (project mode), so a [`CaSet`] keeps a
 //! list: a host outside every existing CA's constraints gets a new CA, and each
@@ -23,6 +25,8 @@ use std::time::Duration;
 
 /// How long a run CA is valid; generous so long-running daemons keep working.
 pub const CA_VALIDITY: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How many hosts' leaves are kept.
+pub const LEAF_CACHE: usize = 256;
 /// Clock skew tolerated on `not_before`.
 const BACKDATE: Duration = Duration::from_secs(3600);
 
@@ -147,7 +151,36 @@ pub struct CaSet {
 #[derive(Default)]
 struct CaSetInner {
     cas: Vec<Arc<RunCa>>,
-    leaves: HashMap<String, Arc<ServerConfig>>,
+    leaves: Leaves,
+}
+
+/// The leaf cache: server configurations by host, with the tick of their last
+/// use; beyond [`LEAF_CACHE`] entries the least recently used is dropped.
+#[derive(Default)]
+struct Leaves {
+    tick: u64,
+    map: HashMap<String, (Arc<ServerConfig>, u64)>,
+}
+
+impl Leaves {
+    fn get(&mut self, host: &str) -> Option<Arc<ServerConfig>> {
+        self.tick += 1;
+        let tick = self.tick;
+        self.map.get_mut(host).map(|(cfg, used)| {
+            *used = tick;
+            cfg.clone()
+        })
+    }
+
+    fn insert(&mut self, host: String, cfg: Arc<ServerConfig>) {
+        self.tick += 1;
+        self.map.insert(host, (cfg, self.tick));
+        if self.map.len() > LEAF_CACHE {
+            if let Some(oldest) = self.map.iter().min_by_key(|(_, (_, used))| *used).map(|(h, _)| h.clone()) {
+                self.map.remove(&oldest);
+            }
+        }
+    }
 }
 
 impl CaSet {
@@ -186,7 +219,7 @@ impl CaSet {
     pub fn server_config(&self, host: &str) -> Result<Arc<ServerConfig>> {
         let host = normalize(host);
         let ca = {
-            let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(cfg) = inner.leaves.get(&host) {
                 return Ok(cfg.clone());
             }
@@ -229,5 +262,21 @@ mod tests {
         assert!(set.server_config("api.b.test").is_ok());
         assert!(set.server_config("other.test").is_err());
         assert!(RunCa::new(&[]).is_err());
+    }
+
+    #[test]
+    fn the_leaf_cache_keeps_the_recently_used_hosts_and_is_bounded() {
+        let set = CaSet::default();
+        set.cover(&["mc.test".into()]).unwrap();
+        let first = set.server_config("h0.mc.test").unwrap();
+        for i in 1..=LEAF_CACHE {
+            set.server_config(&format!("h{i}.mc.test")).unwrap();
+            // h0 stays in use throughout.
+            assert!(Arc::ptr_eq(&first, &set.server_config("h0.mc.test").unwrap()), "a host in use keeps its leaf");
+        }
+        let inner = set.inner.lock().unwrap();
+        assert_eq!(inner.leaves.map.len(), LEAF_CACHE);
+        assert!(!inner.leaves.map.contains_key("h1.mc.test"), "the least recently used host was dropped");
+        assert!(inner.leaves.map.contains_key(&format!("h{LEAF_CACHE}.mc.test")));
     }
 }

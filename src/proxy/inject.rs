@@ -148,6 +148,18 @@ fn parse_basic(value: &str) -> Option<(String, String)> {
     Some((u.to_owned(), p.to_owned()))
 }
 
+/// Every value `apply` writes into a request for `secret`: the secret itself,
+/// or each part of a multi-part credential (its stored form is never sent).
+/// The response scrubber hides each of them.
+pub fn injected_secrets(provider: &Provider, secret: &Secret) -> Vec<String> {
+    match (provider.def.auth_type, provider.def.api_key.as_ref()) {
+        (AuthType::ApiKey, Some(k)) if !k.parts.is_empty() => {
+            crate::providers::parts::decode(k, secret.expose()).map(|parts| parts.into_iter().map(|(_, v)| v).collect()).unwrap_or_default()
+        }
+        _ => vec![secret.expose().to_owned()],
+    }
+}
+
 /// Write `secret` into the request the way `provider` expects, replacing
 /// whatever the client sent there, and drop every other header that still
 /// carries one of `placeholders` (never forwarded). A multi-part credential

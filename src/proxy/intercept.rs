@@ -5,6 +5,7 @@
 //! WebSocket upgrades are spliced through; redirects are passed back to the
 //! client, never followed.
 
+use super::idle::{Activity, InFlight};
 use super::inject::{self, Decision};
 use super::scrub::{ScrubBody, Scrubber};
 use super::server::{label, local, stream, Body};
@@ -16,7 +17,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::upgrade::{OnUpgrade, Upgraded};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -28,28 +29,59 @@ struct ConnCtx {
     sni: Option<String>,
 }
 
-/// Serve one intercepted CONNECT tunnel until it closes or the proxy stops.
+/// Serve one intercepted CONNECT tunnel until it closes, idles out or the proxy stops.
 pub(crate) async fn run(shared: Arc<Shared>, upgraded: Upgraded, connect_host: String, port: u16, mut stop: watch::Receiver<bool>) {
-    let acceptor = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), TokioIo::new(upgraded));
-    let Ok(start) = acceptor.await else { return };
-    let sni = start.client_hello().server_name().map(|s| s.trim_end_matches('.').to_ascii_lowercase());
-    // Present a certificate for the name the client asked for when that name is
-    // itself interceptable (so a mismatch reaches the 421 check instead of a
-    // handshake failure); otherwise for the CONNECT host.
-    let cert_host = match &sni {
-        Some(s) if shared.cas.covers(s) && shared.routes().iter().any(|r| r.provider.matches_host(s, port)) => s.clone(),
-        _ => connect_host.clone(),
+    let limits = shared.limits.clone();
+    let Ok(Some((tls, sni))) = tokio::time::timeout(limits.tls_handshake, handshake(&shared, upgraded, &connect_host, port)).await else {
+        return;
     };
-    let Ok(config) = shared.cas.server_config(&cert_host) else { return };
-    let Ok(tls) = start.into_stream(config).await else { return };
     let ctx = Arc::new(ConnCtx { connect_host, port, sni });
-    let svc = service_fn(move |req| handle(shared.clone(), ctx.clone(), req));
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let activity = Activity::new();
+    let activity2 = activity.clone();
+    let svc = service_fn(move |req| {
+        let in_flight = activity2.begin();
+        let response = handle(shared.clone(), ctx.clone(), req);
+        async move { Ok::<_, Infallible>(response.await.map(|body| body_until_done(body, in_flight))) }
+    });
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.idle);
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
     tokio::select! {
         _ = conn => {}
+        _ = activity.idle(limits.idle) => {}
         _ = stop.changed() => {}
     }
+}
+
+/// The TLS handshake with the client, presenting a leaf for the name it asked
+/// for when that name is itself interceptable (so a mismatch reaches the 421
+/// check instead of a handshake failure), otherwise for the CONNECT host.
+async fn handshake(
+    shared: &Shared,
+    upgraded: Upgraded,
+    connect_host: &str,
+    port: u16,
+) -> Option<(tokio_rustls::server::TlsStream<TokioIo<Upgraded>>, Option<String>)> {
+    let acceptor = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), TokioIo::new(upgraded));
+    let start = acceptor.await.ok()?;
+    let sni = start.client_hello().server_name().map(|s| s.trim_end_matches('.').to_ascii_lowercase());
+    let cert_host = match &sni {
+        Some(s) if shared.cas.covers(s) && shared.routes().iter().any(|r| r.provider.matches_host(s, port)) => s.clone(),
+        _ => connect_host.to_owned(),
+    };
+    let config = shared.cas.server_config(&cert_host).ok()?;
+    let tls = start.into_stream(config).await.ok()?;
+    Some((tls, sni))
+}
+
+/// The response body, keeping its request counted as in flight until the
+/// body is finished or dropped.
+fn body_until_done(body: Body, in_flight: InFlight) -> Body {
+    body.map_frame(move |frame| {
+        let _still_in_flight = &in_flight;
+        frame
+    })
+    .boxed_unsync()
 }
 
 /// Host and port the request itself names (`:authority` / absolute URI and
@@ -78,7 +110,7 @@ fn request_target(req: &Request<Incoming>) -> Option<(String, u16)> {
     }
 }
 
-async fn handle(shared: Arc<Shared>, ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn handle(shared: Arc<Shared>, ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
     let target = request_target(&req);
@@ -89,7 +121,7 @@ async fn handle(shared: Arc<Shared>, ctx: Arc<ConnCtx>, req: Request<Incoming>) 
             Event::new(&shared.run_id, Action::Refuse, &method, &shown, &path, 421)
                 .reason("CONNECT authority, SNI and Host do not name the same host"),
         );
-        return Ok(local(StatusCode::MISDIRECTED_REQUEST, "CONNECT authority, TLS server name and Host header must name the same host"));
+        return local(StatusCode::MISDIRECTED_REQUEST, "CONNECT authority, TLS server name and Host header must name the same host");
     };
     let shown = label(&host, port, 443);
     let routes = shared.routes();
@@ -106,7 +138,7 @@ async fn handle(shared: Arc<Shared>, ctx: Arc<ConnCtx>, req: Request<Incoming>) 
             }
             Err((status, reason)) => {
                 shared.record(Event { status: status.as_u16(), ..event.route(route.provider.name(), &route.connection).reason(&reason) });
-                return Ok(local(status, &reason));
+                return local(status, &reason);
             }
         },
     };
@@ -124,7 +156,7 @@ async fn handle(shared: Arc<Shared>, ctx: Arc<ConnCtx>, req: Request<Incoming>) 
         None => resp,
     };
     shared.record(Event { status: resp.status().as_u16(), ..event });
-    Ok(resp)
+    resp
 }
 
 /// The response to an injected request, with every injected value replaced by
@@ -154,18 +186,27 @@ async fn inject_into(
     route: &Route,
     parts: &mut http::request::Parts,
 ) -> Result<Option<Scrubber>, (StatusCode, String)> {
-    let secret =
-        shared.credentials.credential(&route.provider, &route.connection).await.map_err(|e| (StatusCode::BAD_GATEWAY, e.to_string()))?;
+    // 511 (the status for "the network wants you to authenticate") rather
+    // than a 502 that reads as an upstream failure; the body names the fix.
+    let secret = shared
+        .credentials
+        .credential(&route.provider, &route.connection)
+        .await
+        .map_err(|e| (StatusCode::NETWORK_AUTHENTICATION_REQUIRED, format!("no credential to inject: {e}")))?;
     let placeholders = Shared::placeholders(routes);
     inject::apply(&route.provider, parts, &secret, &placeholders).map_err(|e| (StatusCode::BAD_GATEWAY, e.message))?;
-    Ok(Scrubber::new(injected_values(secret.expose(), &parts.headers), &route.placeholder))
+    Ok(Scrubber::new(injected_values(&inject::injected_secrets(&route.provider, &secret), &parts.headers), &route.placeholder))
 }
 
-/// Every form in which an injected secret can come back: as is, URL-encoded
-/// (a query-string key), and the Basic credentials it was packed into.
-fn injected_values(secret: &str, headers: &HeaderMap) -> Vec<Vec<u8>> {
-    let mut out =
-        vec![secret.as_bytes().to_vec(), url::form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>().into_bytes()];
+/// Every form in which an injected secret (each part of a multi-part one)
+/// can come back: as is, URL-encoded (a query-string key), and the Basic
+/// credentials it was packed into.
+fn injected_values(secrets: &[String], headers: &HeaderMap) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for secret in secrets {
+        out.push(secret.as_bytes().to_vec());
+        out.push(url::form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>().into_bytes());
+    }
     for v in headers.get_all(http::header::AUTHORIZATION) {
         if let Some(b64) = v.to_str().ok().and_then(|v| v.strip_prefix("Basic ")) {
             out.push(b64.trim().as_bytes().to_vec());

@@ -11,12 +11,18 @@
 //! [`server`] (listener, proxy credential, CONNECT, blind tunnels),
 //! [`intercept`] (TLS termination and forwarding for declared hosts),
 //! [`inject`] (the injection rule), [`upstream`] (pooled upstream clients),
-//! [`bundle`] (the CA bundle file clients trust).
+//! [`bundle`] (the CA bundle file clients trust), [`scrub`] (response
+//! scrubbing), [`limits`] (timeouts and bounds against clients that hold
+//! connections), with `admission` (the bound on unauthenticated connections)
+//! and `idle` (idle intercepted connections).
 
+mod admission;
 pub(crate) mod bundle;
 pub mod ca;
+mod idle;
 pub mod inject;
 pub(crate) mod intercept;
+pub mod limits;
 pub mod scrub;
 pub(crate) mod server;
 pub(crate) mod upstream;
@@ -31,6 +37,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
+pub use limits::Limits;
 pub use upstream::UpstreamSettings;
 
 /// A boxed, sendable future (what trait objects return).
@@ -46,7 +53,7 @@ pub trait CredentialSource: Send + Sync {
 }
 
 /// Why a [`CredentialSource`] has nothing to inject. The proxy answers the
-/// request itself (502) with the message, so it must be secret-free and, where
+/// request itself (511 Network Authentication Required) with the message, so it must be secret-free and, where
 /// there is one, name the fix; the source knows it, the engine does not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unavailable {
@@ -96,6 +103,8 @@ pub struct ProxyOptions {
     pub bundle_path: Option<PathBuf>,
     /// Upstream name overrides and trust (usually [`UpstreamSettings::from_env`]).
     pub upstream: UpstreamSettings,
+    /// Timeouts and bounds against clients that hold connections ([`Limits::default`]).
+    pub limits: Limits,
 }
 
 /// A fresh random run identifier (16 hex digits).
@@ -179,6 +188,7 @@ pub(crate) struct Shared {
     auth: ProxyAuth,
     upstream: upstream::Upstream,
     resolver: crate::net::Resolver,
+    limits: Limits,
     /// Turns true when the proxy stops; long-lived tasks (tunnels, WebSocket
     /// splices) watch it so nothing outlives [`ProxyHandle::shutdown`].
     stopped: tokio::sync::watch::Receiver<bool>,
@@ -211,7 +221,9 @@ pub struct ProxyHandle {
 }
 
 /// Start a proxy on `127.0.0.1:0`. Must be called inside a tokio runtime.
+/// Raises the process's soft descriptor limit to the hard one first.
 pub async fn start(options: ProxyOptions) -> Result<ProxyHandle> {
+    limits::raise_fd_limit();
     let resolver = options.upstream.resolver.clone();
     let upstream = upstream::Upstream::new(&options.upstream);
     let cas = ca::CaSet::default();
@@ -239,6 +251,7 @@ pub async fn start(options: ProxyOptions) -> Result<ProxyHandle> {
         auth: ProxyAuth::random(),
         upstream,
         resolver,
+        limits: options.limits,
         stopped: stopped.clone(),
     });
     let task = tokio::spawn(server::serve(listener, shared.clone(), stopped));

@@ -3,6 +3,7 @@
 //! (interception for declared hosts, blind tunnels or refusal for the rest)
 //! and plain-http forwarding (never injected).
 
+use super::admission::{Admission, Pending};
 use super::{intercept, Shared};
 use crate::audit::{Action, Event};
 use bytes::Bytes;
@@ -11,11 +12,12 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 /// Error type of response bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -36,29 +38,81 @@ pub fn stream(body: Incoming) -> Body {
 }
 
 /// Accept connections until `stop` turns true.
+///
+/// When the process runs out of descriptors (`EMFILE`), the listener stays
+/// readable and `accept` fails at once; retrying in a loop would burn a core
+/// while clients hang. Instead the oldest unauthenticated connection is closed
+/// and the loop waits, backing off, so what is already open keeps being served.
 pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let admission = Admission::new(shared.limits.max_unauthenticated);
+    let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((tcp, _)) = accepted else { continue };
-                let _ = tcp.set_nodelay(true);
-                let shared = shared.clone();
-                let stop = stop.clone();
-                tokio::spawn(connection(shared, tcp, stop));
-            }
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => {
+                    backoff = ACCEPT_BACKOFF_MIN;
+                    let _ = tcp.set_nodelay(true);
+                    let (pending, evicted) = admission.admit();
+                    tokio::spawn(connection(shared.clone(), tcp, stop.clone(), pending, evicted));
+                }
+                Err(e) if out_of_descriptors(&e) => {
+                    admission.evict_oldest();
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.changed() => break,
+                    }
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                }
+                Err(_) => {}
+            },
             _ = stop.changed() => break,
         }
     }
 }
 
-async fn connection(shared: Arc<Shared>, tcp: tokio::net::TcpStream, mut stop: watch::Receiver<bool>) {
+/// First and longest wait after `accept` failed for lack of descriptors.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_millis(500);
+
+/// `accept` errors that mean "no descriptor or memory left" (retrying at once cannot help).
+fn out_of_descriptors(e: &std::io::Error) -> bool {
+    use nix::errno::Errno;
+    e.raw_os_error().map(Errno::from_raw).is_some_and(|n| matches!(n, Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM))
+}
+
+/// Serve one proxy connection: a request head must arrive within
+/// `limits.header_read` (also the keep-alive idle time of plain-http
+/// forwarding), and the connection is closed early if it is evicted while
+/// still unauthenticated.
+async fn connection(
+    shared: Arc<Shared>,
+    tcp: tokio::net::TcpStream,
+    mut stop: watch::Receiver<bool>,
+    pending: Arc<Pending>,
+    mut evicted: oneshot::Receiver<()>,
+) {
     let stop2 = stop.clone();
-    let svc = service_fn(move |req| proxy_request(shared.clone(), req, stop2.clone()));
-    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc).with_upgrades();
-    tokio::select! {
-        _ = conn => {}
-        _ = stop.changed() => {}
+    let header_read = shared.limits.header_read;
+    let pending2 = pending.clone();
+    let svc = service_fn(move |req| proxy_request(shared.clone(), req, stop2.clone(), pending2.clone()));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read)
+        .serve_connection(TokioIo::new(tcp), svc)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let mut watching = true;
+    loop {
+        tokio::select! {
+            _ = &mut conn => break,
+            _ = stop.changed() => break,
+            closed = &mut evicted, if watching => match closed {
+                Ok(()) => break,
+                Err(_) => watching = false,
+            },
+        }
     }
+    drop(pending);
 }
 
 /// Host and port of a CONNECT target or absolute URI, lower-cased.
@@ -96,7 +150,12 @@ fn classify(shared: &Shared, host: &str, port: u16) -> Class {
     }
 }
 
-async fn proxy_request(shared: Arc<Shared>, req: Request<Incoming>, stop: watch::Receiver<bool>) -> Result<Response<Body>, Infallible> {
+async fn proxy_request(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    stop: watch::Receiver<bool>,
+    pending: Arc<Pending>,
+) -> Result<Response<Body>, Infallible> {
     let is_connect = req.method() == Method::CONNECT;
     let default_port = if is_connect || req.uri().scheme_str() == Some("https") { 443 } else { 80 };
     let Some((host, port)) = target(req.uri(), default_port) else {
@@ -115,6 +174,7 @@ async fn proxy_request(shared: Arc<Shared>, req: Request<Incoming>, stop: watch:
         resp.headers_mut().insert(http::header::PROXY_AUTHENTICATE, http::HeaderValue::from_static("Basic realm=\"authsome\""));
         return Ok(resp);
     }
+    pending.authenticated();
     let class = classify(&shared, &host, port);
     if let Class::Undeclared = class {
         if shared.deny_undeclared {

@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::{Body as _, Incoming};
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
 use std::future::Future;
 use std::pin::Pin;
@@ -23,19 +23,24 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+/// An idle pooled upstream connection is closed after this long.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// At most this many idle connections are kept per upstream host.
+pub const POOL_MAX_IDLE_PER_HOST: usize = 32;
+
 /// How upstream servers are reached: name overrides and trusted roots.
 #[derive(Clone)]
 pub struct UpstreamSettings {
     /// `AUTHSOME_RESOLVE`-style overrides.
     pub resolver: Resolver,
-    /// Roots trusted for upstream certificates (never a run CA).
-    pub roots: Arc<rustls::RootCertStore>,
+    /// Roots trusted for upstream certificates (never a run CA), built at first use.
+    pub roots: crate::net::tls::Roots,
 }
 
 impl UpstreamSettings {
     /// `AUTHSOME_RESOLVE`, system roots and `AUTHSOME_UPSTREAM_CA`.
     pub fn from_env() -> crate::error::Result<UpstreamSettings> {
-        Ok(UpstreamSettings { resolver: Resolver::from_env()?, roots: crate::net::tls::upstream_roots()? })
+        Ok(UpstreamSettings { resolver: Resolver::from_env()?, roots: crate::net::tls::Roots::from_env()? })
     }
 }
 
@@ -98,11 +103,16 @@ impl Upstream {
     /// Clients for `settings`.
     pub fn new(settings: &UpstreamSettings) -> Upstream {
         let resolver = &settings.resolver;
-        let both = crate::net::tls::client_config(settings.roots.clone(), &[b"h2", b"http/1.1"]);
-        let h1 = crate::net::tls::client_config(settings.roots.clone(), &[b"http/1.1"]);
+        let both = LazyTls::new(&settings.roots, &[b"h2", b"http/1.1"]);
+        let h1 = LazyTls::new(&settings.roots, &[b"http/1.1"]);
+        // The pool only drops idle connections when it has a timer to run
+        // its clean-up with; without one they stay open until the upstream
+        // closes them, and with many hosts they exhaust the descriptors.
         let build = |tls| {
             Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(90))
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+                .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
                 .build(Connector { resolver: Arc::new(resolver.clone()), tls })
         };
         Upstream { pooled: build(both), h1: build(h1) }
@@ -113,7 +123,25 @@ impl Upstream {
 #[derive(Clone)]
 pub struct Connector {
     resolver: Arc<Resolver>,
-    tls: Arc<rustls::ClientConfig>,
+    tls: LazyTls,
+}
+
+/// A TLS client configuration built at the first upstream connection.
+#[derive(Clone)]
+struct LazyTls {
+    roots: crate::net::tls::Roots,
+    alpn: &'static [&'static [u8]],
+    config: Arc<std::sync::OnceLock<Arc<rustls::ClientConfig>>>,
+}
+
+impl LazyTls {
+    fn new(roots: &crate::net::tls::Roots, alpn: &'static [&'static [u8]]) -> LazyTls {
+        LazyTls { roots: roots.clone(), alpn, config: Arc::default() }
+    }
+
+    fn config(&self) -> Arc<rustls::ClientConfig> {
+        self.config.get_or_init(|| crate::net::tls::client_config(self.roots.store(), self.alpn)).clone()
+    }
 }
 
 /// A connection made by [`Connector`].
@@ -146,7 +174,7 @@ impl tower_service::Service<Uri> for Connector {
                 return Ok(Conn::Plain(TokioIo::new(tcp)));
             }
             let name = ServerName::try_from(host.clone()).map_err(|_| format!("invalid server name {host}"))?;
-            let tls = tokio_rustls::TlsConnector::from(this.tls.clone()).connect(name, tcp).await?;
+            let tls = tokio_rustls::TlsConnector::from(this.tls.config()).connect(name, tcp).await?;
             Ok(Conn::Tls(Box::new(TokioIo::new(tls))))
         })
     }

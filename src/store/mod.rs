@@ -23,8 +23,8 @@ use std::time::Duration;
 
 /// One profile's store.
 pub enum Store {
-    /// The local vault file (boxed like the team store: both handles hold keys and are large).
-    File(Box<Vault>),
+    /// The local vault file (shared: the proxy's snapshot cache holds the same handle).
+    File(std::sync::Arc<Vault>),
     /// A team store.
     Pg(Box<pg::PgStore>),
 }
@@ -42,7 +42,7 @@ impl Store {
     /// unless `AUTHSOME_STORE` or `<home>/config.toml` names a team store).
     pub fn open(home: &Home) -> Result<Store> {
         match select::select(home)? {
-            select::Selection::File => Ok(Store::File(Box::new(Vault::open(home)?))),
+            select::Selection::File => Ok(Store::File(std::sync::Arc::new(Vault::open(home)?))),
             select::Selection::Pg(cfg) => Ok(Store::Pg(Box::new(pg::PgStore::open(home, cfg)?))),
         }
     }

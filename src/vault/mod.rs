@@ -9,6 +9,7 @@
 
 pub(crate) mod crypto;
 pub(crate) mod key;
+pub(crate) mod snapshot;
 
 use crate::error::{Error, Result};
 use crate::fsutil::ensure_private_dir;
@@ -250,6 +251,9 @@ pub struct Vault {
     profile: String,
     sealer: Sealer,
     source: KeySource,
+    /// Bumped after every write through this handle, so a [`snapshot::Snapshot`]
+    /// sees this process's own writes without relying on file timestamps.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Vault {
@@ -263,6 +267,7 @@ impl Vault {
             profile: home.profile().to_owned(),
             sealer: Sealer::new(&master),
             source,
+            generation: Default::default(),
         })
     }
 
@@ -285,6 +290,28 @@ impl Vault {
         }
     }
 
+    /// A consistent snapshot together with the identity of the file it was
+    /// read from (`None`: no vault yet), taken from the open file itself so
+    /// the two always match.
+    pub fn load_identified(&self) -> Result<(VaultData, Option<crate::fsutil::FileId>)> {
+        use std::io::Read as _;
+        let mut file = match std::fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((VaultData::default(), None)),
+            Err(e) => return Err(Error::other(format!("cannot read vault {}: {e}", self.path.display()))),
+        };
+        let read_err = |e: std::io::Error| Error::other(format!("cannot read vault {}: {e}", self.path.display()));
+        let identity = crate::fsutil::FileId::from_metadata(&file.metadata().map_err(read_err)?);
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(read_err)?;
+        Ok((self.decode(&bytes)?, Some(identity)))
+    }
+
+    /// How many writes this handle has made (see [`snapshot::Snapshot`]).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Read-modify-write under the cross-process lock. `f` sees the latest data;
     /// its changes are written atomically only if it returns `Ok`.
     pub fn update<T>(&self, f: impl FnOnce(&mut VaultData) -> Result<T>) -> Result<T> {
@@ -296,8 +323,9 @@ impl Vault {
         let out = f(&mut data)?;
         if data != before {
             let bytes = self.encode(&data);
-            atomic_write(&self.path, &bytes, 0o600)
-                .map_err(|e| Error::other(format!("cannot write vault {}: {e}", self.path.display())))?;
+            let written = atomic_write(&self.path, &bytes, 0o600);
+            self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            written.map_err(|e| Error::other(format!("cannot write vault {}: {e}", self.path.display())))?;
         }
         Ok(out)
     }
@@ -399,6 +427,7 @@ mod tests {
             profile: "default".into(),
             sealer: Sealer::new(&k),
             source: KeySource::Env,
+            generation: Default::default(),
         }
     }
 

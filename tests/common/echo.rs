@@ -204,7 +204,7 @@ fn big_body() -> Bytes {
     BODY.get_or_init(|| {
         let mut s = String::from("[");
         let mut i = 0u64;
-        while s.len() < (1 << 20) - 128 {
+        while s.len() < (1 << 20) {
             s.push_str(&format!("{{\"id\":{i},\"name\":\"bench item {i}\",\"url\":\"https://api.acme.test/v1/items/{i}?page=2\"}},"));
             i += 1;
         }

@@ -61,7 +61,7 @@ pub async fn read_head<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> String {
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         let mut b = [0u8; 1];
-        if s.read(&mut b).await.unwrap() == 0 {
+        if !matches!(s.read(&mut b).await, Ok(1)) {
             break;
         }
         head.push(b[0]);
@@ -118,4 +118,63 @@ pub async fn get(
     let resp = sender.send_request(b.body(Empty::new()).unwrap()).await.unwrap();
     let status = resp.status().as_u16();
     (status, resp.into_body().collect().await.unwrap().to_bytes())
+}
+
+/// An in-process proxy injecting `acme` (`x-api-key: <key>`) on
+/// `api.acme.test/v1` (other paths are forwarded without it), which `echo`
+/// answers for; other hosts `echo` knows are tunnelled blind to it.
+pub struct AcmeProxy {
+    pub handle: authsome::proxy::ProxyHandle,
+    pub audit: Arc<MemoryAudit>,
+    _home: tempfile::TempDir,
+}
+
+/// The key [`AcmeProxy`] injects.
+pub const ACME_PROXY_KEY: &str = "acme-key-in-process";
+
+impl AcmeProxy {
+    /// Start one inside the current tokio runtime, with `limits`.
+    pub async fn start(echo: &super::echo::Echo, hosts: &[&str], limits: authsome::proxy::Limits) -> AcmeProxy {
+        use authsome::proxy::{ProxyOptions, Route, UpstreamSettings};
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(home.path().join("providers")).unwrap();
+        std::fs::write(
+            home.path().join("providers/acme.json"),
+            r#"{"name":"acme","auth_type":"api_key","flow":"api_key","api_url":"https://api.acme.test/v1","api_key":{"header_name":"x-api-key"}}"#,
+        )
+        .unwrap();
+        let reg = authsome::providers::Registry::load(&authsome::paths::Home::at(home.path(), "default")).unwrap();
+        let route = Route {
+            provider: Arc::new(reg.get("acme").unwrap().clone()),
+            connection: "default".into(),
+            placeholder: authsome::providers::PLACEHOLDER.into(),
+            is_default: true,
+        };
+        let mut creds = StaticCredentials::default();
+        creds.0.insert(("acme".into(), "default".into()), ACME_PROXY_KEY.into());
+        let mut roots = rustls::RootCertStore::empty();
+        use rustls::pki_types::pem::PemObject;
+        roots.add(CertificateDer::from_pem_slice(&std::fs::read(&echo.ca_path).unwrap()).unwrap()).unwrap();
+        let resolve = hosts.iter().map(|h| echo.resolve(h)).collect::<Vec<_>>().join(",");
+        let audit = Arc::new(MemoryAudit::default());
+        let handle = authsome::proxy::start(ProxyOptions {
+            routes: vec![route],
+            deny_undeclared: false,
+            run_id: "in-process".into(),
+            audit: audit.clone(),
+            credentials: Arc::new(creds),
+            bundle_path: None,
+            upstream: UpstreamSettings { resolver: authsome::net::Resolver::parse(&resolve).unwrap(), roots: Arc::new(roots).into() },
+            limits,
+        })
+        .await
+        .unwrap();
+        AcmeProxy { handle, audit, _home: home }
+    }
+
+    /// A client configuration trusting the run CA that offers only `alpn`.
+    pub fn client_offering(&self, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+        let cas: Vec<_> = self.handle.cas().iter().map(|c| c.der().clone()).collect();
+        client_config(&cas, alpn)
+    }
 }
