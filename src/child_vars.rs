@@ -32,7 +32,8 @@ pub const NO_PROXY_VARS: [&str; 2] = ["NO_PROXY", "no_proxy"];
 /// Variables never passed to a child: authsome's own secret, a CA directory
 /// that would let a client look elsewhere, and SOCKS proxies that would route
 /// around ours.
-pub const REMOVED_VARS: [&str; 4] = ["AUTHSOME_VAULT_KEY", "SSL_CERT_DIR", "ALL_PROXY", "all_proxy"];
+pub const REMOVED_VARS: [&str; 7] =
+    ["AUTHSOME_VAULT_KEY", "AUTHSOME_STORE", "AUTHSOME_STORE_PASSWORD", "AUTHSOME_STORE_KEY", "SSL_CERT_DIR", "ALL_PROXY", "all_proxy"];
 
 /// Marks a process (or shell) as running inside an activated project; its value is the project directory.
 pub const ACTIVE_VAR: &str = "AUTHSOME_ACTIVE";

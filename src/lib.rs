@@ -4,6 +4,7 @@
 //! thing from the folder names alone (ARCHITECTURE.md draws the layers):
 //!
 //! - [`providers`]: provider definitions (bundled, custom, project) and validation;
+//! - [`store`]: which store a profile uses (its vault file or a team store on PostgreSQL);
 //! - [`vault`], [`secret`]: the encrypted per-profile credential store and the type secrets travel in;
 //! - [`oauth`]: login flows, token refresh and revocation;
 //! - [`net`]: outbound connections (resolve overrides, upstream trust, HTTPS client);
@@ -35,6 +36,7 @@ pub mod providers;
 pub mod proxy;
 pub mod secret;
 pub(crate) mod shell;
+pub mod store;
 pub(crate) mod text;
 pub mod ui;
 pub mod vault;

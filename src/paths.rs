@@ -75,6 +75,14 @@ impl Home {
     pub fn key_file(&self) -> PathBuf {
         self.root.join("vault.key")
     }
+    /// Per-home settings (`[store]`, `[profiles.NAME.store]`): which team store a profile uses.
+    pub fn config_file(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+    /// The team key of a team store when `AUTHSOME_STORE_KEY` does not give it (mode 0600).
+    pub fn store_key_file(&self) -> PathBuf {
+        self.root.join("store.key")
+    }
     /// Audit log of injections and refusals, JSON lines.
     pub fn audit_log(&self) -> PathBuf {
         self.root.join("audit.log")

@@ -25,4 +25,5 @@ mod run_refresh;
 mod shell_daemon;
 mod shell_export;
 mod shell_interactive;
+mod team_store;
 mod terminal_prompts;

@@ -75,11 +75,7 @@ fn find<'a>(data: &'a VaultData, t: &ConnectionArgs) -> Result<&'a Connection> {
 }
 
 fn snapshot(ctx: &Ctx) -> Result<VaultData> {
-    if ctx.home.vault_file().exists() {
-        ctx.vault()?.load()
-    } else {
-        Ok(VaultData::default())
-    }
+    crate::store::Store::snapshot(&ctx.home)
 }
 
 /// `authsome get PROVIDER [--connection] [--field F]`.
@@ -192,6 +188,7 @@ pub fn logout(ctx: &Ctx, mut a: ConnectionArgs) -> Result<i32> {
         }
         Ok(next.filter(|_| was_default))
     })?;
+    vault.audit("logout", &conn.provider, &conn.name, None, None);
     if ctx.ui.json {
         ctx.ui
             .print_json(&serde_json::json!({"provider": conn.provider, "connection": conn.name, "deleted": true, "new_default": promoted}));
@@ -482,6 +479,7 @@ pub fn store_connection(ctx: &Ctx, conn: Connection, make_default: bool) -> Resu
         }
         Ok(d.default_connection(&provider) == name)
     })?;
+    vault.audit("login", &provider, &name, None, None);
     if ctx.ui.json {
         ctx.ui.print_json(&serde_json::json!({"provider": provider, "connection": name, "status": "connected", "default": is_default}));
     } else {

@@ -78,7 +78,10 @@ pub fn run(ctx: &Ctx, fix: bool) -> Result<i32> {
         }
         Err(e) => Check { name: "providers", ok: false, detail: e.message },
     });
-    match ctx.vault() {
+    if let Some(check) = team_store_check(ctx) {
+        checks.push(check);
+    }
+    match crate::vault::Vault::open(&ctx.home) {
         Err(e) => checks.push(Check { name: "vault key", ok: false, detail: e.message }),
         Ok(vault) => {
             checks.push(Check { name: "vault key", ok: true, detail: format!("from {}", vault.key_source()) });
@@ -146,4 +149,27 @@ fn report(ctx: &Ctx, checks: &[Check]) -> Result<i32> {
         }
     }
     Ok(if failed == 0 { 0 } else { crate::error::exit::UNEXPECTED })
+}
+
+/// The team store line: reachable, key check passed, clock offset (only when one is configured).
+fn team_store_check(ctx: &Ctx) -> Option<Check> {
+    let status = match crate::store::select::select(&ctx.home) {
+        Ok(crate::store::select::Selection::File) => return None,
+        Err(e) => return Some(Check { name: "team store", ok: false, detail: e.message }),
+        Ok(crate::store::select::Selection::Pg(cfg)) => crate::store::pg::PgStore::open(&ctx.home, cfg).and_then(|s| s.status()),
+    };
+    Some(match status {
+        Ok(v) => Check {
+            name: "team store",
+            ok: true,
+            detail: format!(
+                "{} at {}: key check ok, {} records, clock offset {} s",
+                v["store"].as_str().unwrap_or(""),
+                v["url"].as_str().unwrap_or(""),
+                v["records"],
+                v["clock_offset_seconds"]
+            ),
+        },
+        Err(e) => Check { name: "team store", ok: false, detail: e.message },
+    })
 }

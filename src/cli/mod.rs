@@ -9,14 +9,15 @@ mod exec;
 pub mod project;
 mod registry;
 mod run;
+mod store;
 mod up;
 
 use crate::error::{Error, Result};
 use crate::paths::Home;
 use crate::providers::Registry;
 use crate::shell::Shell;
+use crate::store::Store;
 use crate::ui::Ui;
-use crate::vault::Vault;
 use clap::{Args, Parser, Subcommand};
 use nix::sys::signal::SigHandler;
 
@@ -164,6 +165,12 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: daemon::DaemonCommand,
     },
+    /// Set up or inspect the team store (init, status, migrate --from-file, export).
+    Store {
+        /// init, status, migrate or export.
+        #[command(subcommand)]
+        command: store::StoreCommand,
+    },
     /// Print shell completions.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -238,9 +245,9 @@ impl Ctx {
         }
         Ok(reg)
     }
-    /// The profile's vault (resolves the key).
-    pub fn vault(&self) -> Result<Vault> {
-        Vault::open(&self.home)
+    /// The profile's store: its vault file (resolves the key) or its team store.
+    pub fn vault(&self) -> Result<Store> {
+        Store::open(&self.home)
     }
 }
 
@@ -256,6 +263,9 @@ pub fn main() -> i32 {
     // to read this process, nor find the vault key in its environment.
     crate::fence::process::harden();
     crate::fence::process::take(crate::vault::key::ENV_VAR);
+    for var in crate::store::select::SECRET_VARS {
+        crate::fence::process::take(var);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
@@ -361,6 +371,7 @@ fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::Hook { shell } => Ok(crate::shell::hook_command(shell)),
         Command::Export { shell, pid } => Ok(crate::shell::export::run(&ctx.home, shell, pid)),
         Command::Daemon { command } => daemon::run(ctx, command),
+        Command::Store { command } => store::run(ctx, command),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut completion_command(ctx), "authsome", &mut std::io::stdout());
             Ok(0)

@@ -25,7 +25,8 @@ pub(crate) fn current_project(ctx: &Ctx, dir: Option<&Path>) -> Result<(Project,
 pub(crate) fn require_trust(ctx: &Ctx, project: &Project, may_prompt: bool) -> Result<()> {
     let state = trust::check(&ctx.home, project);
     if state == Trust::Allowed {
-        return Ok(());
+        // A project that requires a team store is never served from another store.
+        return crate::store::require(&ctx.home, project.store_id.as_deref());
     }
     let interactive = may_prompt && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if !interactive {
@@ -39,7 +40,8 @@ pub(crate) fn require_trust(ctx: &Ctx, project: &Project, may_prompt: bool) -> R
     eprintln!("{} {verb}. It asks for:\n{}", project.file.display(), trust::summary(project));
     let answer = crate::ui::prompt_line("Allow it? [y/N] ").map_err(|e| Error::other(format!("cannot read the answer: {e}")))?;
     if matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
-        trust::allow(&ctx.home, project)
+        trust::allow(&ctx.home, project)?;
+        crate::store::require(&ctx.home, project.store_id.as_deref())
     } else {
         Err(Error::bad_input(trust::refusal(project, &state)))
     }

@@ -12,7 +12,7 @@ pub fn list(ctx: &Ctx, category: Option<&str>) -> Result<i32> {
         }
     }
     let reg = ctx.registry_here()?;
-    let data = crate::vault::snapshot(&ctx.home)?;
+    let data = crate::store::Store::snapshot(&ctx.home)?;
     let shown = || reg.iter().filter(|p| category.is_none_or(|c| p.def.category.as_deref() == Some(c)));
     if ctx.ui.json {
         let items: Vec<_> = shown()

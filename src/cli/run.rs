@@ -31,6 +31,15 @@ pub struct LogArgs {
     /// How many of the most recent events to show.
     #[arg(short = 'n', long = "lines", default_value_t = 20, value_name = "N")]
     pub lines: usize,
+    /// Show the team store's audit rows (every machine's logins, refreshes and traffic).
+    #[arg(long)]
+    pub store: bool,
+    /// With --store: only rows written by this host (prefix of host/pid).
+    #[arg(long, requires = "store", value_name = "HOST")]
+    pub host: Option<String>,
+    /// With --store: only rows about this provider.
+    #[arg(long, requires = "store", value_name = "PROVIDER")]
+    pub provider: Option<String>,
 }
 
 /// `authsome run`: proxy for every connected provider's default connection, then CMD.
@@ -43,8 +52,11 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
             file.display()
         ));
     }
-    let mut plan =
-        if ctx.home.vault_file().exists() { Plan::vault_defaults(&ctx.registry()?, &ctx.vault()?.load()?) } else { Plan::default() };
+    let mut plan = if crate::store::Store::in_use(&ctx.home)? {
+        Plan::vault_defaults(&ctx.registry()?, &ctx.vault()?.load()?)
+    } else {
+        Plan::default()
+    };
     plan.deny_undeclared = a.deny_undeclared;
     if plan.routes.is_empty() {
         ctx.ui.warn("no provider is connected; running without injection (`authsome login PROVIDER` connects one)");
@@ -71,6 +83,9 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
 
 /// `authsome log`: the last N audit events.
 pub fn log(ctx: &Ctx, a: LogArgs) -> Result<i32> {
+    if a.store {
+        return store_log(ctx, &a);
+    }
     let path = ctx.home.audit_log();
     let recent = crate::audit::read_last(&path, a.lines).map_err(|e| Error::other(format!("cannot read {}: {e}", path.display())))?;
     let recent = &recent[..];
@@ -108,5 +123,35 @@ pub fn log(ctx: &Ctx, a: LogArgs) -> Result<i32> {
         })
         .collect();
     print!("{}", crate::ui::table(&["TIME", "ACTION", "CONNECTION", "METHOD", "URL", "STATUS", "REASON"], &rows));
+    Ok(0)
+}
+
+/// `authsome log --store`: the team store's audit rows.
+fn store_log(ctx: &Ctx, a: &LogArgs) -> Result<i32> {
+    let crate::store::select::Selection::Pg(cfg) = crate::store::select::select(&ctx.home)? else {
+        return Err(Error::bad_input("no team store is configured (AUTHSOME_STORE or [store] in <home>/config.toml)"));
+    };
+    let store = crate::store::pg::PgStore::open(&ctx.home, cfg)?;
+    let n = i64::try_from(a.lines).unwrap_or(i64::MAX);
+    let rows = store.audit_rows(n, a.provider.as_deref(), a.host.as_deref())?;
+    if ctx.ui.json {
+        ctx.ui.print_json(&serde_json::to_value(&rows).expect("rows serialize"));
+        return Ok(0);
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.time.clone(),
+                r.host.clone().unwrap_or_default(),
+                r.action.clone(),
+                format!("{}/{}", r.provider.clone().unwrap_or_default(), r.connection.clone().unwrap_or_default()),
+                r.lease_epoch.map(|e| e.to_string()).unwrap_or_default(),
+                r.request.clone().unwrap_or_default(),
+                r.reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print!("{}", crate::ui::table(&["TIME", "HOST", "ACTION", "CONNECTION", "EPOCH", "REQUEST", "REASON"], &table));
     Ok(0)
 }

@@ -117,6 +117,11 @@ fn login(c: &Check) -> Result<()> {
     if let Some(k) = crate::fence::process::taken(crate::vault::key::ENV_VAR) {
         cmd.env(crate::vault::key::ENV_VAR, k);
     }
+    for var in crate::store::select::SECRET_VARS {
+        if let Some(v) = crate::fence::process::taken(var) {
+            cmd.env(var, v);
+        }
+    }
     let status = cmd
         .args(c.fix.as_ref().map(LoginFix::argv).unwrap_or_default())
         .status()

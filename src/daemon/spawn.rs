@@ -51,6 +51,7 @@ pub fn ensure_running(home: &Home, project_file: &Path, shell_pid: Option<u32>, 
         .env_clear()
         .envs(env)
         .envs(crate::fence::process::taken(crate::vault::key::ENV_VAR).map(|k| (crate::vault::key::ENV_VAR, k)))
+        .envs(crate::store::select::SECRET_VARS.iter().filter_map(|v| crate::fence::process::taken(v).map(|k| (*v, k))))
         .current_dir("/")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

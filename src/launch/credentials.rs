@@ -11,6 +11,7 @@ use crate::project::requirements::{Check, State};
 use crate::providers::{AuthType, Provider};
 use crate::proxy::{BoxFuture, CredentialSource, Unavailable};
 use crate::secret::Secret;
+use crate::store::Store;
 use crate::vault::snapshot::Snapshot;
 use crate::vault::{Connection, Status, Vault};
 use std::collections::BTreeMap;
@@ -19,7 +20,14 @@ use std::sync::{Arc, Mutex};
 /// Credentials from the encrypted vault of one profile.
 pub struct VaultCredentials {
     home: Home,
-    vault: Mutex<Option<Arc<Snapshot>>>,
+    vault: Mutex<Option<Arc<Opened>>>,
+}
+
+/// The profile's store as the proxy reads it: the vault file through its
+/// snapshot cache, or a team store kept fresh by notifications.
+enum Opened {
+    File(Snapshot),
+    Team(Store),
 }
 
 impl VaultCredentials {
@@ -29,19 +37,30 @@ impl VaultCredentials {
         VaultCredentials { home: home.clone(), vault: Mutex::new(None) }
     }
 
-    fn snapshot(&self) -> Result<Arc<Snapshot>, Unavailable> {
+    fn snapshot(&self) -> Result<Arc<Opened>, Unavailable> {
         let mut guard = self.vault.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(v) = guard.as_ref() {
             return Ok(v.clone());
         }
-        let v = Arc::new(Snapshot::new(Arc::new(Vault::open(&self.home).map_err(|e| Unavailable::Failed(e.message))?)));
+        let failed = |e: crate::error::Error| Unavailable::Failed(e.message);
+        let v = Arc::new(if Store::is_team(&self.home).map_err(failed)? {
+            let store = Store::open(&self.home).map_err(failed)?;
+            // A long-running proxy keeps a team store's records fresh by notifications.
+            store.watch();
+            Opened::Team(store)
+        } else {
+            Opened::File(Snapshot::new(Arc::new(Vault::open(&self.home).map_err(failed)?)))
+        });
         *guard = Some(v.clone());
         Ok(v)
     }
 
-    /// The stored connection, as the vault holds it now.
+    /// The stored connection, as the store holds it now.
     fn stored(&self, provider: &str, connection: &str) -> Result<Option<Connection>, Unavailable> {
-        let data = self.snapshot()?.current().map_err(|e| Unavailable::Failed(e.message))?;
+        let data = match &*self.snapshot()? {
+            Opened::File(s) => s.current().map_err(|e| Unavailable::Failed(e.message))?,
+            Opened::Team(t) => Arc::new(t.load().map_err(|e| Unavailable::Failed(e.message))?),
+        };
         Ok(data.connection(provider, Some(connection)).cloned())
     }
 
@@ -55,10 +74,13 @@ impl VaultCredentials {
             Some(c) if !crate::oauth::needs_refresh(&c, crate::fsutil::now_unix()) => return Ok(Some(c)),
             Some(_) => {}
         }
-        let snapshot = self.snapshot()?;
-        crate::oauth::ensure_fresh_with(snapshot.vault(), &self.home, provider, connection)
-            .await
-            .map_err(|e| Unavailable::Failed(e.message))
+        let opened = self.snapshot()?;
+        let fresh = match &*opened {
+            Opened::Team(store) => crate::oauth::ensure_fresh_with(store, &self.home, provider, connection).await,
+            // The refresh reads the vault file itself (inside the lock), not the snapshot.
+            Opened::File(s) => crate::oauth::ensure_fresh_with(&Store::File(s.vault().clone()), &self.home, provider, connection).await,
+        };
+        fresh.map_err(|e| Unavailable::Failed(e.message))
     }
 }
 

@@ -86,7 +86,10 @@ fn serve(options: ProxyOptions, target: Pid, report: OwnedFd) -> ! {
         })
     });
     match result {
-        Ok(()) => std::process::exit(0),
+        Ok(()) => {
+            crate::store::traffic_audit::flush_all();
+            std::process::exit(0)
+        }
         Err(e) => {
             if let Some(mut r) = report.take() {
                 let _ = write!(r, "err\n{}\n", e.message.replace('\n', " "));

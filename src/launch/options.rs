@@ -39,7 +39,7 @@ pub fn proxy_options(home: &Home, plan: &Plan, credentials: Arc<dyn CredentialSo
         deny_undeclared: plan.deny_undeclared,
         bundle_path: Some(bundle_path),
         run_id,
-        audit: Arc::new(crate::audit::FileAudit::new(home.audit_log())),
+        audit: crate::store::audit_sink(home),
         credentials,
         upstream: UpstreamSettings::from_env()?,
         limits: Limits::default(),

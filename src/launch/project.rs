@@ -22,7 +22,8 @@ pub fn load(home: &Home, file: &Path) -> Result<(Project, Registry)> {
 pub fn load_trusted(home: &Home, file: &Path) -> Result<(Project, Registry)> {
     let (project, registry) = load(home, file)?;
     match trust::check(home, &project) {
-        Trust::Allowed => Ok((project, registry)),
+        // A project that requires a team store is never served from another store.
+        Trust::Allowed => crate::store::require(home, project.store_id.as_deref()).map(|()| (project, registry)),
         t => Err(Error::bad_input(trust::refusal(&project, &t))),
     }
 }
@@ -30,7 +31,7 @@ pub fn load_trusted(home: &Home, file: &Path) -> Result<(Project, Registry)> {
 /// Every requirement of `project` against the vault as it is now; `env`
 /// supplies CI secrets (`secret_env`), or nothing where they do not apply.
 pub fn evaluate(home: &Home, project: &Project, registry: &Registry, env: EnvLookup) -> Result<Vec<Check>> {
-    let data = crate::vault::snapshot(home)?;
+    let data = crate::store::Store::snapshot(home)?;
     Ok(requirements::evaluate(project, registry, &data, env, home.profile(), crate::fsutil::now_unix()))
 }
 

@@ -31,6 +31,11 @@ impl HttpClient {
         Ok(HttpClient { resolver: Resolver::from_env()?, tls: tls::client_config(roots, &[b"http/1.1"]), timeout: Duration::from_secs(30) })
     }
 
+    /// The per-exchange timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Change the per-exchange timeout.
     pub fn with_timeout(mut self, timeout: Duration) -> HttpClient {
         self.timeout = timeout;

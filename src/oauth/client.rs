@@ -52,6 +52,11 @@ impl OAuthHttp {
         OAuthHttp { json_form_to: Some(url.to_owned()), ..self.clone() }
     }
 
+    /// The per-exchange timeout.
+    pub fn timeout(&self) -> Duration {
+        self.inner.timeout()
+    }
+
     /// HTTP status of the most recent response, if any arrived.
     pub fn last_status(&self) -> Option<u16> {
         *self.last_status.lock().expect("status lock")

@@ -11,8 +11,9 @@ use super::tokens::{new_connection, Endpoints};
 use crate::error::{Error, Result};
 use crate::paths::Home;
 use crate::providers::{Flow, Provider};
+use crate::store::Store;
 use crate::ui::Ui;
-use crate::vault::{ClientCredentials, Connection, Secret, Vault};
+use crate::vault::{ClientCredentials, Connection, Secret};
 
 /// What the user asked for on the command line.
 #[derive(Debug, Clone)]
@@ -55,7 +56,7 @@ pub async fn oauth_login(home: &Home, ui: &Ui, provider: &Provider, opts: &Login
     if let Opener::Print(why) = &opener {
         ui.info(format_args!("Not opening a browser ({why}); URLs are printed instead."));
     }
-    let vault = Vault::open(home)?;
+    let vault = Store::open(home)?;
     let stored = if opts.force { None } else { vault.load()?.clients.get(provider.name()).cloned() };
 
     let (resp, creds, fresh) = match opts.flow {
@@ -131,7 +132,7 @@ fn rejects_client(message: &str) -> bool {
     message.contains("invalid_client") || message.contains("unauthorized_client")
 }
 
-fn store_client(vault: &Vault, provider: &str, creds: ClientCredentials) -> Result<()> {
+fn store_client(vault: &Store, provider: &str, creds: ClientCredentials) -> Result<()> {
     vault.update(|d| {
         d.clients.insert(provider.to_owned(), creds);
         Ok(())

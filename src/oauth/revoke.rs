@@ -54,6 +54,20 @@ pub async fn revoke(http: &OAuthHttp, provider: &Provider, creds: Option<&Client
 /// One RFC 7009 request, authenticating the client the RFC 6749 §2.3.1 way
 /// (HTTP Basic with a secret, `client_id` in the body for public clients).
 async fn revoke_one(http: &OAuthHttp, url: &str, creds: &ClientCredentials, token: &str, hint: &str) -> Result<(), String> {
+    let req = revocation_request(url, creds, token, hint)?;
+    let resp = http.send(req).await.map_err(|e| e.0)?;
+    let status = resp.status().as_u16();
+    if status == 200 {
+        return Ok(());
+    }
+    let body: serde_json::Value = serde_json::from_slice(resp.body()).unwrap_or_default();
+    let code = body.get("error").and_then(|v| v.as_str()).map(|e| format!(", {e}")).unwrap_or_default();
+    Err(format!("HTTP {status}{code}"))
+}
+
+/// The request of [`revoke_one`], built outside the async function because
+/// the form serializer is not `Send` (the refresh path runs on any worker).
+fn revocation_request(url: &str, creds: &ClientCredentials, token: &str, hint: &str) -> Result<http::Request<Vec<u8>>, String> {
     let mut form = url::form_urlencoded::Serializer::new(String::new());
     form.append_pair("token", token).append_pair("token_type_hint", hint);
     let mut req = http::Request::post(url)
@@ -69,13 +83,5 @@ async fn revoke_one(http: &OAuthHttp, url: &str, creds: &ClientCredentials, toke
             form.append_pair("client_id", &creds.client_id);
         }
     }
-    let req = req.body(form.finish().into_bytes()).map_err(|e| format!("invalid revocation URL: {e}"))?;
-    let resp = http.send(req).await.map_err(|e| e.0)?;
-    let status = resp.status().as_u16();
-    if status == 200 {
-        return Ok(());
-    }
-    let body: serde_json::Value = serde_json::from_slice(resp.body()).unwrap_or_default();
-    let code = body.get("error").and_then(|v| v.as_str()).map(|e| format!(", {e}")).unwrap_or_default();
-    Err(format!("HTTP {status}{code}"))
+    req.body(form.finish().into_bytes()).map_err(|e| format!("invalid revocation URL: {e}"))
 }

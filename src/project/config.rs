@@ -209,6 +209,9 @@ pub struct Project {
     pub run: Run,
     /// `[proxy] undeclared_hosts`.
     pub undeclared_hosts: UndeclaredHosts,
+    /// `[store] id`: the team store this project's credentials must come from
+    /// (the URL is never the project's to give; see README, "Team store").
+    pub store_id: Option<String>,
 }
 
 impl Project {
@@ -234,6 +237,14 @@ struct RawFile {
     run: Option<RawRun>,
     #[serde(default)]
     proxy: Option<RawProxy>,
+    #[serde(default)]
+    store: Option<RawStore>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    id: Spanned<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -374,6 +385,11 @@ pub fn parse(text: &str, file: &Path, registry: &mut Registry) -> Result<Project
         requirements.extend(c.provider(name, entry.get_ref(), registry));
     }
     let run = raw.run.as_ref().map(|r| c.run(r)).unwrap_or_default();
+    if let Some(id) = raw.store.as_ref().map(|s| &s.id) {
+        if !crate::providers::def::valid_name(id.get_ref()) {
+            c.p.at(id.span(), format_args!("store id {:?} must be lower-case letters, digits, '-' or '_'", id.get_ref()));
+        }
+    }
     if !c.p.lines.is_empty() {
         return Err(Error::bad_input(c.p.lines.join("\n")));
     }
@@ -384,6 +400,7 @@ pub fn parse(text: &str, file: &Path, registry: &mut Registry) -> Result<Project
         definitions,
         run,
         undeclared_hosts: raw.proxy.and_then(|p| p.undeclared_hosts).unwrap_or_default(),
+        store_id: raw.store.map(|s| s.id.into_inner()),
     })
 }
 

@@ -69,7 +69,7 @@ fn sha256(data: &[u8]) -> String {
 /// not deciding anything.
 pub fn canonical(project: &Project) -> serde_json::Value {
     // Where the file is decides nothing beyond the path trust is bound to.
-    let Project { file: _, dir: _, requirements, definitions, run, undeclared_hosts } = project;
+    let Project { file: _, dir: _, requirements, definitions, run, undeclared_hosts, store_id } = project;
     let requirements: Vec<_> = requirements.iter().map(canonical_requirement).collect();
     let definitions: Vec<_> = definitions
         .iter()
@@ -90,6 +90,10 @@ pub fn canonical(project: &Project) -> serde_json::Value {
     // Only present when turned off, so files allowed before it existed keep their trust.
     if *no_fence {
         v["fence"] = serde_json::Value::Bool(false);
+    }
+    // Likewise only when present: the team store the project requires.
+    if let Some(id) = store_id {
+        v["store"] = serde_json::json!(id);
     }
     v
 }

@@ -66,7 +66,8 @@ pub fn decode_key(b64: &str) -> Result<MasterKey> {
     Ok(MasterKey(arr))
 }
 
-fn encode_key(k: &MasterKey) -> String {
+/// Base64 of a key, the form every key source holds.
+pub fn encode_key(k: &MasterKey) -> String {
     base64::engine::general_purpose::STANDARD.encode(k.0)
 }
 

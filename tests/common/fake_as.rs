@@ -54,6 +54,13 @@ pub struct Config {
     /// Answer token-endpoint errors with HTTP 200 and the error in the JSON
     /// body, as GitHub does (`{"error": "authorization_pending"}`).
     pub errors_as_200: bool,
+    /// Strict rotation with reuse detection (OAuth 2.0 Security BCP): a
+    /// second use of any refresh token is `invalid_grant` and revokes its
+    /// whole family (every token descended from the same login).
+    pub strict_rotation: bool,
+    /// Sleep this long after a token request was processed (tokens issued,
+    /// refresh token rotated) and before answering: a window to kill the client.
+    pub token_response_delay: Duration,
 }
 
 impl Default for Config {
@@ -75,6 +82,8 @@ impl Default for Config {
             revoke_status: 200,
             metadata_registration: true,
             errors_as_200: false,
+            strict_rotation: false,
+            token_response_delay: Duration::ZERO,
         }
     }
 }
@@ -119,6 +128,10 @@ struct State {
     secrets: Vec<String>,
     access_tokens: Vec<String>,
     registered: Vec<String>,
+    family_of: HashMap<String, u64>,
+    spent: HashSet<String>,
+    next_family: u64,
+    reuse_detected: usize,
 }
 
 /// A running fake authorization server; stops when dropped.
@@ -291,6 +304,16 @@ impl FakeAs {
         self.state.lock().unwrap().access_tokens.clone()
     }
 
+    /// How many times a spent refresh token was presented again (strict rotation).
+    pub fn reuse_detected(&self) -> usize {
+        self.state.lock().unwrap().reuse_detected
+    }
+
+    /// Refresh tokens currently valid.
+    pub fn live_refresh_tokens(&self) -> Vec<String> {
+        self.state.lock().unwrap().refresh_tokens.iter().cloned().collect()
+    }
+
     /// Client IDs handed out by the registration endpoint.
     pub fn registered_clients(&self) -> Vec<String> {
         self.state.lock().unwrap().registered.clone()
@@ -420,6 +443,9 @@ async fn handle(
         "authorize" => authorize(&cfg, &state, &record),
         "token" => {
             let mut resp = token(&config, &cfg, &state, &record);
+            if !cfg.token_response_delay.is_zero() {
+                tokio::time::sleep(cfg.token_response_delay).await;
+            }
             if cfg.errors_as_200 && resp.status().is_client_error() {
                 *resp.status_mut() = http::StatusCode::OK;
             }
@@ -514,10 +540,15 @@ fn client_ok(cfg: &Config, r: &Request) -> bool {
     }
 }
 
-fn issue(cfg: &Config, state: &Mutex<State>, scope: Option<String>) -> Resp {
+fn issue(cfg: &Config, state: &Mutex<State>, scope: Option<String>, family: Option<u64>) -> Resp {
     let at = format!("at-{}", rand_token());
     let rt = format!("rt-{}", rand_token());
     let mut s = state.lock().unwrap();
+    let family = family.unwrap_or_else(|| {
+        s.next_family += 1;
+        s.next_family
+    });
+    s.family_of.insert(rt.clone(), family);
     s.secrets.push(at.clone());
     s.secrets.push(rt.clone());
     s.access_tokens.push(at.clone());
@@ -570,7 +601,7 @@ fn token(config: &Mutex<Config>, cfg: &Config, state: &Mutex<State>, r: &Request
                     return oauth_error(400, "invalid_grant");
                 }
             }
-            issue(cfg, state, Some(g.scope))
+            issue(cfg, state, Some(g.scope), None)
         }
         "refresh_token" => {
             if let Some((status, err)) = &cfg.refresh_error {
@@ -578,13 +609,22 @@ fn token(config: &Mutex<Config>, cfg: &Config, state: &Mutex<State>, r: &Request
             }
             let rt = r.form.get("refresh_token").cloned().unwrap_or_default();
             let mut s = state.lock().unwrap();
+            let family = s.family_of.get(&rt).copied();
+            if cfg.strict_rotation && s.spent.contains(&rt) {
+                // Reuse: treat as theft, revoke the whole family.
+                s.reuse_detected += 1;
+                let family_of = s.family_of.clone();
+                s.refresh_tokens.retain(|t| family_of.get(t) != family.as_ref());
+                return oauth_error(400, "invalid_grant");
+            }
             if !s.refresh_tokens.contains(&rt) {
                 return oauth_error(400, "invalid_grant");
             }
             if cfg.rotate_refresh {
                 s.refresh_tokens.remove(&rt);
+                s.spent.insert(rt);
                 drop(s);
-                issue(cfg, state, None)
+                issue(cfg, state, None, family)
             } else {
                 let at = format!("at-{}", rand_token());
                 s.secrets.push(at.clone());
@@ -600,7 +640,7 @@ fn token(config: &Mutex<Config>, cfg: &Config, state: &Mutex<State>, r: &Request
             let next = config.lock().unwrap().device_script.pop_front();
             match next {
                 Some(err) => oauth_error(400, &err),
-                None => issue(cfg, state, None),
+                None => issue(cfg, state, None, None),
             }
         }
         _ => oauth_error(400, "unsupported_grant_type"),

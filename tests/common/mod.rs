@@ -5,6 +5,7 @@ pub mod connect_proxy;
 pub mod echo;
 pub mod fake_as;
 pub mod login_env;
+pub mod pg;
 pub mod project;
 pub mod project_run;
 pub mod proxy;
