@@ -35,6 +35,21 @@ pub enum Action {
     Inject,
     /// The proxy refused the request or declined to add a credential.
     Refuse,
+    /// No answer came back from the upstream (unreachable, failed TLS
+    /// handshake); whatever was decided, nothing was delivered.
+    Failed,
+}
+
+impl Action {
+    /// The word shown by `authsome log` and stored in the team store (the
+    /// same spelling as in the JSON lines).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Inject => "inject",
+            Action::Refuse => "refuse",
+            Action::Failed => "failed",
+        }
+    }
 }
 
 /// One audit line.

@@ -278,6 +278,27 @@ fn log_shows_the_audit_events() {
 }
 
 #[test]
+fn an_upstream_whose_tls_handshake_fails_is_logged_as_a_failure_not_an_injection() {
+    let w = World::new();
+    // Trust only the system roots upstream: the echo upstream's certificate is refused.
+    let out = w
+        .cmd(&["run", "--", "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "https://api.acme.test/x"])
+        .env("AUTHSOME_UPSTREAM_CA", "/etc/ssl/certs/ca-certificates.crt")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "502", "{}", text(&out));
+    let events = w.audit();
+    let last = events.last().expect("an audit line");
+    assert_eq!(last["action"], "failed", "{last}");
+    assert_eq!(last["status"], 502, "{last}");
+    assert!(last["reason"].as_str().unwrap_or("").contains("cannot reach api.acme.test"), "{last}");
+    assert!(events.iter().all(|e| e["action"] != "inject"), "{events:?}");
+    let table = String::from_utf8_lossy(&w.run(&["log"]).stdout).into_owned();
+    assert!(table.contains("failed") && !table.contains("inject"), "{table}");
+    assert_no_secrets(&out);
+}
+
+#[test]
 fn run_without_any_connection_still_runs_the_command_and_creates_no_key() {
     let home = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(crate::common::bin())

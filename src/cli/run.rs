@@ -104,10 +104,7 @@ pub fn log(ctx: &Ctx, a: LogArgs) -> Result<i32> {
                 (Some(p), Some(c)) => format!("{p}/{c}"),
                 _ => "-".into(),
             };
-            let action = match e.action {
-                crate::audit::Action::Inject => "inject",
-                crate::audit::Action::Refuse => "refuse",
-            };
+            let action = e.action.as_str();
             vec![
                 e.time.clone(),
                 action.into(),

@@ -150,7 +150,14 @@ async fn handle(shared: Arc<Shared>, ctx: Arc<ConnCtx>, req: Request<Incoming>) 
         // A compressed body could hide an echoed credential from the scrubber.
         parts.headers.insert(http::header::ACCEPT_ENCODING, http::HeaderValue::from_static("identity"));
     }
-    let resp = forward(&shared, parts, body, &host, port).await;
+    let resp = match forward(&shared, parts, body, &host, port).await {
+        Ok(resp) => resp,
+        Err(why) => {
+            // No answer came back: the request failed; it was not an injection.
+            shared.record(Event { action: Action::Failed, status: StatusCode::BAD_GATEWAY.as_u16(), ..event }.reason(&why));
+            return local(StatusCode::BAD_GATEWAY, &why);
+        }
+    };
     let resp = match scrubber {
         Some(s) => scrubbed(resp, s),
         None => resp,
@@ -216,13 +223,22 @@ fn injected_values(secrets: &[String], headers: &HeaderMap) -> Vec<Vec<u8>> {
 }
 
 /// Send the request to `https://host:port` and stream the response back.
-async fn forward(shared: &Shared, mut parts: http::request::Parts, body: Incoming, host: &str, port: u16) -> Response<Body> {
+/// Send the request upstream. `Err` says why no response came back (an
+/// unreachable host, a failed TLS handshake), so the caller logs a failure
+/// rather than the injection or refusal it had decided on.
+async fn forward(
+    shared: &Shared,
+    mut parts: http::request::Parts,
+    body: Incoming,
+    host: &str,
+    port: u16,
+) -> Result<Response<Body>, String> {
     let upgrade = parts.version != http::Version::HTTP_2 && is_upgrade(&parts.headers);
     let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
     let authority = label(host, port, 443);
     parts.uri = match format!("https://{authority}{pq}").parse() {
         Ok(u) => u,
-        Err(_) => return local(StatusCode::BAD_REQUEST, "invalid request target"),
+        Err(_) => return Ok(local(StatusCode::BAD_REQUEST, "invalid request target")),
     };
     parts.version = http::Version::HTTP_11;
     parts.headers.remove(HOST);
@@ -231,7 +247,7 @@ async fn forward(shared: &Shared, mut parts: http::request::Parts, body: Incomin
     let client = if upgrade { &shared.upstream.h1 } else { &shared.upstream.pooled };
     let mut resp = match super::upstream::send(client, Request::from_parts(parts, body)).await {
         Ok(r) => r,
-        Err(e) => return local(StatusCode::BAD_GATEWAY, &format!("cannot reach {authority}: {}", error_chain(&e))),
+        Err(e) => return Err(format!("cannot reach {authority}: {}", error_chain(&e))),
     };
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(client_side) = client_upgrade {
@@ -250,7 +266,7 @@ async fn forward(shared: &Shared, mut parts: http::request::Parts, body: Incomin
     } else {
         strip_hop_by_hop(resp.headers_mut(), false);
     }
-    resp.map(stream)
+    Ok(resp.map(stream))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

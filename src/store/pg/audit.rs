@@ -95,10 +95,7 @@ impl PgStore {
                 let db = |e| self.db_error(e);
                 c.batch_execute("BEGIN").await.map_err(db)?;
                 for e in events {
-                    let action = match e.action {
-                        crate::audit::Action::Inject => "inject",
-                        crate::audit::Action::Refuse => "refuse",
-                    };
+                    let action = e.action.as_str();
                     let status = i32::from(e.status);
                     let inserted = c
                         .execute(
