@@ -33,7 +33,7 @@ fn round_trip(c: &mut Criterion) {
     // What is measured is a real injection: the upstream sees the key.
     let (status, _) = rt.block_on(proxy_client::get(&mut sender, "api.acme.test", "/v1/check", &[]));
     assert_eq!(status, 200);
-    assert_eq!(echo.seen().last().expect("the upstream was reached").header("x-api-key"), vec!["bench-key".to_owned()]);
+    assert_eq!(echo.seen().last().expect("the upstream was reached").header("x-api-key"), vec![proxy_client::ACME_PROXY_KEY.to_owned()]);
     g.bench_function("round_trip_keepalive", |b| {
         b.iter(|| {
             let (status, _) = rt.block_on(proxy_client::get(&mut sender, "api.acme.test", "/v1/bench", &[]));
