@@ -171,6 +171,9 @@ async fn handle(shared: Arc<Shared>, ctx: Arc<ConnCtx>, req: Request<Incoming>) 
 /// ignored `Accept-Encoding: identity`) cannot be checked and is refused.
 fn scrubbed(mut resp: Response<Body>, scrubber: Arc<Scrubber>) -> Response<Body> {
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        // The handshake's headers are checked; the frames after it are not
+        // (a limit SECURITY.md states).
+        scrubber.headers(resp.headers_mut());
         return resp;
     }
     let encoded = resp.headers().get_all(http::header::CONTENT_ENCODING).iter().any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
