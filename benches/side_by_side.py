@@ -147,16 +147,18 @@ http {{
             key = API_KEY if i == 0 else f"{pname}-key-0123456789abcdef"
             subprocess.run([self.authsome, "login", pname], input=key, text=True, check=True,
                            env=self.authsome_env(home), capture_output=True)
-        # A vault written long ago, as on a machine in use.
+        # A vault written long ago, as on a machine in use (a vault written
+        # within the last seconds is re-read until it settles).
         old = time.time() - 3600
         for root, _, files in os.walk(home):
             for fn in files:
-                if fn.startswith("vault"):
-                    os.utime(os.path.join(root, fn), (old, old))
+                os.utime(os.path.join(root, fn), (old, old))
         return home
 
     def start_authsome(self, home):
-        url_file = f"{home}/proxy.url"
+        # Neither in the home nor directly in a directory above it: the fenced child may write there.
+        os.makedirs(f"{self.work}/urls", exist_ok=True)
+        url_file = f"{self.work}/urls/{os.path.basename(home)}"
         script = f'printf "%s\\n" "$HTTPS_PROXY" > {url_file}.tmp && mv {url_file}.tmp {url_file}; exec sleep 100000'
         p = subprocess.Popen([self.authsome, "run", "--", "sh", "-c", script], env=self.authsome_env(home),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -205,6 +207,27 @@ addons = [Inject()]
                     p.wait(10)
                 except subprocess.TimeoutExpired:
                     p.kill()
+
+
+class LoadSampler:
+    """The 1-minute load average every 2 s while the benchmark runs (other
+    work on the machine skews every wall-clock figure: the report says how much)."""
+
+    def __init__(self):
+        import threading
+        self.samples, self.done = [], threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.done.is_set():
+            self.samples.append(float(open("/proc/loadavg").read().split()[0]))
+            self.done.wait(2)
+
+    def stop(self):
+        self.done.set()
+        self.thread.join()
+        return {"min": min(self.samples), "max": max(self.samples), "mean": sum(self.samples) / len(self.samples)}
 
 
 class Proxy:
@@ -329,6 +352,7 @@ def versions(world):
         "hyperfine": first(["hyperfine", "--version"]),
         "machine": f"{os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}",
         "load": open("/proc/loadavg").read().split()[0:3],
+        "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
     }
 
 
@@ -342,6 +366,7 @@ def main():
     ap.add_argument("--skip-load", action="store_true", help="skip the oha runs (RSS, streaming and run -- true only)")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="authsome-bench-")
+    loads = LoadSampler()
     world = World(work, a.authsome, a.oha, a.mitmdump)
     res = {}
     try:
@@ -372,6 +397,7 @@ def main():
     finally:
         world.stop()
         shutil.rmtree(work, ignore_errors=True)
+        res["load_during"] = loads.stop()
     if a.json:
         with open(a.json, "w") as f:
             json.dump(res, f, indent=2)
@@ -382,7 +408,9 @@ def report(r):
     v = r["versions"]
     L = r["load"]
     print(f"Versions: {v['authsome']}; {v['mitmproxy']}; {v['nginx']}; {v['oha']}; {v['hyperfine']}.")
-    print(f"Machine: {v['machine']}; load average at start {' '.join(v['load'])}.\n")
+    ld = r["load_during"]
+    print(f"Machine: {v['machine']}, {v['cpu']}; load average at start {' '.join(v['load'])}, "
+          f"during the run {ld['min']:.1f}–{ld['max']:.1f} (mean {ld['mean']:.1f}).\n")
     if L:
         load_table(L)
     report_rest(r)

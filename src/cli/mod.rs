@@ -204,7 +204,13 @@ impl Ctx {
     /// Bundled plus custom providers. Broken files under `<home>/providers`
     /// are named in one warning and skipped, so they break only their own provider.
     pub fn registry(&self) -> Result<Registry> {
-        let reg = Registry::load(&self.home)?;
+        self.registry_named(|_| true)
+    }
+
+    /// [`Ctx::registry`] with only the bundled providers `wanted` accepts
+    /// (a command that needs a few providers need not parse them all).
+    pub fn registry_named(&self, wanted: impl Fn(&str) -> bool) -> Result<Registry> {
+        let reg = Registry::load_named(&self.home, wanted)?;
         if !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
             for s in reg.skipped() {
                 let first = s.error.message.lines().next().unwrap_or_default();

@@ -53,7 +53,9 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
         ));
     }
     let mut plan = if crate::store::Store::in_use(&ctx.home)? {
-        Plan::vault_defaults(&ctx.registry()?, &ctx.vault()?.load()?)
+        let data = ctx.vault()?.load()?;
+        // Only the providers the vault holds connections for can be routes.
+        Plan::vault_defaults(&ctx.registry_named(|name| data.connection(name, None).is_some())?, &data)
     } else {
         Plan::default()
     };

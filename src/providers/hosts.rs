@@ -70,11 +70,16 @@ impl HostPattern {
     /// Whether a CONNECT to `host:port` is for this entry (path not yet known).
     /// Only the declared port counts; any other port of the host is somebody
     /// else's service and is tunnelled blind.
+    ///
+    /// Called for every route at every request, so the common exact-host
+    /// case compares in place instead of allocating a lower-cased copy.
     pub fn matches_host(&self, host: &str, port: u16) -> bool {
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let host = host.trim_end_matches('.');
         match self {
-            HostPattern::Host { host: h, port: p } | HostPattern::Prefix { host: h, port: p, .. } => *h == host && *p == port,
-            HostPattern::Regex { re, .. } => port == 443 && re.is_match(&host),
+            HostPattern::Host { host: h, port: p } | HostPattern::Prefix { host: h, port: p, .. } => {
+                *p == port && h.eq_ignore_ascii_case(host)
+            }
+            HostPattern::Regex { re, .. } => port == 443 && re.is_match(&host.to_ascii_lowercase()),
         }
     }
 

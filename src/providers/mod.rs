@@ -207,7 +207,15 @@ impl Registry {
     /// create the empty file before authsome reads it. A broken or misnamed
     /// file is skipped and listed in [`Registry::skipped`].
     pub fn load(home: &Home) -> Result<Registry> {
-        let mut reg = Registry::bundled()?;
+        Registry::load_named(home, |_| true)
+    }
+
+    /// [`Registry::load`] with only the bundled definitions whose name
+    /// `wanted` accepts (every override is still read). Parsing all the
+    /// bundled files is most of the start-up cost of a command such as `run`,
+    /// which needs only the providers the vault holds connections for.
+    pub fn load_named(home: &Home, wanted: impl Fn(&str) -> bool) -> Result<Registry> {
+        let mut reg = Registry::bundled_named(wanted)?;
         home.check()?;
         let dir = home.providers_dir();
         if let Ok(entries) = std::fs::read_dir(&dir) {
@@ -246,8 +254,13 @@ impl Registry {
     /// what a component that knows nothing of homes, such as the proxy's own
     /// tests, starts from.
     pub fn bundled() -> Result<Registry> {
+        Registry::bundled_named(|_| true)
+    }
+
+    /// The bundled definitions whose name (also their file's) `wanted` accepts.
+    fn bundled_named(wanted: impl Fn(&str) -> bool) -> Result<Registry> {
         let mut reg = Registry::default();
-        for (name, text) in bundled_files() {
+        for (name, text) in bundled_files().iter().filter(|(name, _)| wanted(name)) {
             let def = parse(text, &format!("<bundled>/{name}.json")).map_err(|e| Error::other(e.message))?;
             reg.providers.insert(def.name.clone(), Provider::new(def, Source::Bundled, None));
         }

@@ -69,14 +69,15 @@ pub fn decide<'a>(routes: &'a [Route], host: &str, port: u16, path: &str, parts:
 /// sends), 0 when absent.
 fn naming(route: &Route, parts: &http::request::Parts) -> u8 {
     let ph = route.placeholder.as_str();
-    let header_values = |name: &str| -> Vec<String> {
-        parts.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).map(|v| v.trim().to_owned()).collect()
-    };
+    // Runs for every matching route of every request: no allocation.
     let in_header = |name: &str, prefix: Option<&str>| -> u8 {
-        let exact = prefixed(prefix, ph);
-        header_values(name)
+        parts
+            .headers
+            .get_all(name)
             .iter()
-            .map(|v| if v.eq_ignore_ascii_case(&exact) && v.ends_with(ph) { 2 } else { u8::from(v.rsplit(' ').next() == Some(ph)) })
+            .filter_map(|v| v.to_str().ok())
+            .map(str::trim)
+            .map(|v| if is_prefixed(v, prefix, ph) { 2 } else { u8::from(v.rsplit(' ').next() == Some(ph)) })
             .max()
             .unwrap_or(0)
     };
@@ -87,7 +88,13 @@ fn naming(route: &Route, parts: &http::request::Parts) -> u8 {
             .map(|part| match part.location {
                 KeyLocation::Header => in_header(&part.header_name, part.header_prefix.as_deref()),
                 KeyLocation::Basic => {
-                    let named = header_values("authorization").iter().filter_map(|v| parse_basic(v)).any(|(u, p)| u == ph || p == ph);
+                    let named = parts
+                        .headers
+                        .get_all(AUTHORIZATION)
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .filter_map(|v| parse_basic(v.trim()))
+                        .any(|(u, p)| u == ph || p == ph);
                     if named {
                         2
                     } else {
@@ -106,6 +113,18 @@ fn naming(route: &Route, parts: &http::request::Parts) -> u8 {
             .max()
             .unwrap_or(0),
         _ => in_header("authorization", Some("Bearer")),
+    }
+}
+
+/// Whether `v` is [`prefixed`]`(prefix, value)`, the prefix compared without
+/// regard to case and the value exactly (without building the string).
+fn is_prefixed(v: &str, prefix: Option<&str>, value: &str) -> bool {
+    let Some(head) = v.strip_suffix(value) else { return false };
+    let head = head.as_bytes();
+    match prefix.filter(|p| !p.is_empty()) {
+        Some(p) if p.ends_with('=') => head.eq_ignore_ascii_case(p.as_bytes()),
+        Some(p) => head.len() == p.len() + 1 && head[p.len()] == b' ' && head[..p.len()].eq_ignore_ascii_case(p.as_bytes()),
+        None => head.is_empty(),
     }
 }
 
@@ -131,14 +150,22 @@ pub fn is_oauth_endpoint(provider: &Provider, host: &str, port: u16, path: &str)
     if let Some(r) = def.registration.as_ref().and_then(|r| r.registration_endpoint.as_ref()) {
         urls.push(r);
     }
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if urls.is_empty() {
+        return false;
+    }
+    let host = host.trim_end_matches('.');
     let bound = |u: &String| def.bind(u, provider.binding.base_url.as_deref(), &provider.binding.values);
-    let requested: Vec<String> = path_forms(path).iter().map(|p| endpoint_key(p)).collect();
+    // The request's path forms are only worked out once an endpoint is on its host.
+    let mut requested: Option<Vec<String>> = None;
     urls.iter().filter_map(|u| bound(u)).filter_map(|u| url::Url::parse(&u).ok()).any(|u| {
+        if !(u.host_str().is_some_and(|h| h.eq_ignore_ascii_case(host)) && u.port_or_known_default() == Some(port)) {
+            return false;
+        }
         let endpoint = endpoint_key(&path_forms(u.path())[0]);
-        u.host_str().is_some_and(|h| h.eq_ignore_ascii_case(&host))
-            && u.port_or_known_default() == Some(port)
-            && requested.iter().any(|r| under_prefix(r, &endpoint))
+        requested
+            .get_or_insert_with(|| path_forms(path).iter().map(|p| endpoint_key(p)).collect())
+            .iter()
+            .any(|r| under_prefix(r, &endpoint))
     })
 }
 

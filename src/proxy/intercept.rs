@@ -11,7 +11,7 @@ use super::scrub::{ScrubBody, Scrubber};
 use super::server::{label, local, stream, Body};
 use super::{Route, Shared};
 use crate::audit::{Action, Event};
-use http::header::{HeaderName, CONNECTION, HOST, TE, UPGRADE};
+use http::header::{HeaderName, CONNECTION, HOST, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -291,22 +291,40 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
             .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"))))
 }
 
+/// Hop-by-hop headers removed whatever `Connection` names.
+const HOP_BY_HOP: [HeaderName; 6] = [
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("keep-alive"),
+    PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION,
+    TRAILER,
+    TRANSFER_ENCODING,
+];
+
 /// Remove hop-by-hop headers (RFC 9110 §7.6.1), including those the
 /// `Connection` header names. `keep_upgrade` keeps `Connection: upgrade` and
 /// `Upgrade` for a WebSocket handshake; `TE: trailers` survives (gRPC needs it).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|t| t.trim().to_ascii_lowercase()).collect::<Vec<_>>())
-        .filter(|t| !(keep_upgrade && t == "upgrade"))
-        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
-        .collect();
-    for n in named {
-        headers.remove(n);
+    // Runs twice per request, and most messages carry none of these: one
+    // pass over the names instead of a lookup per hop-by-hop name.
+    let hop = |n: &HeaderName| *n == CONNECTION || *n == UPGRADE || *n == TE || HOP_BY_HOP.contains(n);
+    if !keep_upgrade && !headers.keys().any(hop) {
+        return;
     }
-    for n in ["proxy-connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "trailer", "transfer-encoding"] {
+    if headers.contains_key(CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(',').map(|t| t.trim().to_ascii_lowercase()).collect::<Vec<_>>())
+            .filter(|t| !(keep_upgrade && t == "upgrade"))
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+            .collect();
+        for n in named {
+            headers.remove(n);
+        }
+    }
+    for n in &HOP_BY_HOP {
         headers.remove(n);
     }
     if keep_upgrade {

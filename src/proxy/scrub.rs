@@ -66,6 +66,10 @@ impl Scrubber {
     /// Replace matches in every header value (a value that would no longer be
     /// valid is dropped).
     pub fn headers(&self, headers: &mut HeaderMap) {
+        // Nearly every response holds no match: look before copying anything.
+        if !headers.values().any(|v| self.next_match(v.as_bytes(), 0).is_some()) {
+            return;
+        }
         let names: Vec<_> = headers.keys().cloned().collect();
         for name in names {
             let values: Vec<HeaderValue> = headers.get_all(&name).iter().cloned().collect();
@@ -124,6 +128,20 @@ impl Stream {
     }
 }
 
+/// `a` followed by `b`, copying only when both hold bytes.
+fn join(a: Bytes, b: Bytes) -> Bytes {
+    match (a.is_empty(), b.is_empty()) {
+        (_, true) => a,
+        (true, false) => b,
+        (false, false) => {
+            let mut both = BytesMut::with_capacity(a.len() + b.len());
+            both.extend_from_slice(&a);
+            both.extend_from_slice(&b);
+            both.freeze()
+        }
+    }
+}
+
 /// A response body with every injected value replaced.
 pub struct ScrubBody<B> {
     inner: B,
@@ -158,6 +176,13 @@ where
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) => {
                         let out = this.stream.push(&data);
+                        if this.inner.is_end_stream() {
+                            // The last chunk (a short body is often the only
+                            // one): released whole, as one frame.
+                            let out = join(out, this.stream.finish());
+                            this.pending = Some(None);
+                            return Poll::Ready((!out.is_empty()).then(|| Ok(Frame::data(out))));
+                        }
                         if !out.is_empty() {
                             return Poll::Ready(Some(Ok(Frame::data(out))));
                         }
