@@ -11,10 +11,21 @@
 #              the shell's state handed over as the hook does; direnv: an
 #              allowed .envrc exporting the same variables, already loaded).
 #
-# Needs: cargo, hyperfine, direnv, python3. Usage: benches/shell_export.sh [--runs N]
+# Needs cargo; installs hyperfine, direnv and python3 with apt when missing.
+# Usage: benches/shell_export.sh [--runs N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${2:-500}
+
+need_apt=()
+for tool in hyperfine direnv python3; do
+  command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
 
 cargo build --release --quiet
 AUTHSOME="$PWD/target/release/authsome"
@@ -72,7 +83,7 @@ run_case inside "$WORK/proj/sub"
 (unset AUTHSOME_SHELL_STATE DIRENV_DIFF DIRENV_DIR DIRENV_FILE DIRENV_WATCHES
  run_case outside "$WORK/outside")
 
-python3 - "$WORK" <<'PY'
+AUTHSOME="$AUTHSOME" DIRENV="$DIRENV" python3 - "$WORK" <<'PY'
 import json, sys, platform, os
 work = sys.argv[1]
 ok = True
@@ -85,7 +96,12 @@ for case in ("inside", "outside"):
     ok &= ratio <= 0.60
     f = lambda x: f'{x["median"]*1e3:.2f} ms ({x["mean"]*1e3:.2f} ± {x["stddev"]*1e3:.2f})'
     print(f"| {case} (no-op) | {f(a)} | {f(d)} | {ratio:.0%} | {a['mean'] / d['mean']:.0%} | {t['median']*1e3:.2f} ms |")
-print(f"\n{os.cpu_count()} CPUs, {platform.platform()}; hyperfine --shell=none, {len(r[0]['times'])} runs each, 50 warm-up runs.")
+load = " ".join(open("/proc/loadavg").read().split()[:3])
+import subprocess
+ver = lambda *c: subprocess.run(c, capture_output=True, text=True).stdout.strip()
+print(f"\n{ver(os.environ['AUTHSOME'], '--version')}, direnv {ver(os.environ['DIRENV'], 'version')}, {ver('hyperfine', '--version')}.", end="")
+print(f"\n{os.cpu_count()} CPUs, {platform.platform()}; hyperfine --shell=none, {len(r[0]['times'])} runs each, 50 warm-up runs; "
+      f"load average at the end {load}.")
 if not ok:
     print("FAIL: authsome's no-op takes more than 60% of direnv's (median)", file=sys.stderr)
     sys.exit(1)

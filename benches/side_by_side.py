@@ -69,7 +69,10 @@ def rss_kib(pid):
 
 
 def sh(*args, **kw):
-    return subprocess.run(args, check=True, capture_output=True, text=True, **kw).stdout
+    r = subprocess.run(args, capture_output=True, text=True, **kw)
+    if r.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed ({r.returncode}):\n{r.stderr.strip()}\n{r.stdout.strip()[:2000]}")
+    return r.stdout
 
 
 class World:
@@ -235,7 +238,8 @@ class Proxy:
         self.name, self.pid, self.port, self.basic, self.proc = name, pid, port, basic, proc
 
     def oha_args(self):
-        args = ["-x", f"http://127.0.0.1:{self.port}"]
+        # --no-pre-lookup: the proxy resolves the target, oha must not (it is not in DNS).
+        args = ["--no-pre-lookup", "-x", f"http://127.0.0.1:{self.port}"]
         if self.basic:
             args += ["--proxy-header", f"Proxy-Authorization: Basic {self.basic}"]
         return args
