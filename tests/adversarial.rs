@@ -511,3 +511,85 @@ fn item14_deny_stops_injection_in_a_running_up() {
     assert!(!auth("/denied").contains(&key), "denied, yet injected: {seen:?}");
     assert_eq!(auth("/allowed-again"), vec![key], "{seen:?}");
 }
+
+/// Item 13: `{base_url}` in `api_url` needs a base URL to fill it; without
+/// `oauth.base_url` the entry was bound to a made-up host and loaded silently.
+#[test]
+fn item13_base_url_in_api_url_needs_oauth_base_url_with_a_location() {
+    let text = "{\n  \"name\": \"ghe\",\n  \"auth_type\": \"api_key\",\n  \"flow\": \"api_key\",\n  \"api_url\": [\"api.ghe.test\", \"{base_url}/api/\"],\n  \"api_key\": {\"env_var\": \"GHE_KEY\"}\n}";
+    let err = authsome::providers::parse(text, "ghe.json").unwrap_err();
+    assert_eq!(err.code, 2);
+    assert!(err.message.starts_with("ghe.json:5:31: "), "{}", err.message);
+    assert!(err.message.contains("oauth.base_url is not set"), "{}", err.message);
+    // Through the command line too: the file is named with its line and column, nothing is installed.
+    let env = LoginEnv::new();
+    let file = env.dir.path().join("ghe.json");
+    std::fs::write(&file, text).unwrap();
+    let out = env.run(&["register", &file.display().to_string()], None);
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(out.stderr.contains("ghe.json:5:31: ") && out.stderr.contains("oauth.base_url"), "{}", out.all());
+    assert!(!env.home().join("providers").join("ghe.json").exists());
+}
+
+/// Item 13: after `login github --base-url https://github.example.test` the
+/// Enterprise token was injected on api.github.com and its own host got
+/// nothing. It goes to its own host's `/api/` (v3 and uploads) only; the
+/// github.com connection beside it keeps api.github.com.
+#[test]
+fn item13_enterprise_token_goes_only_to_its_own_host() {
+    const GHE: &str = "github.example.test";
+    let fake = FakeAs::start_tls(Config { granted_scope: Some("repo,read:user".into()), ..Config::default() }, &[GHE]);
+    let mut env = LoginEnv::new();
+    let ca = env.dir.path().join("ghe-ca.pem");
+    std::fs::write(&ca, fake.ca_pem().unwrap()).unwrap();
+    let c = fake.config();
+    env.use_fake_browser(serde_json::json!({"client_id": c.client_id, "client_secret": c.client_secret.unwrap_or_default()}));
+    let resolve = format!("{GHE}:443:127.0.0.1:{}", fake.addr().port());
+    for (k, v) in [("AUTHSOME_RESOLVE", &resolve), ("FAKE_BROWSER_RESOLVE", &resolve), ("AUTHSOME_UPSTREAM_CA", &ca.display().to_string())] {
+        env.set(k, v);
+    }
+    env.set("FAKE_BROWSER_CA", &ca.display().to_string());
+    // The bundled definition, not a test copy: providers/github.json must say where Enterprise lives.
+    let login = env.run(&["login", "github", "--connection", "enterprise", "--base-url", &format!("https://{GHE}")], None);
+    assert_eq!(login.code, 0, "{}", login.all());
+    assert_eq!(fake.requests_to("token").last().map(|r| r.headers["host"].clone()), Some(GHE.to_owned()));
+    let ghe_token = fake.access_tokens().last().unwrap().clone();
+    let public_token = "gho_public0123456789abcdef";
+    store_token(&env, "github", public_token);
+
+    let echo = Echo::start(&["api.github.com", GHE]);
+    env.set("AUTHSOME_RESOLVE", &format!("{},{}", echo.resolve("api.github.com"), echo.resolve(GHE)));
+    env.set("AUTHSOME_UPSTREAM_CA", &echo.ca_path.display().to_string());
+    let project = env.dir.path().join("project");
+    std::fs::create_dir(&project).unwrap();
+    std::fs::write(
+        project.join("authsome.toml"),
+        "[[providers.github]]\nconnection = \"default\"\n[[providers.github]]\nconnection = \"enterprise\"\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = env.cmd(args).current_dir(&project).stdin(Stdio::null()).output().unwrap();
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{args:?}: {all}");
+    };
+    run(&["allow"]);
+    let requests = [
+        ("GH_TOKEN_ENTERPRISE", format!("https://{GHE}/api/v3/user")),
+        ("GH_TOKEN_ENTERPRISE", format!("https://{GHE}/api/uploads/repos/o/r/releases/1/assets")),
+        ("GH_TOKEN_ENTERPRISE", format!("https://{GHE}/settings/profile")),
+        ("GH_TOKEN_ENTERPRISE", "https://api.github.com/enterprise-probe".to_owned()),
+        ("GH_TOKEN", "https://api.github.com/user".to_owned()),
+    ];
+    let script: String =
+        requests.iter().map(|(var, url)| format!("curl -s -o /dev/null -H \"Authorization: Bearer ${var}\" '{url}'; ")).collect();
+    run(&["exec", "--", "sh", "-c", &script]);
+    let seen = echo.seen();
+    let auth = |target: &str| seen.iter().find(|s| s.target == target).map(|s| s.header("authorization")).unwrap_or_default();
+    let ghe = format!("Bearer {ghe_token}");
+    assert_eq!(auth("/api/v3/user"), vec![ghe.clone()], "the Enterprise host's API: {seen:?}");
+    assert_eq!(auth("/api/uploads/repos/o/r/releases/1/assets"), vec![ghe.clone()], "{seen:?}");
+    assert!(!auth("/settings/profile").concat().contains(&ghe_token), "outside /api/: {seen:?}");
+    assert!(!auth("/enterprise-probe").concat().contains(&ghe_token), "an Enterprise token reached api.github.com: {seen:?}");
+    assert_eq!(auth("/user"), vec![format!("Bearer {public_token}")], "github.com keeps api.github.com: {seen:?}");
+    assert_eq!(seen.len(), requests.len(), "{seen:?}");
+}

@@ -180,6 +180,28 @@ impl ApiUrl {
             ApiUrl::Many(v) => v.iter().map(String::as_str).collect(),
         }
     }
+
+    /// The entries a connection injects on. Entries built from `{base_url}`
+    /// say where the API lives relative to a deployment's base URL; the
+    /// others are the hosts of the definition's own deployment. A connection
+    /// logged in with its own `--base-url` (`own_base`) gets only the former,
+    /// so a GitHub Enterprise token never reaches api.github.com; a connection
+    /// on the default base URL gets the latter (github.com keeps
+    /// api.github.com), or the former filled with the default base URL when
+    /// the definition lists nothing else.
+    pub fn for_connection(&self, own_base: bool) -> Vec<&str> {
+        let (templated, fixed): (Vec<&str>, Vec<&str>) = self.entries().into_iter().partition(|e| uses_base_url(e));
+        if own_base || fixed.is_empty() {
+            templated
+        } else {
+            fixed
+        }
+    }
+}
+
+/// Whether an `api_url` entry or endpoint is built from `{base_url}`.
+pub fn uses_base_url(entry: &str) -> bool {
+    entry.contains("{base_url}")
 }
 
 /// OAuth 2.0 settings.
@@ -488,8 +510,18 @@ impl ProviderDef {
                 ApiUrl::Many(_) => format!("/api_url/{i}"),
             };
             let samples = self.sample_values();
-            let base = self.oauth.as_ref().and_then(|o| o.base_url.as_deref()).unwrap_or("https://base-url.invalid");
-            match self.bind(entry, Some(base), &samples) {
+            let base = self.oauth.as_ref().and_then(|o| o.base_url.as_deref());
+            if uses_base_url(entry) {
+                if base.is_none() {
+                    out.bad(&pointer, format!("{entry:?} uses {{base_url}} but oauth.base_url is not set"));
+                    continue;
+                }
+                if !entry.starts_with("{base_url}/") && *entry != "{base_url}" {
+                    out.bad(&pointer, format!("{entry:?}: {{base_url}} may only start an entry ({{base_url}}/api/)"));
+                    continue;
+                }
+            }
+            match self.bind(entry, base, &samples) {
                 None => out.bad(&pointer, format!("{entry:?} uses a {{value}} that connection_values does not declare")),
                 Some(bound) => {
                     if let Err(e) = super::hosts::HostPattern::parse(&bound) {

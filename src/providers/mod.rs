@@ -100,17 +100,18 @@ impl Provider {
 
     /// This provider as one connection sees it: `{base_url}` and `{name}`
     /// filled from the connection. A connection whose base URL overrides the
-    /// definition's keeps only the entries built from it: a GitHub Enterprise
-    /// token never reaches api.github.com.
+    /// definition's keeps only the entries built from it
+    /// ([`def::ApiUrl::for_connection`]): a GitHub Enterprise token goes to
+    /// its own host's `/api/`, never to api.github.com. Only the connection's
+    /// stored base URL and values are needed, never its secret.
     pub fn bound(&self, base_url: Option<&str>, values: &BTreeMap<String, String>) -> Provider {
         let default_base = self.def.oauth.as_ref().and_then(|o| o.base_url.as_deref());
         let overridden = base_url.filter(|b| Some(b.trim_end_matches('/')) != default_base.map(|d| d.trim_end_matches('/')));
         let hosts = self
             .def
             .api_url
-            .entries()
+            .for_connection(overridden.is_some())
             .iter()
-            .filter(|e| overridden.is_none() || e.contains("{base_url}"))
             .filter_map(|e| self.def.bind(e, overridden.or(default_base), values))
             .filter_map(|e| HostPattern::parse(&e).ok())
             .collect();
