@@ -457,6 +457,46 @@ impl ProviderDef {
         (!out.contains('{')).then_some(out)
     }
 
+    /// Where this definition injects its credential, described for people
+    /// ([`super::HostPattern::describe`]): the default deployment's entries,
+    /// an entry that needs a login value as written, then the entries a
+    /// connection logged in with its own `--base-url` gets instead.
+    pub fn injects_on(&self) -> Vec<String> {
+        let default_base = self.oauth.as_ref().and_then(|o| o.base_url.as_deref());
+        let describe = |e: &str| match self.bind(e, default_base, &BTreeMap::new()) {
+            Some(bound) => super::HostPattern::parse(&bound).map(|p| p.describe()).unwrap_or(bound),
+            None => format!("{e} (filled in at login)"),
+        };
+        let default = self.api_url.for_connection(false);
+        let mut out: Vec<String> = default.iter().map(|e| describe(e)).collect();
+        for e in self.api_url.for_connection(true).into_iter().filter(|e| !default.contains(e)) {
+            out.push(format!("{e} (a connection logged in with --base-url, instead)"));
+        }
+        out
+    }
+
+    /// The origins of the OAuth endpoints (and the registration endpoint),
+    /// which receive authorization codes, refresh tokens and client secrets:
+    /// as much a destination of the credential as `api_url`.
+    pub fn oauth_origins(&self) -> Vec<String> {
+        let mut urls: Vec<&String> = Vec::new();
+        if let Some(o) = &self.oauth {
+            urls.extend([&o.authorization_url, &o.token_url, &o.revocation_url, &o.device_authorization_url].into_iter().flatten());
+        }
+        urls.extend(self.registration.as_ref().and_then(|r| r.registration_endpoint.as_ref()));
+        let mut out: Vec<String> = Vec::new();
+        for u in urls {
+            let origin = match self.bind(u, None, &BTreeMap::new()).and_then(|b| url::Url::parse(&b).ok()) {
+                Some(url) => url.origin().ascii_serialization(),
+                None => u.clone(),
+            };
+            if !out.contains(&origin) {
+                out.push(origin);
+            }
+        }
+        out
+    }
+
     /// Values used to check templated URLs at load time: each declared
     /// value's default, else a sample label.
     fn sample_values(&self) -> BTreeMap<String, String> {

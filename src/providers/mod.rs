@@ -186,6 +186,9 @@ pub struct Registry {
     /// Names that exist but may not be used yet, with the reason (e.g. a
     /// definition in a project file that is not allowed).
     refused: BTreeMap<String, Error>,
+    /// Bundled or custom definitions a project definition of the same name
+    /// took the place of: `allow` must say so, naming the hosts that change.
+    replaced: BTreeMap<String, Provider>,
 }
 
 /// An override file that was not loaded. Unrelated commands keep working (the
@@ -255,9 +258,22 @@ impl Registry {
         Ok(reg)
     }
 
-    /// Add a project-local definition; it wins over bundled and custom ones.
+    /// Add a project-local definition; it wins over bundled and custom ones
+    /// (the one it replaces is kept for [`Registry::replaced`]).
     pub fn add_project(&mut self, def: ProviderDef, path: PathBuf) {
-        self.providers.insert(def.name.clone(), Provider::new(def, Source::Project, Some(path)));
+        let name = def.name.clone();
+        if let Some(old) = self.providers.insert(name.clone(), Provider::new(def, Source::Project, Some(path))) {
+            if old.source != Source::Project {
+                self.replaced.insert(name, old);
+            }
+        }
+    }
+
+    /// The bundled or custom definition a project definition named `name`
+    /// replaced, if any: the user's existing connections of that name would
+    /// follow the project's definition.
+    pub fn replaced(&self, name: &str) -> Option<&Provider> {
+        self.replaced.get(name)
     }
 
     /// Look a provider up; unknown names exit 3 with the closest known name.
