@@ -726,3 +726,48 @@ fn item03_up_never_takes_a_y_for_a_definition_replacing_the_users_own() {
     assert!(!shown.contains("Allow it?"), "a y must not replace a definition: {shown}");
     assert!(w.world.echo.seen().is_empty(), "the key went somewhere: {:?}", w.world.echo.seen());
 }
+
+/// Item 13: the routes of a running `run` are built from each connection's
+/// base URL when it starts. Logged in again with `--base-url` while it runs,
+/// the connection's new Enterprise token was injected on the old host
+/// (api.github.com). The source refuses a connection whose hosts changed.
+#[test]
+fn item13_a_connection_logged_in_again_elsewhere_is_not_injected_on_its_old_hosts() {
+    let echo = Echo::start(&["api.github.com"]);
+    let env = upstream_env(&echo, &["api.github.com"], &[]);
+    store_token(&env, "github", "gho_public0123456789abcdef");
+    let sync = tempfile::tempdir().unwrap();
+    let (ready, go) = (sync.path().join("ready"), sync.path().join("go"));
+    let curl = |path: &str| format!("curl -s -o /dev/null -H \"Authorization: Bearer $GH_TOKEN\" https://api.github.com{path}");
+    let script = format!(
+        "{}; touch '{}'; while [ ! -f '{}' ]; do sleep 0.05; done; {}",
+        curl("/before"),
+        ready.display(),
+        go.display(),
+        curl("/after")
+    );
+    let child =
+        env.cmd(&["run", "--", "sh", "-c", &script]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready.exists() {
+        assert!(Instant::now() < deadline, "the child never got to its first request");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let home = authsome::paths::Home::at(env.home(), "default");
+    authsome::vault::Vault::open(&home)
+        .unwrap()
+        .update(|d| {
+            let mut c = authsome::vault::Connection::oauth("github", "default", authsome::secret::Secret::new("ghe-enterprise-token-0123"));
+            c.base_url = Some("https://github.example.test".into());
+            d.put_connection(c);
+            Ok(())
+        })
+        .unwrap();
+    std::fs::write(&go, "").unwrap();
+    let out = crate::common::login_env::finish(child);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let seen = echo.seen();
+    let auth = |target: &str| seen.iter().find(|s| s.target == target).map(|s| s.header("authorization")).unwrap_or_default();
+    assert_eq!(auth("/before"), vec!["Bearer gho_public0123456789abcdef".to_owned()], "{seen:?}");
+    assert!(!auth("/after").concat().contains("ghe-enterprise-token"), "the Enterprise token reached api.github.com: {seen:?}");
+}

@@ -151,8 +151,10 @@ pub(crate) fn allow(ctx: &Ctx, dir: Option<PathBuf>, replace: &[String]) -> Resu
     }
     let unconfirmed: Vec<grants::Replacement> = replaced.iter().filter(|r| !replace.contains(&r.name)).cloned().collect();
     if !unconfirmed.is_empty() {
-        let warnings: Vec<String> = unconfirmed.iter().map(grants::Replacement::warning).collect();
-        return Err(Error::bad_input(format!("{}\n{}", warnings.join("\n"), needs_replace(&project, &unconfirmed))));
+        // Scripts read the error alone: it carries the warnings there.
+        let mut lines: Vec<String> = if ctx.ui.json { unconfirmed.iter().map(grants::Replacement::warning).collect() } else { Vec::new() };
+        lines.push(needs_replace(&project, &unconfirmed));
+        return Err(Error::bad_input(lines.join("\n")));
     }
     trust::allow(&ctx.home, &project)?;
     if ctx.ui.json {

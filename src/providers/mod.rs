@@ -105,18 +105,33 @@ impl Provider {
     /// its own host's `/api/`, never to api.github.com. Only the connection's
     /// stored base URL and values are needed, never its secret.
     pub fn bound(&self, base_url: Option<&str>, values: &BTreeMap<String, String>) -> Provider {
+        let binding = self.binding_of(base_url, values);
         let default_base = self.def.oauth.as_ref().and_then(|o| o.base_url.as_deref());
-        let overridden = base_url.filter(|b| Some(b.trim_end_matches('/')) != default_base.map(|d| d.trim_end_matches('/')));
         let hosts = self
             .def
             .api_url
-            .for_connection(overridden.is_some())
+            .for_connection(binding.base_url.is_some())
             .iter()
-            .filter_map(|e| self.def.bind(e, overridden.or(default_base), values))
+            .filter_map(|e| self.def.bind(e, binding.base_url.as_deref().or(default_base), values))
             .filter_map(|e| HostPattern::parse(&e).ok())
             .collect();
-        let binding = Binding { base_url: overridden.map(str::to_owned), values: values.clone() };
         Provider { hosts, binding, ..self.clone() }
+    }
+
+    /// What a connection with `base_url` and `values` binds: its base URL
+    /// only when it overrides the definition's own.
+    fn binding_of(&self, base_url: Option<&str>, values: &BTreeMap<String, String>) -> Binding {
+        let default_base = self.def.oauth.as_ref().and_then(|o| o.base_url.as_deref());
+        let overridden = base_url.filter(|b| Some(b.trim_end_matches('/')) != default_base.map(|d| d.trim_end_matches('/')));
+        Binding { base_url: overridden.map(str::to_owned), values: values.clone() }
+    }
+
+    /// Whether this provider, as bound, is what a connection holding
+    /// `base_url` and `values` sees. A connection logged in again for other
+    /// hosts (another `--base-url`) after the routes were built must not
+    /// have its new credential injected on the old hosts.
+    pub fn is_bound_like(&self, base_url: Option<&str>, values: &BTreeMap<String, String>) -> bool {
+        self.binding_of(base_url, values) == self.binding
     }
 
     /// Provider identifier.
