@@ -564,7 +564,11 @@ fn templated_hosts_belong_to_the_connection_that_filled_them() {
     let github = reg.get("github").unwrap();
     let ghe = github.bound(Some("https://github.example.com"), &BTreeMap::new());
     assert!(!ghe.matches_host("api.github.com", 443), "a GitHub Enterprise token never reaches api.github.com");
-    assert!(github.bound(Some("https://github.com/"), &BTreeMap::new()).matches_host("api.github.com", 443));
+    assert!(ghe.hosts.iter().any(|h| h.matches_request("github.example.com", 443, "/api/v3/user")), "its own host's API");
+    assert!(!ghe.hosts.iter().any(|h| h.matches_request("github.example.com", 443, "/login")), "only under /api/");
+    let public = github.bound(Some("https://github.com/"), &BTreeMap::new());
+    assert!(public.matches_host("api.github.com", 443));
+    assert!(!public.matches_host("github.com", 443), "the default connection keeps the hosts it had");
 }
 
 // ---------------------------------------------------------------- CLI

@@ -31,6 +31,7 @@ fn flow_label(f: Flow) -> &'static str {
 fn host_label(entry: &str) -> String {
     match entry.strip_prefix("regex:") {
         Some(re) => format!("hosts matching `{re}`"),
+        None if super::def::uses_base_url(entry) => format!("`{entry}`"),
         None => entry.trim_start_matches("https://").to_owned(),
     }
 }
@@ -218,6 +219,14 @@ fn log_in(s: &mut String, def: &ProviderDef) {
             }
             if o.supports_device_code && def.flow != Flow::DeviceCode {
                 let _ = writeln!(s, "\nWithout a browser nearby, use the device flow: `authsome login {name} --flow device_code`.");
+            }
+            let own: Vec<String> = def.api_url.for_connection(true).iter().map(|e| host_label(e)).collect();
+            if let (Some(base), false) = (&o.base_url, own.is_empty()) {
+                let _ = writeln!(
+                    s,
+                    "\nFor a deployment other than {base} (an Enterprise server): `authsome login {name} --base-url https://<host>`. That connection's credential goes only to {} on its own host, never to the hosts above.",
+                    own.join(", ")
+                );
             }
         }
         (_, _, Some(k)) if !k.parts.is_empty() => {
