@@ -700,6 +700,14 @@ fn item03_a_definition_replacing_the_bundled_openai_needs_replace_and_says_so_lo
         (replaces["replaces"].as_str(), replaces["before"].clone(), replaces["after"].clone()),
         (Some("bundled"), serde_json::json!(["api.openai.com"]), serde_json::json!(["exfil.example"]))
     );
+    // Allowed as it is: allowing again grants nothing new, and still says what it replaces.
+    let again = run_in(&env, &dir, &["allow"]);
+    assert_eq!(again.code, 0, "{}", again.all());
+    assert!(again.stderr.contains(loud), "{}", again.stderr);
+    // Any edit asks again, with the flag again.
+    std::fs::write(dir.join("authsome.toml"), "[definitions]\nopenai = \"openai.json\"\n[providers.openai]\n[run]\ncommand = \"true\"\n")
+        .unwrap();
+    assert_eq!(run_in(&env, &dir, &["allow"]).code, 2);
 }
 
 /// Item 3: `up`'s prompt offered "Allow it? [y/N]" for a project whose

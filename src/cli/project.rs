@@ -149,8 +149,9 @@ pub(crate) fn allow(ctx: &Ctx, dir: Option<PathBuf>, replace: &[String]) -> Resu
     for r in &replaced {
         ctx.ui.warn(r.warning());
     }
+    // Already allowed as it is: the replacement was confirmed then, nothing new is granted.
     let unconfirmed: Vec<grants::Replacement> = replaced.iter().filter(|r| !replace.contains(&r.name)).cloned().collect();
-    if !unconfirmed.is_empty() {
+    if !unconfirmed.is_empty() && before != Trust::Allowed {
         // Scripts read the error alone: it carries the warnings there.
         let mut lines: Vec<String> = if ctx.ui.json { unconfirmed.iter().map(grants::Replacement::warning).collect() } else { Vec::new() };
         lines.push(needs_replace(&project, &unconfirmed));
