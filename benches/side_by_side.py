@@ -349,7 +349,7 @@ def versions(world):
             return "?"
     nginx = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
     return {
-        "authsome": first([world.authsome, "--version"]),
+        "authsome": first([world.authsome, "--version"]) + " (" + first(["git", "-C", os.path.dirname(os.path.abspath(__file__)), "rev-parse", "--short", "HEAD"]) + ")",
         "mitmproxy": first([world.mitmdump, "--version"]),
         "nginx": nginx,
         "oha": first([world.oha, "--version"]),
