@@ -28,14 +28,14 @@ impl BundleFile {
         if let Some(dir) = self.path.parent() {
             crate::fsutil::ensure_private_dir(dir).map_err(|e| Error::other(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let mut text = String::from(crate::net::roots::system_pem(None));
+        let mut parts: Vec<&[u8]> = vec![crate::net::roots::system_pem(None).as_bytes()];
         for pem in ca_pems {
-            text.push_str(pem);
+            parts.push(pem.as_bytes());
             if !pem.ends_with('\n') {
-                text.push('\n');
+                parts.push(b"\n");
             }
         }
-        crate::fsutil::atomic_write_volatile(&self.path, text.as_bytes(), 0o600)
+        crate::fsutil::atomic_write_volatile_parts(&self.path, &parts, 0o600)
             .map_err(|e| Error::other(format!("cannot write the CA bundle {}: {e}", self.path.display())))
     }
 
