@@ -272,3 +272,34 @@ pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_small_regular_files_are_read_and_nothing_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // No writer: a blocking open would never return.
+        let err = read_small_regular(&fifo, true, 1024).unwrap_err();
+        assert!(err.to_string().contains("is a FIFO, not a regular file"), "{err}");
+        let err = read_small_regular(Path::new("/dev/zero"), true, 1024).unwrap_err();
+        assert!(err.to_string().contains("is a character device"), "{err}");
+        let err = read_small_regular(dir.path(), true, 1024).unwrap_err();
+        assert!(err.to_string().contains("is a directory"), "{err}");
+
+        let file = dir.path().join("f");
+        std::fs::write(&file, "x".repeat(2048)).unwrap();
+        assert_eq!(read_small_regular(&file, true, 2048).unwrap().len(), 2048);
+        let err = read_small_regular(&file, true, 2047).unwrap_err();
+        assert!(err.to_string().contains("is larger than 1 KiB"), "{err}");
+
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert!(read_small_regular(&link, true, 4096).is_ok());
+        let err = read_small_regular(&link, false, 4096).unwrap_err();
+        assert!(err.to_string().contains("is a symbolic link"), "{err}");
+    }
+}

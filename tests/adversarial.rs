@@ -578,6 +578,10 @@ fn item01_a_linked_project_file_does_not_inherit_trust() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(changes.get("HTTPS_PROXY").is_none() && changes.get("ACME_API_KEY").is_none(), "activated: {changes}");
         assert!(stderr.contains("is not allowed yet"), "{stderr}");
+        // Nor does the project proxy the hook would start.
+        let out = run_in(&["daemon", "serve", file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "daemon serve: {}", crate::common::proxy::text(&out));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("is not allowed yet"), "{}", crate::common::proxy::text(&out));
     }
     let stolen: Vec<_> = w.world.echo.seen().into_iter().filter(|s| s.target == "/stolen").collect();
     assert!(stolen.is_empty(), "the attacker's agent ran with the project's connections: {stolen:?}");

@@ -913,6 +913,57 @@ connection = "work-bot"
     }
 
     #[test]
+    fn definition_paths_must_stay_inside_by_their_words() {
+        for ok in ["a.json", "./defs/a.json", "defs/./a.json"] {
+            assert!(inside(ok), "{ok}");
+        }
+        for bad in ["", ".", "/etc/passwd", "../x.json", "defs/../../x.json", "defs/..", "/dev/stdin"] {
+            assert!(!inside(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unread_definitions_open_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("acme.json");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let file = dir.path().join(FILE_NAME);
+        std::fs::write(&file, "[definitions]\nacme = \"acme.json\"\n[providers.acme]\n[providers.github]\n").unwrap();
+        let asked = std::cell::RefCell::new(Vec::new());
+        let may_read = |d: &[Declared]| {
+            asked.borrow_mut().extend_from_slice(d);
+            false
+        };
+        let p = Project::load_gated(&file, &mut registry(), &may_read).unwrap();
+        let acme = Declared { name: "acme".into(), path: "acme.json".into() };
+        assert_eq!(*asked.borrow(), vec![acme.clone()]);
+        assert_eq!(p.unread, vec![acme]);
+        assert!(p.definitions.is_empty());
+        // Only what the unread file would define is left out.
+        assert_eq!(p.requirements.iter().map(|r| r.provider.as_str()).collect::<Vec<_>>(), vec!["github"]);
+        // Allowed to read, the FIFO is refused without blocking.
+        let err = Project::load(&file, &mut registry()).unwrap_err();
+        assert!(err.message.contains("authsome.toml:2:8: provider definition") && err.message.contains("is a FIFO"), "{}", err.message);
+        assert!(!err.message.contains("unknown provider"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_linked_project_file_belongs_to_the_linking_directory() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().canonicalize().unwrap();
+        for d in ["proj", "evil"] {
+            std::fs::create_dir(root.join(d)).unwrap();
+        }
+        std::fs::write(root.join("proj").join(FILE_NAME), "").unwrap();
+        std::os::unix::fs::symlink("../proj/authsome.toml", root.join("evil").join(FILE_NAME)).unwrap();
+        std::os::unix::fs::symlink(root.join("proj"), root.join("alias")).unwrap();
+        assert_eq!(locate(&root.join("evil")).unwrap(), root.join("evil").join(FILE_NAME));
+        assert_eq!(locate(&root.join("evil").join(FILE_NAME)).unwrap(), root.join("evil").join(FILE_NAME));
+        assert_eq!(locate(&root.join("alias").join(FILE_NAME)).unwrap(), root.join("proj").join(FILE_NAME));
+        assert_eq!(locate(&root.join("alias")).unwrap(), root.join("proj").join(FILE_NAME));
+    }
+
+    #[test]
     fn find_walks_up_without_parsing() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(FILE_NAME), "this is not toml [").unwrap();

@@ -1,7 +1,7 @@
 //! Trust: a project file is inert until `authsome allow`, like `direnv allow`,
 //! but less annoying.
 //!
-//! Trust is bound to the file's canonical path and to a digest of its
+//! Trust is bound to where the file takes effect and to a digest of its
 //! *security-relevant meaning*, computed from the parsed model in a canonical
 //! order rather than from the bytes: editing a comment, reflowing a table or
 //! reordering keys keeps trust, while adding a provider, changing a connection,
@@ -274,6 +274,35 @@ mod tests {
         ] {
             assert_ne!(digest(&project(&changed)), base, "{changed}");
         }
+    }
+
+    #[test]
+    fn records_say_which_definitions_may_be_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path(), "default");
+        let p = project(BASE);
+        let acme = [Declared { name: "acme".into(), path: "acme.json".into() }];
+        assert!(!may_read(&home, &p.file, &[]), "never allowed here: nothing is opened");
+        allow(&home, &p).unwrap();
+        assert!(may_read(&home, &p.file, &[]));
+        assert!(!may_read(&home, &p.file, &acme), "a file naming other definitions than were allowed opens nothing");
+        deny(&home, &p.file).unwrap();
+        assert!(!may_read(&home, &p.file, &[]));
+        let mut unread = p.clone();
+        unread.unread = acme.to_vec();
+        assert!(allow(&home, &unread).is_err(), "a project whose definitions were not read cannot be allowed");
+    }
+
+    #[test]
+    fn records_written_before_definitions_were_recorded_keep_working() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path(), "default");
+        let p = project(BASE);
+        ensure_private_dir(&home.trust_dir()).unwrap();
+        let old = serde_json::json!({"path": p.file, "digest": digest(&p), "allowed_at": 1});
+        crate::fsutil::atomic_write(&record_path(&home, &p.file), old.to_string().as_bytes(), 0o600).unwrap();
+        assert!(may_read(&home, &p.file, &[Declared { name: "acme".into(), path: "acme.json".into() }]));
+        assert_eq!(check(&home, &p), Trust::Allowed);
     }
 
     #[test]
