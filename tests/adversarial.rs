@@ -645,7 +645,10 @@ fn item02_untrusted_definitions_are_never_opened() {
     std::fs::write(fifo_dir.join("authsome.toml"), "[definitions]\nacme = \"acme.json\"\n[providers.acme]\n").unwrap();
     std::fs::write(stdin_dir.join("authsome.toml"), "[definitions]\nacme = \"/dev/stdin\"\n[providers.acme]\n").unwrap();
 
-    for (dir, said) in [(&fifo_dir, "acme.json"), (&stdin_dir, "authsome.toml:2:8: ")] {
+    // Found by walking up, as another user's file in a shared parent directory would be.
+    let below = fifo_dir.join("mywork");
+    std::fs::create_dir(&below).unwrap();
+    for (dir, said) in [(&fifo_dir, "acme.json"), (&below, "acme.json"), (&stdin_dir, "authsome.toml:2:8: ")] {
         for args in [&["export", "json"][..], &["status"], &["exec", "--", "true"]] {
             // The user's keystrokes, typed ahead on the hook's stdin.
             let (reader, mut writer) = std::io::pipe().unwrap();

@@ -247,7 +247,7 @@ pub struct Project {
     pub definitions: Vec<Definition>,
     /// Definitions that were not read, because the project is not trusted as
     /// it is (sorted by name); the requirements of their providers are left
-    /// out. Never empty in a project that can be run.
+    /// out. Always empty in a project that can be run (see `trust::canonical`).
     pub unread: Vec<Declared>,
     /// `[run]`.
     pub run: Run,
