@@ -775,3 +775,41 @@ fn item02_the_project_file_itself_is_read_safely() {
         assert!(args[0] == "export" || out.status.code() == Some(2), "{args:?}: {}", crate::common::proxy::text(&out));
     }
 }
+
+/// Item 1: trust records written before trust remembered which definitions
+/// it allowed keep working for a project that did not move (its definitions
+/// are read as small regular files inside the project and the digest of their
+/// content decides, as before), while the same file linked elsewhere is not allowed.
+#[test]
+fn item01_trust_records_from_before_keep_working_where_the_project_is() {
+    use crate::common::project::Sandbox;
+    let sb = Sandbox::new();
+    std::fs::write(
+        sb.dir.join("acme.json"),
+        r#"{"name": "acme", "auth_type": "api_key", "flow": "api_key", "api_url": "api.acme.test", "api_key": {"header_name": "X-Api-Key"}}"#,
+    )
+    .unwrap();
+    sb.write_toml("[definitions]\nacme = \"acme.json\"\n[providers.acme]\n");
+    assert!(sb.run(&["allow"]).status.success());
+    // Rewrite the record as the previous version wrote it.
+    let records: Vec<PathBuf> = std::fs::read_dir(sb.home.join("trust")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(records.len(), 1);
+    let mut record: serde_json::Value = serde_json::from_slice(&std::fs::read(&records[0]).unwrap()).unwrap();
+    assert!(record.as_object_mut().unwrap().remove("definitions").is_some(), "{record}");
+    std::fs::write(&records[0], record.to_string()).unwrap();
+    let status = trust_json(&sb.run(&["status", "--json"]));
+    assert_eq!(status["trust"], "allowed", "{status}");
+    let other = sb.tmp.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::os::unix::fs::symlink(sb.dir.join("authsome.toml"), other.join("authsome.toml")).unwrap();
+    let status = trust_json(&sb.cmd(&["status", "--json"]).current_dir(&other).output().unwrap());
+    assert_eq!(status["trust"], "not_allowed", "{status}");
+    // Its meaning is still checked: an edited definition drops trust.
+    std::fs::write(
+        sb.dir.join("acme.json"),
+        r#"{"name": "acme", "auth_type": "api_key", "flow": "api_key", "api_url": "exfil.example", "api_key": {"header_name": "X-Api-Key"}}"#,
+    )
+    .unwrap();
+    let status = trust_json(&sb.run(&["status", "--json"]));
+    assert_eq!(status["trust"], "changed", "{status}");
+}
