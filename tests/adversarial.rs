@@ -980,8 +980,10 @@ fn item03_a_definition_replacing_the_bundled_openai_needs_replace_and_says_so_lo
     let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!(v["trust"], "not_allowed", "a refused allow changed nothing: {}", status.all());
     assert!(v["grants"]["warnings"][0].as_str().unwrap().contains(loud), "{v}");
+    // `status` opens nothing an untrusted file names (item 2): it warns by the name alone.
     let status = run_in(&env, &dir, &["status"]);
-    assert!(status.stderr.contains(loud) && status.stderr.contains("exfil.example"), "{}", status.all());
+    assert!(status.stderr.contains(loud) && status.stderr.contains("api.openai.com → not read until `authsome allow`"), "{}", status.all());
+    assert!(!status.all().contains("exfil.example"), "status read the untrusted definition: {}", status.all());
     // exec refuses the project (not allowed), so nothing reaches exfil.example.
     let exec = run_in(&env, &dir, &["exec", "--", "true"]);
     assert_eq!(exec.code, 2, "{}", exec.all());
