@@ -1083,3 +1083,61 @@ fn item13_a_connection_logged_in_again_elsewhere_is_not_injected_on_its_old_host
     assert_eq!(auth("/before"), vec!["Bearer gho_public0123456789abcdef".to_owned()], "{seen:?}");
     assert!(!auth("/after").concat().contains("ghe-enterprise-token"), "the Enterprise token reached api.github.com: {seen:?}");
 }
+
+/// Item 3: a project allowed while its `inhouse` definition replaced nothing
+/// kept its trust after the user added their own `inhouse` (or logged in to
+/// one, or a release bundled one): the project's definition then silently
+/// won for the user's own `inhouse` credentials. A replacement that was not
+/// there when the project was allowed drops trust everywhere (`exec`, `up`,
+/// `status`, the shell hook, the daemon), naming the clash and the fix.
+#[test]
+fn item03_a_replacement_that_appears_after_allow_drops_trust() {
+    let env = LoginEnv::new();
+    let project_def = r#"{"name": "inhouse", "auth_type": "api_key", "flow": "api_key", "api_url": "api.inhouse.test",
+        "api_key": {"header_name": "Authorization", "header_prefix": "Bearer", "env_var": "INHOUSE_KEY"}}"#;
+    let dir = project_dir(&env, "[definitions]\ninhouse = \"inhouse.json\"\n[providers.inhouse]\n", &[("inhouse.json", project_def)]);
+    let file = dir.join("authsome.toml");
+    let allowed = run_in(&env, &dir, &["allow"]);
+    assert_eq!(allowed.code, 0, "control: nothing is replaced, a plain allow trusts it: {}", allowed.all());
+    let trust_here = || trust_json(&bounded(env.cmd(&["status", "--json"]).current_dir(&dir).stdin(Stdio::null()), "status"));
+    assert_eq!(trust_here()["trust"], "allowed");
+
+    // Later, the user's own definition of the same name appears, and the user logs in to it.
+    env.install_provider(&serde_json::json!({"name": "inhouse", "auth_type": "api_key", "flow": "api_key",
+        "api_url": "api.inhouse.example", "api_key": {"header_name": "Authorization", "header_prefix": "Bearer", "env_var": "INHOUSE_KEY"}}));
+    let login = env.run(&["login", "inhouse"], Some("inhouse-users-own-key-0123456789"));
+    assert_eq!(login.code, 0, "{}", login.all());
+    let fix = format!("authsome allow --replace inhouse {}", dir.display());
+    let names_the_clash = |said: &str| {
+        said.contains("your definition of inhouse")
+            && said.contains(&env.home().join("providers/inhouse.json").display().to_string())
+            && said.contains(&fix)
+    };
+    let status = trust_here();
+    assert_ne!(status["trust"], "allowed", "the project's definition silently replaces the user's own: {status}");
+    assert_eq!(status["allow_command"], fix, "{status}");
+    let status = run_in(&env, &dir, &["status"]);
+    assert_eq!(status.code, 2, "{}", status.all());
+    assert!(names_the_clash(&status.stderr), "{}", status.all());
+    for args in [&["exec", "--", "true"][..], &["up", "--", "true"]] {
+        let out = run_in(&env, &dir, args);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.all());
+        assert!(names_the_clash(&out.stderr), "{args:?}: {}", out.all());
+    }
+    // The shell hook activates nothing, and the project proxy it would start refuses.
+    let out = bounded(env.cmd(&["export", "json"]).current_dir(&dir).env("AUTHSOME_SHELL_STATE", "").stdin(Stdio::null()), "export");
+    let changes = trust_json(&out);
+    assert!(changes.get("HTTPS_PROXY").is_none() && changes.get("INHOUSE_KEY").is_none(), "activated: {changes}");
+    assert!(names_the_clash(&String::from_utf8_lossy(&out.stderr)), "{}", crate::common::proxy::text(&out));
+    let out = bounded(env.cmd(&["daemon", "serve", file.to_str().unwrap()]).env("AUTHSOME_DAEMON_LINGER", "0.2"), "daemon serve");
+    assert_eq!(out.status.code(), Some(2), "daemon serve: {}", crate::common::proxy::text(&out));
+    assert!(names_the_clash(&String::from_utf8_lossy(&out.stderr)), "{}", crate::common::proxy::text(&out));
+
+    // A plain allow is not enough: replacing the user's definition takes the flag.
+    assert_eq!(run_in(&env, &dir, &["allow"]).code, 2);
+    let confirmed = run_in(&env, &dir, &["allow", "--replace", "inhouse", dir.to_str().unwrap()]);
+    assert_eq!(confirmed.code, 0, "{}", confirmed.all());
+    assert_eq!(trust_here()["trust"], "allowed");
+    let exec = run_in(&env, &dir, &["exec", "--", "true"]);
+    assert_eq!(exec.code, 0, "confirmed, the project runs again: {}", exec.all());
+}
