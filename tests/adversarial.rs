@@ -678,9 +678,8 @@ fn item02_untrusted_definitions_are_never_opened() {
 /// Item 2, in a real shell: `cd` into a directory whose never-allowed file
 /// names `/dev/stdin`, or a FIFO, returns at once with one line, and the
 /// command typed next runs (the hook never reads the terminal).
-#[test]
-fn item02_cd_into_a_hostile_project_returns_promptly_in_a_real_shell() {
-    use crate::common::shell::{Kind, Sandbox, Tmux};
+fn cd_into_a_hostile_project_returns_promptly(kind: crate::common::shell::Kind) {
+    use crate::common::shell::{Sandbox, Tmux};
     let sb = Sandbox::new();
     for d in ["tty-proj", "fifo-proj"] {
         std::fs::create_dir(sb.path(d)).unwrap();
@@ -688,15 +687,30 @@ fn item02_cd_into_a_hostile_project_returns_promptly_in_a_real_shell() {
     sb.write_project("tty-proj", "[definitions]\ndiscord = \"/dev/stdin\"\n");
     nix::unistd::mkfifo(&sb.path("fifo-proj/discord.json"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     sb.write_project("fifo-proj", "[definitions]\ndiscord = \"discord.json\"\n[providers.discord]\n");
-    let mut sh = Tmux::start(Kind::BashString, &sb.root, &sb.root, &sb.base_env());
+    let mut sh = Tmux::start(kind, &sb.root, &sb.root, &sb.base_env());
     sh.send("cd tty-proj");
-    assert_eq!(sh.capture("echo alive"), b"alive\n");
-    assert!(sh.screen().contains("authsome.toml:2:11: "), "{}", sh.screen());
+    assert_eq!(sh.capture("echo alive"), b"alive\n", "{kind:?}");
+    assert!(sh.screen().contains("authsome.toml:2:11: "), "{kind:?}: {}", sh.screen());
     sh.send("cd ../fifo-proj");
-    assert_eq!(sh.capture("echo still-alive"), b"still-alive\n");
+    assert_eq!(sh.capture("echo still-alive"), b"still-alive\n", "{kind:?}");
     let screen = sh.screen();
-    assert!(screen.contains("is not allowed yet") && screen.contains("discord.json"), "{screen}");
-    assert!(!sh.env().contains_key("HTTPS_PROXY"), "nothing is activated");
+    assert!(screen.contains("is not allowed yet") && screen.contains("discord.json"), "{kind:?}: {screen}");
+    assert!(!sh.env().contains_key("HTTPS_PROXY"), "{kind:?}: nothing is activated");
+}
+
+#[test]
+fn item02_cd_into_a_hostile_project_returns_promptly_in_a_real_shell() {
+    cd_into_a_hostile_project_returns_promptly(crate::common::shell::Kind::BashString);
+}
+
+#[test]
+fn item02_cd_into_a_hostile_project_returns_promptly_in_zsh() {
+    cd_into_a_hostile_project_returns_promptly(crate::common::shell::Kind::Zsh);
+}
+
+#[test]
+fn item02_cd_into_a_hostile_project_returns_promptly_in_fish() {
+    cd_into_a_hostile_project_returns_promptly(crate::common::shell::Kind::Fish);
 }
 
 /// Item 2: an allowed project's definitions must be regular files inside the
