@@ -1155,3 +1155,47 @@ fn item03_a_replacement_that_appears_after_allow_drops_trust() {
     let exec = run_in(&env, &dir, &["exec", "--", "true"]);
     assert_eq!(exec.code, 0, "confirmed, the project runs again: {}", exec.all());
 }
+
+/// Item 3, while `up` runs: the user's own definition of a name the project
+/// defines appears; the running proxy stops injecting at once, naming the
+/// clash (the command keeps running).
+#[test]
+fn item03_a_replacement_that_appears_while_up_runs_stops_injection() {
+    use crate::common::project_run::{curl_with, up_with_stderr_log, wait_for_file, ProjectWorld};
+    let w = ProjectWorld::new();
+    let widget = |env_var: &str| {
+        serde_json::json!({"name": "widget", "auth_type": "api_key", "flow": "api_key", "api_url": "api.acme.test",
+            "api_key": {"header_name": "Authorization", "header_prefix": "Bearer", "env_var": env_var}})
+        .to_string()
+    };
+    std::fs::write(w.dir.join("widget.json"), widget("WIDGET_KEY")).unwrap();
+    let script = format!(
+        // The wait is bounded, so a failing test leaves no command behind.
+        "{}; touch one; for i in $(seq 1200); do [ -f go-one ] && break; sleep 0.05; done; {}; exit 0",
+        curl_with("WIDGET_KEY", "https://api.acme.test/before"),
+        curl_with("WIDGET_KEY", "https://api.acme.test/after")
+    );
+    w.write_toml(&format!("[definitions]\nwidget = \"widget.json\"\n[providers.widget]\n[run]\ncommand = '''{script}'''\n"));
+    w.allow();
+    let key = "widget-key-0123456789abcdef";
+    let mut login = w.cmd(&["login", "widget"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    std::io::Write::write_all(&mut login.stdin.take().unwrap(), key.as_bytes()).unwrap();
+    let out = login.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", crate::common::proxy::text(&out));
+
+    let (mut child, log) = up_with_stderr_log(&w);
+    wait_for_file(&w.dir.join("one"));
+    std::fs::write(w.world.home.path().join("providers/widget.json"), widget("MY_WIDGET_KEY")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !log.lock().unwrap().contains("injection stopped") {
+        assert!(Instant::now() < deadline, "injection never stopped:\n{}", log.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(log.lock().unwrap().contains("has come to replace your definition of widget"), "{}", log.lock().unwrap());
+    std::fs::write(w.dir.join("go-one"), "").unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0), "{}", log.lock().unwrap());
+    let seen = w.world.echo.seen();
+    let auth = |target: &str| seen.iter().find(|s| s.target == target).map(|s| s.header("authorization")).unwrap_or_default();
+    assert_eq!(auth("/before"), vec![format!("Bearer {key}")], "{seen:?}");
+    assert!(!auth("/after").concat().contains(key), "injected after the clash appeared: {seen:?}");
+}
