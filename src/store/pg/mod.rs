@@ -8,6 +8,7 @@
 //! across hosts), and every changed row is a compare-and-set on its version.
 
 mod audit;
+mod clock;
 mod lease;
 mod listen;
 pub mod records;
@@ -40,6 +41,8 @@ pub struct PgStore {
     rt: Option<tokio::runtime::Runtime>,
     client: Mutex<Option<Client>>,
     epoch: OnceLock<i32>,
+    /// Seconds from this host's clock to the database's (measured at the key check).
+    clock_offset: OnceLock<i64>,
     live: Arc<listen::Live>,
     me: String,
     /// Set when an error said the connection is gone ([`PgStore::connection_lost`]).
@@ -106,6 +109,7 @@ impl PgStore {
             rt: Some(rt),
             client: Mutex::new(None),
             epoch: OnceLock::new(),
+            clock_offset: OnceLock::new(),
             live: Arc::default(),
             me: holder_label(),
             lost: std::sync::atomic::AtomicBool::new(false),
@@ -209,12 +213,18 @@ impl PgStore {
 
     /// Stop a machine with the wrong key before it writes anything.
     async fn key_check(&self, c: &Client) -> Result<i32> {
+        let local = clock::local_now();
         let row = c
-            .query_opt("SELECT key_epoch, key_check FROM authsome_store WHERE store_id = $1", &[&self.cfg.id])
+            .query_opt(
+                "SELECT key_epoch, key_check, EXTRACT(EPOCH FROM clock_timestamp())::float8 FROM authsome_store WHERE store_id = $1",
+                &[&self.cfg.id],
+            )
             .await
             .map_err(|e| self.not_initialised(e))?;
         let Some(row) = row else { return Err(self.not_initialised_msg()) };
-        let (epoch, check): (i32, Vec<u8>) = (row.get(0), row.get(1));
+        let (epoch, check, db_now): (i32, Vec<u8>, f64) = (row.get(0), row.get(1), row.get(2));
+        // The database read its clock about half-way through the round trip.
+        let _ = self.clock_offset.set(clock::offset(db_now, (local + clock::local_now()) / 2.0));
         match self.sealer.open(&records::key_check_aad(&self.cfg.id, epoch), &check) {
             Ok(p) if p == records::KEY_CHECK => Ok(epoch),
             _ => Err(Error::login(format!(
@@ -238,6 +248,17 @@ impl PgStore {
 
     fn epoch(&self) -> i32 {
         *self.epoch.get().expect("key check done before any record access")
+    }
+
+    fn clock_offset(&self) -> i64 {
+        *self.clock_offset.get().expect("key check done before any record access")
+    }
+
+    /// Open `rows`, their times moved onto this host's clock.
+    fn open_rows(&self, rows: &[Row]) -> Result<VaultData> {
+        let mut data = records::decode(&self.cfg.id, &self.sealer, rows)?;
+        clock::shift(&mut data, -self.clock_offset());
+        Ok(data)
     }
 
     async fn rows(&self, c: &Client) -> Result<Vec<Row>> {
@@ -268,7 +289,7 @@ impl PgStore {
         let guard = self.client()?;
         let c = guard.as_ref().expect("connected");
         let rows = self.block(self.rows(c))?;
-        let data = records::decode(&self.cfg.id, &self.sealer, &rows)?;
+        let data = self.open_rows(&rows)?;
         self.live.remember(generation, &data);
         Ok(data)
     }
@@ -300,7 +321,7 @@ impl PgStore {
         }
         let c = guard.as_ref().expect("connected");
         let outcome = before_rows.and_then(|rows| {
-            let before = records::decode(&self.cfg.id, &self.sealer, &rows)?;
+            let before = self.open_rows(&rows)?;
             let mut after = before.clone();
             f(&mut after)?;
             if after == before {
@@ -322,6 +343,13 @@ impl PgStore {
 
     async fn write_changes(&self, c: &Client, rows: &[Row], before: &VaultData, after: &VaultData) -> Result<()> {
         let versions: std::collections::BTreeMap<&RecordKey, i64> = rows.iter().map(|r| (&r.key, r.version)).collect();
+        // Back onto the database's clock: an unchanged record encodes to exactly what was read.
+        let on_db_clock = |d: &VaultData| {
+            let mut d = d.clone();
+            clock::shift(&mut d, self.clock_offset());
+            d
+        };
+        let (before, after) = (&on_db_clock(before), &on_db_clock(after));
         let (old, new) = (records::encode(before), records::encode(after));
         let epoch = self.epoch();
         let db = |e| self.db_error(e);
@@ -415,7 +443,7 @@ impl PgStore {
             let db = |e| self.db_error(e);
             let v = c.query_one("SELECT version(), EXTRACT(EPOCH FROM now())::float8", &[]).await.map_err(db)?;
             let (server, db_now): (String, f64) = (v.get(0), v.get(1));
-            let local = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+            let local = clock::local_now();
             let n = c.query_one("SELECT count(*) FROM authsome_records WHERE store_id = $1", &[&self.cfg.id]).await.map_err(db)?;
             let leases = c
                 .query(
