@@ -232,6 +232,19 @@ fn a_host_with_the_wrong_team_key_reads_and_writes_nothing() {
     assert!(login.stderr.contains("key check failed") && login.stderr.contains("nothing was read or written"), "{}", login.all());
     let get = intruder.run(&["get", "discord"], None);
     assert_eq!(get.code, 4, "{}", get.all());
+    // Every other command that writes stops at the key check too.
+    let writes: [&[&str]; 6] = [
+        &["store", "init"],
+        &["refresh", "discord", "--force"],
+        &["logout", "discord"],
+        &["store", "migrate", "--from-file"],
+        &["run", "--", "true"],
+        &["log", "--store"],
+    ];
+    for args in writes {
+        let out = intruder.run(args, None);
+        assert!(out.code == 4 && out.stderr.contains("key check failed"), "{args:?}: {}", out.all());
+    }
     let after = pg::pg_dump(&team.db);
     assert!(pg::same_content(&before, &after), "the database is unchanged:\n{after}");
     assert!(!after.contains("sk-intruder"));
@@ -498,7 +511,7 @@ fn a_host_an_hour_ahead_follows_the_database_clock() {
     team.init_and_login(&h1);
     team.fake.configure(|c| c.expires_in = Some(3600));
     for h in [&mut h1, &mut ahead] {
-        h.set("AUTHSOME_REFRESH_LEASE_SECS", "20");
+        h.set("AUTHSOME_REFRESH_LEASE_SECS", "60");
     }
     ahead.set("LD_PRELOAD", &faketime);
     ahead.set("FAKETIME", "+1h");
@@ -535,6 +548,8 @@ fn a_host_an_hour_ahead_follows_the_database_clock() {
     assert!(fresh.code == 0 && fresh.stderr.contains("token is fresh"), "{}", fresh.all());
     assert_eq!(refresh_uses(&team.fake).len(), 2);
     assert_eq!(team.fake.reuse_detected(), 0);
+    let refreshes = team.audit().into_iter().filter(|(a, _)| a == "refresh").count();
+    assert_eq!(refreshes, 2, "both refreshes audited in the store: {:?}", team.audit());
 }
 
 #[test]
