@@ -98,6 +98,13 @@ pub fn printable(s: &str) -> String {
     out
 }
 
+/// [`printable`], with newlines and tabs escaped too: a value shown inside
+/// one line of a summary (a `[run.env]` value, a command) cannot start a
+/// line of its own and pass for something authsome said.
+pub fn one_line(s: &str) -> String {
+    printable(s).replace('\n', "\\n").replace('\t', "\\t")
+}
+
 /// Quote `s` for a POSIX shell when it needs it (commands shown to users).
 pub fn shell_quote(s: &str) -> String {
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-:,=+@%".contains(&b)) {
@@ -124,6 +131,11 @@ pub fn connection_label(provider: &str, connection: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_line_escapes_line_breaks_too() {
+        assert_eq!(one_line("a\n  proxy  b\tc\x1b"), "a\\n  proxy  b\\tc\\x1b");
+    }
 
     #[test]
     fn printable_escapes_controls_and_bidi_overrides() {

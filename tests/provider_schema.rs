@@ -122,6 +122,16 @@ fn schema_and_loader_agree_on_bad_files() {
                       "authorization_method": "jwt"}
         }),
     ));
+    let mut c = base();
+    c["api_url"] = json!(["api.acme.test", "{base_url}/api/"]);
+    cases.push(("{base_url} in api_url without oauth.base_url", c));
+    cases.push((
+        "{base_url} in the middle of an api_url entry",
+        json!({
+            "name": "acme", "auth_type": "oauth2", "flow": "pkce", "api_url": "api.{base_url}",
+            "oauth": {"authorization_url": "https://acme.test/authorize", "token_url": "https://acme.test/token", "base_url": "https://acme.test"}
+        }),
+    ));
     for (what, instance) in cases {
         assert!(!errors(&v, &instance).is_empty(), "schema accepted: {what}");
         let err = authsome::providers::parse(&serde_json::to_string_pretty(&instance).unwrap(), "acme.json")

@@ -32,7 +32,7 @@ pub struct ProjectRunArgs {
 /// `authsome exec`.
 pub fn exec(ctx: &Ctx, a: ProjectRunArgs) -> Result<i32> {
     let (project, registry) = current_project(ctx, None)?;
-    require_trust(ctx, &project, false)?;
+    require_trust(ctx, &project, &registry, false)?;
     // CI must not go green because a job forgot its command (no interactive shell here).
     if a.cmd.is_empty() && project.run.command.is_none() {
         return Err(crate::error::Error::bad_input(format!(

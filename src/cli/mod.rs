@@ -130,6 +130,11 @@ pub(crate) enum Command {
     Allow {
         /// Directory (or the file itself); the nearest authsome.toml at or above it.
         dir: Option<std::path::PathBuf>,
+        /// Let the project's definition of PROVIDER replace the bundled or
+        /// your own one (your existing PROVIDER credentials then go where the
+        /// project's definition says). Repeat for several.
+        #[arg(long, value_name = "PROVIDER")]
+        replace: Vec<String>,
     },
     /// Revoke trust in a project's authsome.toml.
     Deny {
@@ -363,7 +368,7 @@ fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::Exec(a) => exec::exec(ctx, a),
         Command::Status => project::status(ctx),
         Command::Init => project::init(ctx),
-        Command::Allow { dir } => project::allow(ctx, dir),
+        Command::Allow { dir, replace } => project::allow(ctx, dir, &replace),
         Command::Deny { dir } => project::deny(ctx, dir),
         Command::Run(a) => run::run(ctx, a),
         Command::Log(a) => run::log(ctx, a),

@@ -2,6 +2,7 @@
 
 use super::Ctx;
 use crate::error::{Error, Result};
+use crate::project::grants;
 use crate::project::requirements::Check;
 use crate::project::trust::{self, Trust};
 use crate::project::{config, locate, Project, FILE_NAME};
@@ -22,7 +23,7 @@ pub(crate) fn current_project(ctx: &Ctx, dir: Option<&Path>) -> Result<(Project,
 /// `may_prompt` and on a terminal, show what it asks for and offer to allow
 /// it; without one (CI, pipes, `exec`) never prompt: fail with one line naming
 /// the command to run.
-pub(crate) fn require_trust(ctx: &Ctx, project: &Project, may_prompt: bool) -> Result<()> {
+pub(crate) fn require_trust(ctx: &Ctx, project: &Project, registry: &Registry, may_prompt: bool) -> Result<()> {
     let state = trust::check(&ctx.home, project);
     if state == Trust::Allowed {
         // A project that requires a team store is never served from another store.
@@ -37,7 +38,15 @@ pub(crate) fn require_trust(ctx: &Ctx, project: &Project, may_prompt: bool) -> R
         Trust::Denied => "is blocked (you ran `authsome deny`)",
         _ => "is not allowed yet",
     };
-    eprintln!("{} {verb}. It asks for:\n{}", project.file.display(), trust::summary(project));
+    crate::ui::say(format_args!("{} {verb}. Allowing it grants:\n{}", project.file.display(), grants::summary(project, registry)));
+    let replaced = grants::replacements(project, registry);
+    if !replaced.is_empty() {
+        // Replacing a definition the user's credentials follow takes the explicit command, never a "y".
+        for r in &replaced {
+            crate::ui::say(format_args!("! {}", r.warning()));
+        }
+        return Err(Error::bad_input(needs_replace(project, &replaced)));
+    }
     let answer = crate::ui::prompt_line("Allow it? [y/N] ").map_err(|e| Error::other(format!("cannot read the answer: {e}")))?;
     if matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
         trust::allow(&ctx.home, project)?;
@@ -62,6 +71,7 @@ pub(crate) fn status(ctx: &Ctx) -> Result<i32> {
             "allow_command": (trust != Trust::Allowed).then(|| trust::allow_command(&project)),
             "satisfied": !unmet,
             "requirements": checks.iter().map(Check::to_json).collect::<Vec<_>>(),
+            "grants": grants::to_json(&project, &registry),
         }));
     } else {
         println!("{} ({})", crate::text::printable(&project.file.display().to_string()), trust.as_str());
@@ -73,6 +83,10 @@ pub(crate) fn status(ctx: &Ctx) -> Result<i32> {
         }
         if trust != Trust::Allowed {
             ctx.ui.warn(trust::refusal(&project, &trust));
+            ctx.ui.info(format_args!("allowing it grants:\n{}", grants::summary(&project, &registry).trim_end()));
+            for r in grants::replacements(&project, &registry) {
+                ctx.ui.warn(r.warning());
+            }
         }
     }
     // Not allowed yet: nothing would run, so this is not a green status.
@@ -102,21 +116,56 @@ fn row(c: &Check) -> Vec<String> {
     ]
 }
 
-/// `authsome allow [DIR]`: trust the project file as it is now.
-pub(crate) fn allow(ctx: &Ctx, dir: Option<PathBuf>) -> Result<i32> {
-    let (project, _) = current_project(ctx, dir.as_deref())?;
+/// The refusal for a project whose definitions replace bundled or user
+/// ones: the command that allows it anyway, naming each.
+fn needs_replace(project: &Project, replaced: &[grants::Replacement]) -> String {
+    let names: Vec<&str> = replaced.iter().map(|r| r.name.as_str()).collect();
+    let flags: String = names.iter().map(|n| format!(" --replace {n}")).collect();
+    let command = trust::allow_command(project).replacen("authsome allow", &format!("authsome allow{flags}"), 1);
+    format!(
+        "{} replaces the definition of {} that your credentials follow; nothing was allowed. If you mean it, run `{command}`",
+        project.file.display(),
+        names.join(", ")
+    )
+}
+
+/// `authsome allow [DIR] [--replace PROVIDER]…`: show everything the project
+/// file grants and trust it as it is now. A project definition that replaces
+/// a bundled or user one is refused unless named with `--replace`.
+pub(crate) fn allow(ctx: &Ctx, dir: Option<PathBuf>, replace: &[String]) -> Result<i32> {
+    let (project, registry) = current_project(ctx, dir.as_deref())?;
+    let replaced = grants::replacements(&project, &registry);
+    if let Some(stray) = replace.iter().find(|n| !replaced.iter().any(|r| &r.name == *n)) {
+        return Err(Error::bad_input(format!(
+            "--replace {}: {} replaces no definition of that name",
+            crate::text::one_line(stray),
+            project.file.display()
+        )));
+    }
     let before = trust::check(&ctx.home, &project);
+    if !ctx.ui.json && before != Trust::Allowed {
+        ctx.ui.info(format_args!("{} grants:\n{}", project.file.display(), grants::summary(&project, &registry).trim_end()));
+    }
+    for r in &replaced {
+        ctx.ui.warn(r.warning());
+    }
+    // Already allowed as it is: the replacement was confirmed then, nothing new is granted.
+    let unconfirmed: Vec<grants::Replacement> = replaced.iter().filter(|r| !replace.contains(&r.name)).cloned().collect();
+    if !unconfirmed.is_empty() && before != Trust::Allowed {
+        // Scripts read the error alone: it carries the warnings there.
+        let mut lines: Vec<String> = if ctx.ui.json { unconfirmed.iter().map(grants::Replacement::warning).collect() } else { Vec::new() };
+        lines.push(needs_replace(&project, &unconfirmed));
+        return Err(Error::bad_input(lines.join("\n")));
+    }
     trust::allow(&ctx.home, &project)?;
     if ctx.ui.json {
         ctx.ui.print_json(&serde_json::json!({
             "file": project.file.display().to_string(),
             "allowed": true,
             "digest": trust::digest(&project),
+            "grants": grants::to_json(&project, &registry),
         }));
     } else {
-        if before != Trust::Allowed {
-            ctx.ui.info(trust::summary(&project).trim_end());
-        }
         ctx.ui.success(format_args!("allowed {}", project.file.display()));
     }
     Ok(0)

@@ -27,7 +27,7 @@ use std::sync::Arc;
 /// `authsome up`.
 pub fn up(ctx: &Ctx, a: ProjectRunArgs) -> Result<i32> {
     let (project, registry) = current_project(ctx, None)?;
-    require_trust(ctx, &project, true)?;
+    require_trust(ctx, &project, &registry, true)?;
     ctx.ui.info(format_args!("authsome up: {}", project.file.display()));
     let checks = reconcile_blocking(ctx, &project, &registry)?;
     let argv = command_argv(&project, &a.cmd);

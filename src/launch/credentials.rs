@@ -55,13 +55,23 @@ impl VaultCredentials {
         Ok(v)
     }
 
-    /// The stored connection, as the store holds it now.
-    fn stored(&self, provider: &str, connection: &str) -> Result<Option<Connection>, Unavailable> {
+    /// The stored connection, as the store holds it now, when `provider` (a
+    /// route's, bound to the connection as it was when the route was built)
+    /// still describes it: a connection logged in again with another base URL
+    /// or login values since is refused, never injected (or refreshed) on the
+    /// old hosts.
+    fn stored(&self, provider: &Provider, connection: &str) -> Result<Option<Connection>, Unavailable> {
         let data = match &*self.snapshot()? {
             Opened::File(s) => s.current().map_err(|e| Unavailable::Failed(e.message))?,
             Opened::Team(t) => Arc::new(t.load().map_err(|e| Unavailable::Failed(e.message))?),
         };
-        Ok(data.connection(provider, Some(connection)).cloned())
+        match data.connection(provider.name(), Some(connection)) {
+            Some(c) if !provider.is_bound_like(c.base_url.as_deref(), &c.values) => Err(Unavailable::Failed(format!(
+                "{} ({connection}) was logged in again for other hosts since this run started; start it again to use it",
+                provider.name()
+            ))),
+            c => Ok(c.cloned()),
+        }
     }
 
     /// The connection with a usable access token. When the snapshot's token
@@ -69,7 +79,7 @@ impl VaultCredentials {
     /// authsome process shares ([`crate::oauth::ensure_fresh_with`], which
     /// reads the vault again), so a run of several hours keeps working.
     async fn fresh_oauth(&self, provider: &Provider, connection: &str) -> Result<Option<Connection>, Unavailable> {
-        match self.stored(provider.name(), connection)? {
+        match self.stored(provider, connection)? {
             None => return Ok(None),
             Some(c) if !crate::oauth::needs_refresh(&c, crate::fsutil::now_unix()) => return Ok(Some(c)),
             Some(_) => {}
@@ -95,7 +105,7 @@ impl CredentialSource for VaultCredentials {
         Box::pin(async move {
             let conn = match provider.def.auth_type {
                 AuthType::Oauth2 => self.fresh_oauth(provider, connection).await?,
-                AuthType::ApiKey => self.stored(provider.name(), connection)?,
+                AuthType::ApiKey => self.stored(provider, connection)?,
             };
             match conn {
                 Some(c) if c.status == Status::Revoked => {

@@ -178,30 +178,6 @@ pub fn refusal(project: &Project, state: &Trust) -> String {
     format!("{} {why}; review it, then run `{}`", project.file.display(), allow_command(project))
 }
 
-/// A short human summary of what allowing grants, shown before asking.
-pub fn summary(project: &Project) -> String {
-    let mut out = String::new();
-    for r in &project.requirements {
-        let scopes = if r.scopes.is_empty() { String::new() } else { format!(" [{}]", r.scopes.join(", ")) };
-        let opt = if r.optional { " (optional)" } else { "" };
-        out.push_str(&format!("  provider  {}{scopes}{opt}\n", r.label()));
-    }
-    for d in &project.definitions {
-        out.push_str(&format!("  defines   {} from {}\n", d.name, d.path.display()));
-    }
-    if let Some(c) = &project.run.command {
-        out.push_str(&format!("  command   {}\n", c.display()));
-    }
-    for k in project.run.env.keys() {
-        out.push_str(&format!("  env       {k}\n"));
-    }
-    out.push_str(&format!("  proxy     undeclared hosts: {}\n", project.undeclared_hosts.as_str()));
-    if project.run.no_fence {
-        out.push_str("  fence     off: the command can read the authsome home and signal authsome\n");
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

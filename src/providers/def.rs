@@ -180,6 +180,28 @@ impl ApiUrl {
             ApiUrl::Many(v) => v.iter().map(String::as_str).collect(),
         }
     }
+
+    /// The entries a connection injects on. Entries built from `{base_url}`
+    /// say where the API lives relative to a deployment's base URL; the
+    /// others are the hosts of the definition's own deployment. A connection
+    /// logged in with its own `--base-url` (`own_base`) gets only the former,
+    /// so a GitHub Enterprise token never reaches api.github.com; a connection
+    /// on the default base URL gets the latter (github.com keeps
+    /// api.github.com), or the former filled with the default base URL when
+    /// the definition lists nothing else.
+    pub fn for_connection(&self, own_base: bool) -> Vec<&str> {
+        let (templated, fixed): (Vec<&str>, Vec<&str>) = self.entries().into_iter().partition(|e| uses_base_url(e));
+        if own_base || fixed.is_empty() {
+            templated
+        } else {
+            fixed
+        }
+    }
+}
+
+/// Whether an `api_url` entry or endpoint is built from `{base_url}`.
+pub fn uses_base_url(entry: &str) -> bool {
+    entry.contains("{base_url}")
 }
 
 /// OAuth 2.0 settings.
@@ -435,6 +457,46 @@ impl ProviderDef {
         (!out.contains('{')).then_some(out)
     }
 
+    /// Where this definition injects its credential, described for people
+    /// ([`super::HostPattern::describe`]): the default deployment's entries,
+    /// an entry that needs a login value as written, then the entries a
+    /// connection logged in with its own `--base-url` gets instead.
+    pub fn injects_on(&self) -> Vec<String> {
+        let default_base = self.oauth.as_ref().and_then(|o| o.base_url.as_deref());
+        let describe = |e: &str| match self.bind(e, default_base, &BTreeMap::new()) {
+            Some(bound) => super::HostPattern::parse(&bound).map(|p| p.describe()).unwrap_or(bound),
+            None => format!("{e} (filled in at login)"),
+        };
+        let default = self.api_url.for_connection(false);
+        let mut out: Vec<String> = default.iter().map(|e| describe(e)).collect();
+        for e in self.api_url.for_connection(true).into_iter().filter(|e| !default.contains(e)) {
+            out.push(format!("{e} (a connection logged in with --base-url, instead)"));
+        }
+        out
+    }
+
+    /// The origins of the OAuth endpoints (and the registration endpoint),
+    /// which receive authorization codes, refresh tokens and client secrets:
+    /// as much a destination of the credential as `api_url`.
+    pub fn oauth_origins(&self) -> Vec<String> {
+        let mut urls: Vec<&String> = Vec::new();
+        if let Some(o) = &self.oauth {
+            urls.extend([&o.authorization_url, &o.token_url, &o.revocation_url, &o.device_authorization_url].into_iter().flatten());
+        }
+        urls.extend(self.registration.as_ref().and_then(|r| r.registration_endpoint.as_ref()));
+        let mut out: Vec<String> = Vec::new();
+        for u in urls {
+            let origin = match self.bind(u, None, &BTreeMap::new()).and_then(|b| url::Url::parse(&b).ok()) {
+                Some(url) => url.origin().ascii_serialization(),
+                None => u.clone(),
+            };
+            if !out.contains(&origin) {
+                out.push(origin);
+            }
+        }
+        out
+    }
+
     /// Values used to check templated URLs at load time: each declared
     /// value's default, else a sample label.
     fn sample_values(&self) -> BTreeMap<String, String> {
@@ -488,8 +550,18 @@ impl ProviderDef {
                 ApiUrl::Many(_) => format!("/api_url/{i}"),
             };
             let samples = self.sample_values();
-            let base = self.oauth.as_ref().and_then(|o| o.base_url.as_deref()).unwrap_or("https://base-url.invalid");
-            match self.bind(entry, Some(base), &samples) {
+            let base = self.oauth.as_ref().and_then(|o| o.base_url.as_deref());
+            if uses_base_url(entry) {
+                if base.is_none() {
+                    out.bad(&pointer, format!("{entry:?} uses {{base_url}} but oauth.base_url is not set"));
+                    continue;
+                }
+                if !entry.starts_with("{base_url}/") && *entry != "{base_url}" {
+                    out.bad(&pointer, format!("{entry:?}: {{base_url}} may only start an entry ({{base_url}}/api/)"));
+                    continue;
+                }
+            }
+            match self.bind(entry, base, &samples) {
                 None => out.bad(&pointer, format!("{entry:?} uses a {{value}} that connection_values does not declare")),
                 Some(bound) => {
                     if let Err(e) = super::hosts::HostPattern::parse(&bound) {

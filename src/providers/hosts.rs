@@ -99,6 +99,18 @@ impl HostPattern {
         }
     }
 
+    /// Where this entry lets the credential go, for people: `api.acme.test`,
+    /// `api.acme.test:8443`, `api.acme.test/v2/*`, `hosts matching <regex>`
+    /// (the port only when it is not 443).
+    pub fn describe(&self) -> String {
+        let at = |host: &str, port: u16| if port == 443 { host.to_owned() } else { format!("{host}:{port}") };
+        match self {
+            HostPattern::Host { host, port } => at(host, *port),
+            HostPattern::Prefix { host, port, path } => format!("{}{path}/*", at(host, *port)),
+            HostPattern::Regex { source, .. } => format!("hosts matching {source}"),
+        }
+    }
+
     /// The DNS subtree a certificate authority may be constrained to for this
     /// entry: the host itself, or the literal domain suffix a regex ends with.
     /// `None` when a regex has no such suffix (it cannot be constrained).
@@ -258,6 +270,14 @@ mod tests {
         assert_eq!(HostPattern::parse("regex:.*googleapis.*").unwrap().dns_constraint(), None);
         assert_eq!(HostPattern::parse(r"regex:.*\.linear\.app").unwrap().dns_constraint().as_deref(), Some("linear.app"));
         assert_eq!(HostPattern::parse(r"regex:.*\.com").unwrap().dns_constraint(), None);
+    }
+
+    #[test]
+    fn descriptions_name_host_port_and_path() {
+        assert_eq!(HostPattern::parse("api.acme.test").unwrap().describe(), "api.acme.test");
+        assert_eq!(HostPattern::parse("api.acme.test:8443").unwrap().describe(), "api.acme.test:8443");
+        assert_eq!(HostPattern::parse("https://api.acme.test/v2/").unwrap().describe(), "api.acme.test/v2/*");
+        assert_eq!(HostPattern::parse(r"regex:[a-z]+\.acme\.test").unwrap().describe(), r"hosts matching [a-z]+\.acme\.test");
     }
 
     #[test]

@@ -100,22 +100,38 @@ impl Provider {
 
     /// This provider as one connection sees it: `{base_url}` and `{name}`
     /// filled from the connection. A connection whose base URL overrides the
-    /// definition's keeps only the entries built from it: a GitHub Enterprise
-    /// token never reaches api.github.com.
+    /// definition's keeps only the entries built from it
+    /// ([`def::ApiUrl::for_connection`]): a GitHub Enterprise token goes to
+    /// its own host's `/api/`, never to api.github.com. Only the connection's
+    /// stored base URL and values are needed, never its secret.
     pub fn bound(&self, base_url: Option<&str>, values: &BTreeMap<String, String>) -> Provider {
+        let binding = self.binding_of(base_url, values);
         let default_base = self.def.oauth.as_ref().and_then(|o| o.base_url.as_deref());
-        let overridden = base_url.filter(|b| Some(b.trim_end_matches('/')) != default_base.map(|d| d.trim_end_matches('/')));
         let hosts = self
             .def
             .api_url
-            .entries()
+            .for_connection(binding.base_url.is_some())
             .iter()
-            .filter(|e| overridden.is_none() || e.contains("{base_url}"))
-            .filter_map(|e| self.def.bind(e, overridden.or(default_base), values))
+            .filter_map(|e| self.def.bind(e, binding.base_url.as_deref().or(default_base), values))
             .filter_map(|e| HostPattern::parse(&e).ok())
             .collect();
-        let binding = Binding { base_url: overridden.map(str::to_owned), values: values.clone() };
         Provider { hosts, binding, ..self.clone() }
+    }
+
+    /// What a connection with `base_url` and `values` binds: its base URL
+    /// only when it overrides the definition's own.
+    fn binding_of(&self, base_url: Option<&str>, values: &BTreeMap<String, String>) -> Binding {
+        let default_base = self.def.oauth.as_ref().and_then(|o| o.base_url.as_deref());
+        let overridden = base_url.filter(|b| Some(b.trim_end_matches('/')) != default_base.map(|d| d.trim_end_matches('/')));
+        Binding { base_url: overridden.map(str::to_owned), values: values.clone() }
+    }
+
+    /// Whether this provider, as bound, is what a connection holding
+    /// `base_url` and `values` sees. A connection logged in again for other
+    /// hosts (another `--base-url`) after the routes were built must not
+    /// have its new credential injected on the old hosts.
+    pub fn is_bound_like(&self, base_url: Option<&str>, values: &BTreeMap<String, String>) -> bool {
+        self.binding_of(base_url, values) == self.binding
     }
 
     /// Provider identifier.
@@ -185,6 +201,9 @@ pub struct Registry {
     /// Names that exist but may not be used yet, with the reason (e.g. a
     /// definition in a project file that is not allowed).
     refused: BTreeMap<String, Error>,
+    /// Bundled or custom definitions a project definition of the same name
+    /// took the place of: `allow` must say so, naming the hosts that change.
+    replaced: BTreeMap<String, Provider>,
 }
 
 /// An override file that was not loaded. Unrelated commands keep working (the
@@ -254,9 +273,22 @@ impl Registry {
         Ok(reg)
     }
 
-    /// Add a project-local definition; it wins over bundled and custom ones.
+    /// Add a project-local definition; it wins over bundled and custom ones
+    /// (the one it replaces is kept for [`Registry::replaced`]).
     pub fn add_project(&mut self, def: ProviderDef, path: PathBuf) {
-        self.providers.insert(def.name.clone(), Provider::new(def, Source::Project, Some(path)));
+        let name = def.name.clone();
+        if let Some(old) = self.providers.insert(name.clone(), Provider::new(def, Source::Project, Some(path))) {
+            if old.source != Source::Project {
+                self.replaced.insert(name, old);
+            }
+        }
+    }
+
+    /// The bundled or custom definition a project definition named `name`
+    /// replaced, if any: the user's existing connections of that name would
+    /// follow the project's definition.
+    pub fn replaced(&self, name: &str) -> Option<&Provider> {
+        self.replaced.get(name)
     }
 
     /// Look a provider up; unknown names exit 3 with the closest known name.

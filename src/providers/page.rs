@@ -31,7 +31,21 @@ fn flow_label(f: Flow) -> &'static str {
 fn host_label(entry: &str) -> String {
     match entry.strip_prefix("regex:") {
         Some(re) => format!("hosts matching `{re}`"),
+        None if super::def::uses_base_url(entry) => format!("`{entry}`"),
         None => entry.trim_start_matches("https://").to_owned(),
+    }
+}
+
+/// Every host the credential goes to, in words: the default deployment's,
+/// then (when they differ) those a connection logged in with `--base-url`
+/// gets instead ([`super::def::ApiUrl::for_connection`]).
+fn hosts_text(def: &ProviderDef) -> String {
+    let label = |entries: Vec<&str>| entries.iter().map(|e| host_label(e)).collect::<Vec<_>>().join(", ");
+    let (default, own) = (def.api_url.for_connection(false), def.api_url.for_connection(true));
+    if own.is_empty() || own == default {
+        label(default)
+    } else {
+        format!("{} (a connection logged in with `--base-url`: {} only)", label(default), label(own))
     }
 }
 
@@ -102,8 +116,7 @@ fn at_a_glance(s: &mut String, def: &ProviderDef) {
         let scopes = if o.scopes.is_empty() { "(none)".to_owned() } else { o.scopes.join(", ") };
         let _ = writeln!(s, "| Default scopes | {scopes} |");
     }
-    let hosts: Vec<String> = def.api_url.entries().iter().map(|e| host_label(e)).collect();
-    let _ = writeln!(s, "| Proxy host{} | {} |", if hosts.len() > 1 { "s" } else { "" }, hosts.join(", "));
+    let _ = writeln!(s, "| Proxy host{} | {} |", if def.api_url.entries().len() > 1 { "s" } else { "" }, hosts_text(def));
     for (k, v) in &def.connection_values {
         let default = v.default.as_deref().map(|d| format!(" (default `{d}`)")).unwrap_or_default();
         let _ = writeln!(s, "| Login value `{k}` | {}{default} |", v.prompt);
@@ -207,6 +220,14 @@ fn log_in(s: &mut String, def: &ProviderDef) {
             if o.supports_device_code && def.flow != Flow::DeviceCode {
                 let _ = writeln!(s, "\nWithout a browser nearby, use the device flow: `authsome login {name} --flow device_code`.");
             }
+            let own: Vec<String> = def.api_url.for_connection(true).iter().map(|e| host_label(e)).collect();
+            if let (Some(base), false) = (&o.base_url, own.is_empty()) {
+                let _ = writeln!(
+                    s,
+                    "\nFor a deployment other than {base} (an Enterprise server): `authsome login {name} --base-url https://<host>`. That connection's credential goes only to {} on its own host, never to the hosts above.",
+                    own.join(", ")
+                );
+            }
         }
         (_, _, Some(k)) if !k.parts.is_empty() => {
             let lines: Vec<String> = k.parts.iter().map(|p| format!("<{}>", p.name)).collect();
@@ -230,7 +251,6 @@ fn log_in(s: &mut String, def: &ProviderDef) {
 fn usage(s: &mut String, def: &ProviderDef) {
     let name = &def.name;
     let oauth = def.oauth.as_ref();
-    let hosts: Vec<String> = def.api_url.entries().iter().map(|e| host_label(e)).collect();
     let flags = values_flags(def);
     if let Some(o) = oauth {
         let _ = writeln!(s, "## Custom scopes\n");
@@ -249,7 +269,7 @@ fn usage(s: &mut String, def: &ProviderDef) {
 
     let _ = writeln!(s, "## Use the {}\n", if def.auth_type == AuthType::Oauth2 { "token" } else { "key" });
     let vars: Vec<String> = def.exported_vars().map(|v| format!("`{v}=authsome-proxy-managed`")).collect();
-    let hosts_text = hosts.join(", ");
+    let hosts_text = hosts_text(def);
     let how = match (def.auth_type, def.api_key.as_ref()) {
         (AuthType::ApiKey, Some(k)) => format!("as {}", key_placement(k)),
         _ => "as `Authorization: Bearer <token>`".to_owned(),
