@@ -9,9 +9,10 @@
 use crate::common::echo::{Echo, Gate};
 use crate::common::fake_as::{Config, FakeAs};
 use crate::common::hosts::{self, Host};
-use crate::common::login_env::{assert_no_secrets, finish, LoginEnv, Out};
+use crate::common::login_env::{assert_no_secrets, finish, run_with, LoginEnv, Out};
 use crate::common::pg;
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -114,6 +115,12 @@ impl Team {
             .collect()
     }
 
+    /// Wait until some host holds a refresh lease.
+    fn wait_for_lease_holder(&self) {
+        let held = || pg::psql(&self.db, "SELECT count(*) FROM authsome_refresh_leases WHERE holder IS NOT NULL").trim() == "1";
+        assert!(pg::wait_until(Duration::from_secs(20), held), "a host took the lease");
+    }
+
     /// The refresh-token chain at the provider is one line from `first`: every
     /// use succeeded, each presented the token the previous use issued, no
     /// token was presented twice, and the store holds the last one issued.
@@ -154,7 +161,7 @@ fn unix_now() -> f64 {
 /// A shell loop for a child behind the proxy: until `stop` exists, print the
 /// time, then make one request to `url`. One request at a time, each stamped
 /// just before it is sent: the n-th stamp is the n-th request the upstream saw.
-fn stamped_requests(url: &str, stop: &std::path::Path) -> String {
+fn stamped_requests(url: &str, stop: &Path) -> String {
     format!("while [ ! -e {} ]; do date +%s.%N; curl -s -o /dev/null {url}; sleep 0.05; done", stop.display())
 }
 
@@ -166,11 +173,23 @@ fn stamped(out: &Out, echo: &Echo) -> Vec<(f64, String)> {
     stamps.iter().zip(&seen).map(|(t, s)| (*t, s.header("authorization").join(","))).collect()
 }
 
-/// The requests sent more than a second after `at` (there are some) all carried `key`.
-fn assert_switched_within_a_second(sent: &[(f64, String)], at: f64, key: &str) {
+/// Log in to OpenAI with `new` on `by` while `proxy` (a child making
+/// [`stamped_requests`] to `echo`) serves `old`; then stop it and check that
+/// every request sent more than a second after the login carried the new key.
+fn new_key_reaches_the_proxy(by: &Host, proxy: Child, stop_file: &Path, echo: &Echo, (old, new): (&str, &str)) -> Vec<(f64, String)> {
+    let login = by.run(&["login", "openai", "--force"], Some(new));
+    assert_eq!(login.code, 0, "{}", login.all());
+    let at = unix_now();
+    std::thread::sleep(Duration::from_millis(2500));
+    std::fs::write(stop_file, "").unwrap();
+    let out = finish(proxy);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let sent = stamped(&out, echo);
+    assert!(sent.iter().any(|(_, a)| a == &format!("Bearer {old}")), "the first key was served: {sent:?}");
     let late: Vec<_> = sent.iter().filter(|(t, _)| *t > at + 1.0).collect();
     assert!(!late.is_empty(), "requests after the login: {sent:?}");
-    assert!(late.iter().all(|(_, a)| a == &format!("Bearer {key}")), "within 1 s every request carries the new key: {late:?}");
+    assert!(late.iter().all(|(_, a)| a == &format!("Bearer {new}")), "within 1 s every request carries the new key: {late:?}");
+    sent
 }
 
 /// A project requiring the team store and Discord, allowed on every host.
@@ -285,7 +304,7 @@ fn fifty_expiry_cycles_under_exec_load_from_four_hosts_never_fork_the_refresh_to
     let (valid, refused) = (team.fake.access_token_check(), Arc::new(AtomicUsize::new(0)));
     let counted = refused.clone();
     let gate: Gate = Arc::new(move |seen| {
-        let ok = seen.header("authorization").first().and_then(|a| a.strip_prefix("Bearer ")).is_some_and(|t| valid(t));
+        let ok = seen.header("authorization").first().and_then(|a| a.strip_prefix("Bearer ")).is_some_and(&valid);
         if !ok {
             counted.fetch_add(1, Ordering::SeqCst);
         }
@@ -334,15 +353,7 @@ fn a_lease_holder_killed_before_sending_is_taken_over_after_its_lease() {
     }
     h1.set("AUTHSOME_TEST_PAUSE_AFTER_LEASE", "60000");
     let mut holder = h1.spawn(&["refresh", "discord"]);
-    assert!(
-        pg::wait_until(Duration::from_secs(20), || pg::psql(
-            &team.db,
-            "SELECT count(*) FROM authsome_refresh_leases WHERE holder IS NOT NULL"
-        )
-        .trim()
-            == "1"),
-        "the first host took the lease"
-    );
+    team.wait_for_lease_holder();
     holder.kill().unwrap();
     holder.wait().unwrap();
     let start = Instant::now();
@@ -404,16 +415,7 @@ fn a_login_on_one_host_reaches_a_running_proxy_on_another_within_a_second() {
     let stop_file = stop.path().join("stop");
     let proxy = h2.spawn(&["run", "--", "sh", "-c", &stamped_requests("https://api.openai.com/v1/models", &stop_file)]);
     std::thread::sleep(Duration::from_millis(2500));
-    let login = h1.run(&["login", "openai", "--force"], Some(key2));
-    assert_eq!(login.code, 0, "{}", login.all());
-    let logged_in_at = unix_now();
-    std::thread::sleep(Duration::from_millis(2500));
-    std::fs::write(&stop_file, "").unwrap();
-    let out = finish(proxy);
-    assert_eq!(out.code, 0, "{}", out.all());
-    let sent = stamped(&out, &echo);
-    assert!(sent.iter().any(|(_, a)| a == &format!("Bearer {key1}")), "the first key was served: {sent:?}");
-    assert_switched_within_a_second(&sent, logged_in_at, key2);
+    let sent = new_key_reaches_the_proxy(&h1, proxy, &stop_file, &echo, (key1, key2));
     // Every injection is a row in the store (no query string, no key), readable from any host.
     let injected = pg::psql(
         &team.db,
@@ -485,17 +487,8 @@ fn a_database_restart_under_load_is_ridden_out_and_the_listener_comes_back() {
     let failures: Vec<String> = load.into_iter().flat_map(|t| t.join().unwrap()).collect();
     // After the restart a login on another host reaches the running proxy by notification.
     std::thread::sleep(Duration::from_millis(1500));
-    let login = hosts[1].run(&["login", "openai", "--force"], Some(key2));
-    assert_eq!(login.code, 0, "{}", login.all());
-    let logged_in_at = unix_now();
-    std::thread::sleep(Duration::from_millis(2500));
-    std::fs::write(&stop_file, "").unwrap();
-    let out = finish(proxy);
-    assert_eq!(out.code, 0, "{}", out.all());
+    new_key_reaches_the_proxy(&hosts[1], proxy, &stop_file, &echo, (key1, key2));
     assert!(failures.is_empty(), "commands reconnected across the restart: {failures:?}");
-    let sent = stamped(&out, &echo);
-    assert!(sent.iter().any(|(_, a)| a == &format!("Bearer {key1}")), "the first key was served: {sent:?}");
-    assert_switched_within_a_second(&sent, logged_in_at, key2);
     team.assert_linear_chain(&first, &hosts[0]);
 }
 
@@ -521,15 +514,7 @@ fn a_host_an_hour_ahead_follows_the_database_clock() {
 
     h1.set("AUTHSOME_TEST_PAUSE_AFTER_LEASE", "3000");
     let holder = h1.spawn(&["refresh", "discord"]);
-    assert!(
-        pg::wait_until(Duration::from_secs(20), || pg::psql(
-            &team.db,
-            "SELECT count(*) FROM authsome_refresh_leases WHERE holder IS NOT NULL"
-        )
-        .trim()
-            == "1"),
-        "the first host took the lease"
-    );
+    team.wait_for_lease_holder();
     let waited = ahead.run(&["refresh", "discord"], None);
     let held = finish(holder);
     assert!(held.code == 0 && held.stderr.contains(": refreshed,"), "{}", held.all());
@@ -669,4 +654,94 @@ fn migrate_copies_a_personal_vault_into_the_store_and_export_copies_it_back() {
     let local = offline.run(&["get", "openai", "--field", "status"], None);
     assert_eq!((local.code, local.stdout.trim()), (0, "connected"), "{}", local.all());
     assert_no_secrets(&[key.to_owned()], &[&migrate, &got, &local]);
+}
+
+/// The README's walkthrough, step by step: an empty database owned by a role
+/// of its own; the lead's `store init` (the key saved, mode 0600, and printed
+/// once) and login; a teammate's laptop set up by `config.toml` and
+/// `store.key`; a CI job from environment variables alone, running
+/// `allow .` and `exec` in its checkout. Both use the lead's connection.
+#[test]
+fn the_readme_walkthrough_takes_a_team_from_an_empty_database_to_a_laptop_and_a_ci_job() {
+    let Some(admin) = pg::available_to(hosts::netns()) else { return };
+    // 1. A role for authsome with a password, and a database it owns.
+    let name = url::Url::parse(&pg::fresh_db(&admin)).unwrap().path().trim_start_matches('/').to_owned();
+    pg::psql(&admin, &format!("DROP DATABASE {name}"));
+    pg::psql(&admin, &format!("CREATE ROLE {name} LOGIN PASSWORD 'team-db-password'"));
+    pg::psql(&admin, &format!("CREATE DATABASE {name} OWNER {name}"));
+    pg::require_password(&admin, &name);
+    let mut url = url::Url::parse(&admin).unwrap();
+    url.set_username(&name).unwrap();
+    url.set_path(&format!("/{name}"));
+    let fake = FakeAs::start_on(Config::default(), hosts::bind_ip());
+    let echo = Echo::start_gated(&["discord.com"], hosts::bind_ip(), None);
+    let machine = || {
+        let mut h = Host::new(LoginEnv::with_discord(&fake));
+        h.reach_local(fake.addr().port());
+        h.upstream(&echo, "discord.com");
+        h.set("AUTHSOME_STORE_PASSWORD", "team-db-password");
+        h
+    };
+
+    // 2. The lead: the store, the key printed once, a login.
+    let mut lead = machine();
+    lead.set_store(url.as_str());
+    lead.set("AUTHSOME_STORE_ID", STORE_ID);
+    let init = lead.run(&["store", "init"], None);
+    assert_eq!(init.code, 0, "{}", init.all());
+    let key = init.stdout.trim().to_owned();
+    let saved = lead.home().join("store.key");
+    assert_eq!(std::fs::read_to_string(&saved).unwrap().trim(), key, "the printed key is the saved one");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(lead.run(&["login", "discord"], None).code, 0);
+    let again = lead.run(&["store", "init"], None);
+    assert!(again.code == 0 && !again.stdout.contains(&key), "printed once: {}", again.all());
+
+    // 3. A teammate's laptop: config.toml and store.key, nothing in the environment but the password.
+    let laptop = machine();
+    std::fs::create_dir_all(laptop.home()).unwrap();
+    let config = format!("[store]\nurl = \"{}\"\nid  = \"{STORE_ID}\"\n", laptop.seen_url(url.as_str()));
+    std::fs::write(laptop.home().join("config.toml"), config).unwrap();
+    let key_file = laptop.home().join("store.key");
+    std::fs::write(&key_file, format!("{key}\n")).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut no_password = same_home(&laptop);
+    no_password.vars.retain(|(k, _)| k != "AUTHSOME_STORE_PASSWORD");
+    let start = Instant::now();
+    let refused = no_password.run(&["store", "status"], None);
+    assert!(refused.code == 1 && refused.stderr.contains("set AUTHSOME_STORE_PASSWORD"), "the role needs its password: {}", refused.all());
+    no_password.set("AUTHSOME_STORE_PASSWORD", "not-the-password");
+    let wrong = no_password.run(&["store", "status"], None);
+    assert!(wrong.code == 1 && wrong.stderr.contains("password authentication failed"), "{}", wrong.all());
+    assert!(start.elapsed() < Duration::from_secs(6), "a refused password is not retried like an outage");
+    let status = laptop.run(&["store", "status"], None);
+    assert!(status.code == 0 && status.stdout.contains("key_check") && status.stdout.contains("ok"), "{}", status.all());
+    let api = "curl -sf -o /dev/null https://discord.com/api/users/@me";
+    let run = laptop.run(&["run", "--", "sh", "-c", api], None);
+    assert_eq!(run.code, 0, "{}", run.all());
+
+    // 4. A CI job: only environment variables, and the repository's authsome.toml.
+    let mut ci = machine();
+    ci.set_store(url.as_str());
+    ci.set("AUTHSOME_STORE_ID", STORE_ID);
+    ci.set("AUTHSOME_STORE_KEY", &key);
+    let checkout = tempfile::tempdir().unwrap();
+    std::fs::write(checkout.path().join("authsome.toml"), "[providers.discord]\n\n[store]\nid = \"acme\"\n").unwrap();
+    let in_checkout = |args: &[&str]| {
+        let mut c = ci.cmd(args);
+        c.current_dir(checkout.path());
+        run_with(c, None)
+    };
+    let allow = in_checkout(&["allow", "."]);
+    assert_eq!(allow.code, 0, "{}", allow.all());
+    let exec = in_checkout(&["exec", "--", "sh", "-c", api]);
+    assert_eq!(exec.code, 0, "{}", exec.all());
+
+    let token = fake.access_tokens()[0].clone();
+    let seen: Vec<String> = echo.seen().iter().map(|s| s.header("authorization").join(",")).collect();
+    assert_eq!(seen, vec![format!("Bearer {token}"); 2], "the laptop and the CI job used the lead's connection");
+    let mut secrets = fake.secrets();
+    secrets.extend(["team-db-password".to_owned(), "not-the-password".to_owned(), key]);
+    assert_no_secrets(&secrets, &[&again, &refused, &wrong, &status, &run, &allow, &exec]);
 }

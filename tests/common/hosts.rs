@@ -52,7 +52,9 @@ pub fn faketime() -> Option<String> {
         .find(|p| std::path::Path::new(p).exists());
     match found {
         Some(p) => Some(p.to_owned()),
-        None if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("the clock skew test needs libfaketime under CI (apt-get install faketime)"),
+        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("the clock skew test needs libfaketime under CI (apt-get install faketime)")
+        }
         None => {
             eprintln!("NOT RUN: the clock skew test needs libfaketime (apt-get install faketime)");
             None
@@ -148,15 +150,20 @@ impl Host {
         self.apply_store();
     }
 
+    /// `url`, a URL on 127.0.0.1 of the test's namespace, as this host reaches it.
+    pub fn seen_url(&self, url: &str) -> String {
+        let mut u = url::Url::parse(url).unwrap();
+        u.set_host(Some(&self.gateway())).unwrap();
+        u.to_string()
+    }
+
     fn apply_store(&mut self) {
         let Some(url) = self.store.clone() else { return };
-        let mut u = url::Url::parse(&url).unwrap();
+        let mut u = url::Url::parse(&self.seen_url(&url)).unwrap();
         if !self.up && self.link.is_none() {
             // Loopback fallback of a cut link: an address where nothing listens.
             let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
             u.set_port(Some(dead)).unwrap();
-        } else if self.link.is_some() {
-            u.set_host(Some(&self.gateway())).unwrap();
         }
         self.env.set("AUTHSOME_STORE", u.as_str());
     }

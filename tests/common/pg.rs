@@ -230,6 +230,16 @@ pub fn psql(url: &str, sql: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Make the server of `admin_url` ask `role` for its password (scram) from
+/// every address, ahead of the trust rules, and reload its configuration.
+pub fn require_password(admin_url: &str, role: &str) {
+    let hba = psql(admin_url, "SHOW hba_file");
+    let path = hba.trim();
+    let old = std::fs::read_to_string(path).expect("the test server's pg_hba.conf is readable");
+    std::fs::write(path, format!("host all {role} all scram-sha-256\n{old}")).expect("pg_hba.conf is writable");
+    assert_eq!(psql(admin_url, "SELECT pg_reload_conf()").trim(), "t");
+}
+
 /// A new empty database on the server of `admin_url`; returns its URL.
 pub fn fresh_db(admin_url: &str) -> String {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);

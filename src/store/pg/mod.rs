@@ -173,9 +173,13 @@ impl PgStore {
         if gone {
             self.lost.store(true, std::sync::atomic::Ordering::SeqCst);
         }
-        let what = match e.as_db_error() {
-            Some(db) => format!("{} {}", db.severity(), db.message()),
-            None => e.to_string(),
+        let what = match (e.as_db_error(), std::error::Error::source(&e)) {
+            (Some(db), _) => format!("{} {}", db.severity(), db.message()),
+            (None, Some(cause)) if cause.to_string().contains("password missing") => {
+                format!("{e}: the role needs a password; set AUTHSOME_STORE_PASSWORD")
+            }
+            (None, Some(cause)) if !e.to_string().contains(&cause.to_string()) => format!("{e}: {cause}"),
+            (None, _) => e.to_string(),
         };
         Error::other(format!("team store {} at {}: {what}", self.cfg.id, self.url_for_humans()))
     }
@@ -202,10 +206,8 @@ impl PgStore {
         loop {
             match connect(&self.cfg).await {
                 Ok(c) => return Ok(c),
-                Err(e) if start.elapsed() < CONNECT_PATIENCE => {
-                    let _ = e;
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
+                Err(e) if !worth_retrying(&e) => return Err(self.db_error(e).context("cannot connect to the team store")),
+                Err(_) if start.elapsed() < CONNECT_PATIENCE => tokio::time::sleep(Duration::from_millis(200)).await,
                 Err(e) => return Err(self.db_error(e).context("cannot reach the team store")),
             }
         }
@@ -486,6 +488,16 @@ fn closed_soon(c: &Client) -> bool {
     c.is_closed() || {
         std::thread::sleep(Duration::from_millis(100));
         c.is_closed()
+    }
+}
+
+/// Whether a failed connection attempt may succeed if tried again (the server
+/// restarting, the network away) rather than refused for good (a wrong or
+/// missing password, no such database, a bad URL), which fails at once.
+fn worth_retrying(e: &tokio_postgres::Error) -> bool {
+    match e.code() {
+        Some(c) => matches!(c.code(), "57P01" | "57P02" | "57P03") || c.code().starts_with("08"),
+        None => e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()),
     }
 }
 
