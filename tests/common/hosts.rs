@@ -6,9 +6,10 @@
 //! host reaches them on the test-side address of its own link: cutting that
 //! link (`ip link set … down`) cuts that host off and nobody else.
 //!
-//! Namespaces need root and `ip netns`. Without them the hosts are plain
-//! processes on loopback, each with its own home, and the lab says so; a cut
-//! link then becomes a store address that leads nowhere.
+//! Namespaces need root and `ip netns`. Without them (or with
+//! `AUTHSOME_TEST_HOSTS=loopback`) the hosts are plain processes on loopback,
+//! each with its own home, and the lab says so; a cut link then becomes a
+//! store address that leads nowhere.
 
 use super::login_env::{run_with, LoginEnv, Out};
 use std::net::{IpAddr, Ipv4Addr};
@@ -24,13 +25,17 @@ pub const LAB_NET: &str = "10.213.0.0/16";
 pub fn netns() -> bool {
     static NETNS: OnceLock<bool> = OnceLock::new();
     *NETNS.get_or_init(|| {
+        let asked = std::env::var("AUTHSOME_TEST_HOSTS").is_ok_and(|v| v == "loopback");
         let root = nix::unistd::geteuid().is_root();
         let ip = Command::new("ip").args(["netns", "list"]).output().is_ok_and(|o| o.status.success());
-        if !(root && ip) {
-            let why = if root { "`ip netns` is unavailable (install iproute2)" } else { "this is not root" };
-            eprintln!("hosts: FALLING BACK to plain processes on loopback: {why}, so no network namespaces");
-        }
-        root && ip
+        let why = match (asked, root, ip) {
+            (true, _, _) => "AUTHSOME_TEST_HOSTS=loopback asks for it",
+            (_, false, _) => "this is not root",
+            (_, _, false) => "`ip netns` is unavailable (install iproute2)",
+            _ => return true,
+        };
+        eprintln!("hosts: FALLING BACK to plain processes on loopback: {why}, so no network namespaces");
+        false
     })
 }
 
