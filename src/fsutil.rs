@@ -99,6 +99,60 @@ pub fn read_private(path: &Path) -> std::io::Result<String> {
     Ok(s)
 }
 
+/// The most a file a repository names is read up to (`authsome.toml`, a
+/// project's provider definitions): any real one is a few KiB, and a huge
+/// or endless one must not eat memory.
+pub const MAX_PROJECT_FILE: u64 = 256 * 1024;
+
+/// Read a text file a repository put there, as nothing but a small regular
+/// file: opened without blocking (a FIFO never waits for a writer), `fstat`-ed
+/// before any byte is read (a device, FIFO, socket or directory is refused,
+/// so a terminal is never read), and refused beyond `cap` bytes. With
+/// `follow` false a symbolic link in the last component is refused too.
+pub fn read_small_regular(path: &Path, follow: bool, cap: u64) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    use std::os::unix::fs::FileTypeExt;
+    let mut flags = nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY | nix::libc::O_CLOEXEC;
+    if !follow {
+        flags |= nix::libc::O_NOFOLLOW;
+    }
+    let file = OpenOptions::new().read(true).custom_flags(flags).open(path).map_err(|e| match e.raw_os_error() {
+        Some(nix::libc::ELOOP) if !follow => Error::new(ErrorKind::InvalidInput, "is a symbolic link"),
+        _ => e,
+    })?;
+    let meta = file.metadata()?;
+    let t = meta.file_type();
+    let kind = if t.is_file() {
+        None
+    } else if t.is_dir() {
+        Some("a directory")
+    } else if t.is_fifo() {
+        Some("a FIFO")
+    } else if t.is_char_device() {
+        Some("a character device")
+    } else if t.is_block_device() {
+        Some("a block device")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else {
+        Some("not a file")
+    };
+    if let Some(kind) = kind {
+        return Err(Error::new(ErrorKind::InvalidInput, format!("is {kind}, not a regular file")));
+    }
+    let too_large = || Error::new(ErrorKind::InvalidData, format!("is larger than {} KiB", cap / 1024));
+    if meta.len() > cap {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // It may grow while read: never more than the cap plus one byte.
+    file.take(cap + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(too_large());
+    }
+    String::from_utf8(bytes).map_err(|_| Error::new(ErrorKind::InvalidData, "is not UTF-8 text"))
+}
+
 /// Create `path` with `data` only if it does not exist yet, atomically: the
 /// content is complete before the name appears. Returns `false` when another
 /// process got there first (its file is kept).
@@ -217,4 +271,35 @@ pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_small_regular_files_are_read_and_nothing_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // No writer: a blocking open would never return.
+        let err = read_small_regular(&fifo, true, 1024).unwrap_err();
+        assert!(err.to_string().contains("is a FIFO, not a regular file"), "{err}");
+        let err = read_small_regular(Path::new("/dev/zero"), true, 1024).unwrap_err();
+        assert!(err.to_string().contains("is a character device"), "{err}");
+        let err = read_small_regular(dir.path(), true, 1024).unwrap_err();
+        assert!(err.to_string().contains("is a directory"), "{err}");
+
+        let file = dir.path().join("f");
+        std::fs::write(&file, "x".repeat(2048)).unwrap();
+        assert_eq!(read_small_regular(&file, true, 2048).unwrap().len(), 2048);
+        let err = read_small_regular(&file, true, 2047).unwrap_err();
+        assert!(err.to_string().contains("is larger than 1 KiB"), "{err}");
+
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert!(read_small_regular(&link, true, 4096).is_ok());
+        let err = read_small_regular(&link, false, 4096).unwrap_err();
+        assert!(err.to_string().contains("is a symbolic link"), "{err}");
+    }
 }

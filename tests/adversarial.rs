@@ -512,6 +512,308 @@ fn item14_deny_stops_injection_in_a_running_up() {
     assert_eq!(auth("/allowed-again"), vec![key], "{seen:?}");
 }
 
+/// Run `cmd` to completion, killing it and failing the test if it is still
+/// running after a generous liveness bound (a hang is the bug being tested).
+fn bounded(cmd: &mut std::process::Command, what: &str) -> std::process::Output {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("{what} hung:\n{}", crate::common::proxy::text(&out));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn trust_json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", crate::common::proxy::text(out)))
+}
+
+/// Item 1: `ln -s ../proj/authsome.toml` (or a hard link) in an attacker's
+/// directory inherited the trusted project's trust: `exec` ran the trusted
+/// command against the attacker's `agent.sh` with the real key, and the
+/// shell hook activated. Trust is bound to the directory the file takes
+/// effect in: a link from elsewhere is another project, never allowed.
+#[test]
+fn item01_a_linked_project_file_does_not_inherit_trust() {
+    use crate::common::project_run::{curl_with, ProjectWorld};
+    use std::os::unix::fs::symlink;
+    let w = ProjectWorld::new();
+    w.write_toml("[providers.acme]\n[run]\ncommand = \"sh ./agent.sh\"\n");
+    std::fs::write(w.dir.join("agent.sh"), curl_with("ACME_API_KEY", "https://api.acme.test/trusted")).unwrap();
+    w.allow();
+    let out = w.run(&["exec"]);
+    assert!(out.status.success(), "control: the trusted project runs: {}", crate::common::proxy::text(&out));
+
+    let parent = w.dir.parent().unwrap().to_owned();
+    let (soft, hard) = (parent.join("evil"), parent.join("evil-hard"));
+    for d in [&soft, &hard] {
+        std::fs::create_dir(d).unwrap();
+        std::fs::write(d.join("agent.sh"), curl_with("ACME_API_KEY", "https://api.acme.test/stolen")).unwrap();
+    }
+    symlink("../proj/authsome.toml", soft.join("authsome.toml")).unwrap();
+    std::fs::hard_link(w.dir.join("authsome.toml"), hard.join("authsome.toml")).unwrap();
+
+    for d in [&soft, &hard] {
+        let file = d.join("authsome.toml");
+        let run_in = |args: &[&str]| {
+            let mut c = w.world.cmd(args);
+            c.current_dir(d).env_remove("CI").env("AUTHSOME_DAEMON_LINGER", "0.2").env("AUTHSOME_SHELL_STATE", "");
+            c.output().unwrap()
+        };
+        for args in [&["exec"][..], &["up"]] {
+            let out = run_in(args);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?} in {}: {}", d.display(), crate::common::proxy::text(&out));
+            assert!(stderr.contains("is not allowed yet") && stderr.contains(&format!("authsome allow {}", d.display())), "{stderr}");
+        }
+        let status = trust_json(&run_in(&["status", "--json"]));
+        assert_eq!((status["trust"].as_str(), status["file"].as_str()), (Some("not_allowed"), file.to_str()), "{status}");
+        // The shell hook activates nothing there.
+        let out = run_in(&["export", "json"]);
+        let changes = trust_json(&out);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(changes.get("HTTPS_PROXY").is_none() && changes.get("ACME_API_KEY").is_none(), "activated: {changes}");
+        assert!(stderr.contains("is not allowed yet"), "{stderr}");
+        // Nor does the project proxy the hook would start.
+        let out = run_in(&["daemon", "serve", file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "daemon serve: {}", crate::common::proxy::text(&out));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("is not allowed yet"), "{}", crate::common::proxy::text(&out));
+    }
+    let stolen: Vec<_> = w.world.echo.seen().into_iter().filter(|s| s.target == "/stolen").collect();
+    assert!(stolen.is_empty(), "the attacker's agent ran with the project's connections: {stolen:?}");
+}
+
+/// Item 1: `allow` and `deny` in (or naming) a linked directory record that
+/// directory, never the project the link points to; a project reached
+/// through a linked parent directory is the same project (the same
+/// directory takes effect), so it keeps its trust.
+#[test]
+fn item01_allow_and_deny_through_a_link_name_the_linking_directory() {
+    use crate::common::project_run::ProjectWorld;
+    use std::os::unix::fs::symlink;
+    let w = ProjectWorld::new();
+    w.write_toml("[providers.acme]\n");
+    w.allow();
+    let parent = w.dir.parent().unwrap().to_owned();
+    let evil = parent.join("evil");
+    std::fs::create_dir(&evil).unwrap();
+    symlink("../proj/authsome.toml", evil.join("authsome.toml")).unwrap();
+    symlink(&w.dir, parent.join("alias")).unwrap();
+    let trust_of = |dir: &Path| trust_json(&w.world.cmd(&["status", "--json"]).current_dir(dir).output().unwrap())["trust"].clone();
+    let run = |args: &[&str]| {
+        let out = w.world.cmd(args).current_dir(&parent).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", crate::common::proxy::text(&out));
+        crate::common::proxy::text(&out)
+    };
+
+    // Naming the link itself: it is the linking directory that gets allowed.
+    let said = run(&["allow", evil.join("authsome.toml").to_str().unwrap()]);
+    assert!(said.contains(&format!("allowed {}", evil.join("authsome.toml").display())), "{said}");
+    assert_eq!(trust_of(&evil), "allowed");
+    let said = run(&["deny", evil.to_str().unwrap()]);
+    assert!(said.contains(&format!("denied {}", evil.join("authsome.toml").display())), "{said}");
+    assert_eq!(trust_of(&evil), "denied");
+    assert_eq!(trust_of(&w.dir), "allowed", "denying the link must not touch the project it points to");
+
+    // A linked parent directory: the same directory takes effect, the same trust.
+    let said = run(&["deny", parent.join("alias").join("authsome.toml").to_str().unwrap()]);
+    assert!(said.contains(&format!("denied {}", w.dir.join("authsome.toml").display())), "{said}");
+    assert_eq!(trust_of(&w.dir), "denied");
+    assert_eq!(trust_of(&evil), "denied");
+}
+
+/// Item 2: a never-allowed file's `[definitions]` were opened by the hook and
+/// `status`: a FIFO hung them, `/dev/stdin` swallowed what the user typed
+/// next. Nothing an untrusted file names is opened (it says what `allow`
+/// would read instead), and a definition path outside the project is refused
+/// from the file alone, at its line and column.
+#[test]
+fn item02_untrusted_definitions_are_never_opened() {
+    use std::io::{Read, Write};
+    let env = LoginEnv::new();
+    let root = tempfile::tempdir().unwrap();
+    let fifo_dir = root.path().join("fifo");
+    let stdin_dir = root.path().join("stdin");
+    for d in [&fifo_dir, &stdin_dir] {
+        std::fs::create_dir(d).unwrap();
+    }
+    nix::unistd::mkfifo(&fifo_dir.join("acme.json"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    std::fs::write(fifo_dir.join("authsome.toml"), "[definitions]\nacme = \"acme.json\"\n[providers.acme]\n").unwrap();
+    std::fs::write(stdin_dir.join("authsome.toml"), "[definitions]\nacme = \"/dev/stdin\"\n[providers.acme]\n").unwrap();
+
+    // Found by walking up, as another user's file in a shared parent directory would be.
+    let below = fifo_dir.join("mywork");
+    std::fs::create_dir(&below).unwrap();
+    for (dir, said) in [(&fifo_dir, "acme.json"), (&below, "acme.json"), (&stdin_dir, "authsome.toml:2:8: ")] {
+        for args in [&["export", "json"][..], &["status"], &["exec", "--", "true"]] {
+            // The user's keystrokes, typed ahead on the hook's stdin.
+            let (reader, mut writer) = std::io::pipe().unwrap();
+            writer.write_all(b"keystrokes\n").unwrap();
+            let mut cmd = env.cmd(args);
+            cmd.current_dir(dir).env("AUTHSOME_SHELL_STATE", "").stdin(reader.try_clone().unwrap());
+            let out = bounded(&mut cmd, &format!("{args:?} in {}", dir.display()));
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+            assert!(stderr.contains(said), "{args:?} in {}: {stderr}", dir.display());
+            if args[0] != "export" {
+                assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+            }
+            drop(writer);
+            let mut left = String::new();
+            let mut reader = reader;
+            reader.read_to_string(&mut left).unwrap();
+            assert_eq!(left, "keystrokes\n", "{args:?} read the terminal");
+        }
+    }
+    // What `allow` would read is named, and nothing is trusted.
+    let out = bounded(env.cmd(&["status", "--json"]).current_dir(&fifo_dir).stdin(Stdio::null()), "status --json");
+    let v = trust_json(&out);
+    assert_eq!(v["trust"], "not_allowed", "{v}");
+    assert_eq!(v["unread_definitions"], serde_json::json!([{"name": "acme", "path": "acme.json"}]), "{v}");
+}
+
+/// Item 2, in a real shell: `cd` into a directory whose never-allowed file
+/// names `/dev/stdin`, or a FIFO, returns at once with one line, and the
+/// command typed next runs (the hook never reads the terminal).
+#[test]
+fn item02_cd_into_a_hostile_project_returns_promptly_in_a_real_shell() {
+    use crate::common::shell::{Kind, Sandbox, Tmux};
+    let sb = Sandbox::new();
+    for d in ["tty-proj", "fifo-proj"] {
+        std::fs::create_dir(sb.path(d)).unwrap();
+    }
+    sb.write_project("tty-proj", "[definitions]\ndiscord = \"/dev/stdin\"\n");
+    nix::unistd::mkfifo(&sb.path("fifo-proj/discord.json"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    sb.write_project("fifo-proj", "[definitions]\ndiscord = \"discord.json\"\n[providers.discord]\n");
+    let mut sh = Tmux::start(Kind::BashString, &sb.root, &sb.root, &sb.base_env());
+    sh.send("cd tty-proj");
+    assert_eq!(sh.capture("echo alive"), b"alive\n");
+    assert!(sh.screen().contains("authsome.toml:2:11: "), "{}", sh.screen());
+    sh.send("cd ../fifo-proj");
+    assert_eq!(sh.capture("echo still-alive"), b"still-alive\n");
+    let screen = sh.screen();
+    assert!(screen.contains("is not allowed yet") && screen.contains("discord.json"), "{screen}");
+    assert!(!sh.env().contains_key("HTTPS_PROXY"), "nothing is activated");
+}
+
+/// Item 2: an allowed project's definitions must be regular files inside the
+/// project, at most 256 KiB. Each refusal cites `authsome.toml:line:column`,
+/// never blocks, and records no trust.
+#[test]
+fn item02_definitions_must_be_small_regular_files_inside_the_project() {
+    use crate::common::project::Sandbox;
+    use std::os::unix::fs::symlink;
+    let sb = Sandbox::new();
+    let def = r#"{"name": "acme", "auth_type": "api_key", "flow": "api_key", "api_url": "api.acme.test",
+        "api_key": {"header_name": "X-Api-Key", "env_var": "ACME_KEY"}}"#;
+    let outside = sb.tmp.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("acme.json"), def).unwrap();
+    std::fs::create_dir(sb.dir.join("defs")).unwrap();
+    std::fs::write(sb.dir.join("defs/acme.json"), def).unwrap();
+    symlink(outside.join("acme.json"), sb.dir.join("out-link.json")).unwrap();
+    symlink(&outside, sb.dir.join("out-dir")).unwrap();
+    symlink("/dev/zero", sb.dir.join("zero.json")).unwrap();
+    symlink("defs/acme.json", sb.dir.join("in-link.json")).unwrap();
+    nix::unistd::mkfifo(&sb.dir.join("fifo.json"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let big = format!("{}{}", def, " ".repeat(300 * 1024));
+    std::fs::write(sb.dir.join("big.json"), big).unwrap();
+
+    let abs = outside.join("acme.json").display().to_string();
+    for (path, why) in [
+        (abs.as_str(), "must be a relative path inside the project"),
+        ("../outside/acme.json", "must be a relative path inside the project"),
+        ("defs/../../outside/acme.json", "must be a relative path inside the project"),
+        ("out-link.json", "outside the project"),
+        ("out-dir/acme.json", "outside the project"),
+        ("zero.json", "outside the project"),
+        ("fifo.json", "not a regular file"),
+        ("big.json", "larger than 256 KiB"),
+    ] {
+        sb.write_toml(&format!("[definitions]\nacme = \"{path}\"\n[providers.acme]\n"));
+        let out = bounded(&mut sb.cmd(&["allow"]), &format!("allow with {path}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{path}: {stderr}");
+        assert!(stderr.contains("authsome.toml:2:8: ") && stderr.contains(why), "{path}: {stderr}");
+        let records = std::fs::read_dir(sb.home.join("trust")).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(records, 0, "{path}: the refusal recorded trust");
+    }
+    // Control: files inside the project, directly or through a link that stays inside.
+    for path in ["defs/acme.json", "in-link.json"] {
+        sb.write_toml(&format!("[definitions]\nacme = \"{path}\"\n[providers.acme]\n"));
+        let out = sb.run(&["allow"]);
+        assert!(out.status.success(), "{path}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// Item 2: the project file itself is found by walking up and may be
+/// anything: a FIFO named `authsome.toml` hangs nothing, and a huge one is
+/// refused by its size without being read.
+#[test]
+fn item02_the_project_file_itself_is_read_safely() {
+    let env = LoginEnv::new();
+    let root = tempfile::tempdir().unwrap();
+    let (fifo, huge) = (root.path().join("fifo"), root.path().join("huge"));
+    for d in [&fifo, &huge] {
+        std::fs::create_dir(d).unwrap();
+    }
+    nix::unistd::mkfifo(&fifo.join("authsome.toml"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let f = std::fs::File::create(huge.join("authsome.toml")).unwrap();
+    f.set_len(64 << 20).unwrap();
+    for args in [&["export", "json"][..], &["status"], &["allow"]] {
+        let mut cmd = env.cmd(args);
+        cmd.current_dir(&huge).env("AUTHSOME_SHELL_STATE", "").stdin(Stdio::null());
+        let out = bounded(&mut cmd, &format!("{args:?} with a huge file"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("larger than 256 KiB"), "{args:?}: {stderr}");
+        let mut cmd = env.cmd(args);
+        cmd.current_dir(&fifo).env("AUTHSOME_SHELL_STATE", "").stdin(Stdio::null());
+        let out = bounded(&mut cmd, &format!("{args:?} with a FIFO"));
+        assert!(args[0] == "export" || out.status.code() == Some(2), "{args:?}: {}", crate::common::proxy::text(&out));
+    }
+}
+
+/// Item 1: trust records written before trust remembered which definitions
+/// it allowed keep working for a project that did not move (its definitions
+/// are read as small regular files inside the project and the digest of their
+/// content decides, as before), while the same file linked elsewhere is not allowed.
+#[test]
+fn item01_trust_records_from_before_keep_working_where_the_project_is() {
+    use crate::common::project::Sandbox;
+    let sb = Sandbox::new();
+    std::fs::write(
+        sb.dir.join("acme.json"),
+        r#"{"name": "acme", "auth_type": "api_key", "flow": "api_key", "api_url": "api.acme.test", "api_key": {"header_name": "X-Api-Key"}}"#,
+    )
+    .unwrap();
+    sb.write_toml("[definitions]\nacme = \"acme.json\"\n[providers.acme]\n");
+    assert!(sb.run(&["allow"]).status.success());
+    // Rewrite the record as the previous version wrote it.
+    let records: Vec<PathBuf> = std::fs::read_dir(sb.home.join("trust")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(records.len(), 1);
+    let mut record: serde_json::Value = serde_json::from_slice(&std::fs::read(&records[0]).unwrap()).unwrap();
+    assert!(record.as_object_mut().unwrap().remove("definitions").is_some(), "{record}");
+    std::fs::write(&records[0], record.to_string()).unwrap();
+    let status = trust_json(&sb.run(&["status", "--json"]));
+    assert_eq!(status["trust"], "allowed", "{status}");
+    let other = sb.tmp.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::os::unix::fs::symlink(sb.dir.join("authsome.toml"), other.join("authsome.toml")).unwrap();
+    let status = trust_json(&sb.cmd(&["status", "--json"]).current_dir(&other).output().unwrap());
+    assert_eq!(status["trust"], "not_allowed", "{status}");
+    // Its meaning is still checked: an edited definition drops trust.
+    std::fs::write(
+        sb.dir.join("acme.json"),
+        r#"{"name": "acme", "auth_type": "api_key", "flow": "api_key", "api_url": "exfil.example", "api_key": {"header_name": "X-Api-Key"}}"#,
+    )
+    .unwrap();
+    let status = trust_json(&sb.run(&["status", "--json"]));
+    assert_eq!(status["trust"], "changed", "{status}");
+}
+
 /// Item 13: `{base_url}` in `api_url` needs a base URL to fill it; without
 /// `oauth.base_url` the entry was bound to a made-up host and loaded silently.
 #[test]
@@ -678,8 +980,10 @@ fn item03_a_definition_replacing_the_bundled_openai_needs_replace_and_says_so_lo
     let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!(v["trust"], "not_allowed", "a refused allow changed nothing: {}", status.all());
     assert!(v["grants"]["warnings"][0].as_str().unwrap().contains(loud), "{v}");
+    // `status` opens nothing an untrusted file names (item 2): it warns by the name alone.
     let status = run_in(&env, &dir, &["status"]);
-    assert!(status.stderr.contains(loud) && status.stderr.contains("exfil.example"), "{}", status.all());
+    assert!(status.stderr.contains(loud) && status.stderr.contains("api.openai.com → not read until `authsome allow`"), "{}", status.all());
+    assert!(!status.all().contains("exfil.example"), "status read the untrusted definition: {}", status.all());
     // exec refuses the project (not allowed), so nothing reaches exfil.example.
     let exec = run_in(&env, &dir, &["exec", "--", "true"]);
     assert_eq!(exec.code, 2, "{}", exec.all());

@@ -95,6 +95,9 @@ fn files_the_loader_rejects_the_schema_rejects_too() {
         "[providers.openai]\nexport = [\"SSL_CERT_FILE\"]\n",
         "[providers.openai]\nsecret_env = \"1BAD\"\n",
         "[definitions]\nAcme = \"acme.json\"\n",
+        "[definitions]\nacme = \"/dev/stdin\"\n",
+        "[definitions]\nacme = \"../elsewhere/acme.json\"\n",
+        "[definitions]\nacme = \"defs/../../acme.json\"\n",
         "colour = \"blue\"\n",
     ];
     for text in bad {

@@ -3,7 +3,7 @@
 //! CI secrets named by `secret_env` go to the proxy and leave the command's
 //! environment. The command replaces authsome (see [`crate::launch::helper`]).
 
-use super::project::{current_project, require_trust};
+use super::project::trusted_project;
 use super::Ctx;
 use crate::error::Result;
 use crate::launch::credentials::ProjectCredentials;
@@ -31,8 +31,7 @@ pub struct ProjectRunArgs {
 
 /// `authsome exec`.
 pub fn exec(ctx: &Ctx, a: ProjectRunArgs) -> Result<i32> {
-    let (project, registry) = current_project(ctx, None)?;
-    require_trust(ctx, &project, &registry, false)?;
+    let (project, registry) = trusted_project(ctx, false)?;
     // CI must not go green because a job forgot its command (no interactive shell here).
     if a.cmd.is_empty() && project.run.command.is_none() {
         return Err(crate::error::Error::bad_input(format!(

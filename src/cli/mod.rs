@@ -226,22 +226,21 @@ impl Ctx {
     pub fn registry_here(&self) -> Result<Registry> {
         let reg = self.registry()?;
         let Some(file) = crate::project::find(std::path::Path::new(".")) else { return Ok(reg) };
-        let mut with = reg.clone();
-        let project = match crate::project::Project::load(&file, &mut with) {
+        let (project, with, trust) = match crate::launch::project::open(&self.home, &file) {
             Ok(p) => p,
             Err(_) => return Ok(reg),
         };
-        let trust = crate::project::trust::check(&self.home, &project);
         if trust == crate::project::trust::Trust::Allowed {
             return Ok(with);
         }
         let mut reg = reg;
-        for d in &project.definitions {
+        let names = project.definitions.iter().map(|d| &d.name).chain(project.unread.iter().map(|d| &d.name));
+        for name in names {
             reg.refuse(
-                &d.name,
+                name,
                 Error::unknown(format!(
                     "{} is defined by {}, which is {}; run `{}` first",
-                    d.name,
+                    name,
                     project.file.display(),
                     trust.as_str(),
                     crate::project::trust::allow_command(&project)

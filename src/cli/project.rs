@@ -14,53 +14,57 @@ use std::path::{Path, PathBuf};
 /// The schema reference written at the top of new project files.
 pub const SCHEMA_URL: &str = "https://authsome.agentr.dev/schema/authsome.schema.json";
 
-/// The project at or above `dir` (default: the current directory), with the registry it extends.
-pub(crate) fn current_project(ctx: &Ctx, dir: Option<&Path>) -> Result<(Project, Registry)> {
-    crate::launch::project::load(&ctx.home, &locate(dir.unwrap_or(Path::new(".")))?)
+/// The project file at or above `dir` (default: the current directory).
+fn current_file(dir: Option<&Path>) -> Result<PathBuf> {
+    locate(dir.unwrap_or(Path::new(".")))
 }
 
-/// Make sure `project` may be activated. Allowed: fine. Otherwise, when
-/// `may_prompt` and on a terminal, show what it asks for and offer to allow
-/// it; without one (CI, pipes, `exec`) never prompt: fail with one line naming
-/// the command to run.
-pub(crate) fn require_trust(ctx: &Ctx, project: &Project, registry: &Registry, may_prompt: bool) -> Result<()> {
-    let state = trust::check(&ctx.home, project);
+/// The project at or above the current directory, allowed as it is now.
+/// Otherwise, when `may_prompt` and on a terminal, show what it grants and
+/// offer to allow it (its definitions are read for that, as `allow` reads
+/// them); without one (CI, pipes, `exec`) never prompt: fail with one line
+/// naming the command to run.
+pub(crate) fn trusted_project(ctx: &Ctx, may_prompt: bool) -> Result<(Project, Registry)> {
+    let file = current_file(None)?;
+    let (project, registry, state) = crate::launch::project::open(&ctx.home, &file)?;
     if state == Trust::Allowed {
         // A project that requires a team store is never served from another store.
-        return crate::store::require(&ctx.home, project.store_id.as_deref());
+        crate::store::require(&ctx.home, project.store_id.as_deref())?;
+        return Ok((project, registry));
     }
     let interactive = may_prompt && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if !interactive {
-        return Err(Error::bad_input(trust::refusal(project, &state)));
+        return Err(Error::bad_input(trust::refusal(&project, &state)));
     }
+    let (project, registry) = crate::launch::project::load(&ctx.home, &file)?;
     let verb = match state {
         Trust::Changed => "changed since you allowed it",
         Trust::Denied => "is blocked (you ran `authsome deny`)",
         _ => "is not allowed yet",
     };
-    crate::ui::say(format_args!("{} {verb}. Allowing it grants:\n{}", project.file.display(), grants::summary(project, registry)));
-    let replaced = grants::replacements(project, registry);
+    crate::ui::say(format_args!("{} {verb}. Allowing it grants:\n{}", project.file.display(), grants::summary(&project, &registry)));
+    let replaced = grants::replacements(&project, &registry);
     if !replaced.is_empty() {
         // Replacing a definition the user's credentials follow takes the explicit command, never a "y".
         for r in &replaced {
             crate::ui::say(format_args!("! {}", r.warning()));
         }
-        return Err(Error::bad_input(needs_replace(project, &replaced)));
+        return Err(Error::bad_input(needs_replace(&project, &replaced)));
     }
     let answer = crate::ui::prompt_line("Allow it? [y/N] ").map_err(|e| Error::other(format!("cannot read the answer: {e}")))?;
     if matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
-        trust::allow(&ctx.home, project)?;
-        crate::store::require(&ctx.home, project.store_id.as_deref())
+        trust::allow(&ctx.home, &project)?;
+        crate::store::require(&ctx.home, project.store_id.as_deref())?;
+        Ok((project, registry))
     } else {
-        Err(Error::bad_input(trust::refusal(project, &state)))
+        Err(Error::bad_input(trust::refusal(&project, &state)))
     }
 }
 
 /// `authsome status`: each requirement, its state and its fix; exit 4 when a
 /// required one is unmet.
 pub(crate) fn status(ctx: &Ctx) -> Result<i32> {
-    let (project, registry) = current_project(ctx, None)?;
-    let trust = trust::check(&ctx.home, &project);
+    let (project, registry, trust) = crate::launch::project::open(&ctx.home, &current_file(None)?)?;
     let checks = crate::launch::project::evaluate(&ctx.home, &project, &registry, &crate::launch::project::process_env)?;
     let unmet = checks.iter().any(Check::blocks);
     if ctx.ui.json {
@@ -69,6 +73,7 @@ pub(crate) fn status(ctx: &Ctx) -> Result<i32> {
             "trusted": trust == Trust::Allowed,
             "trust": trust.code(),
             "allow_command": (trust != Trust::Allowed).then(|| trust::allow_command(&project)),
+            "unread_definitions": project.unread,
             "satisfied": !unmet,
             "requirements": checks.iter().map(Check::to_json).collect::<Vec<_>>(),
             "grants": grants::to_json(&project, &registry),
@@ -133,7 +138,7 @@ fn needs_replace(project: &Project, replaced: &[grants::Replacement]) -> String 
 /// file grants and trust it as it is now. A project definition that replaces
 /// a bundled or user one is refused unless named with `--replace`.
 pub(crate) fn allow(ctx: &Ctx, dir: Option<PathBuf>, replace: &[String]) -> Result<i32> {
-    let (project, registry) = current_project(ctx, dir.as_deref())?;
+    let (project, registry) = crate::launch::project::load(&ctx.home, &current_file(dir.as_deref())?)?;
     let replaced = grants::replacements(&project, &registry);
     if let Some(stray) = replace.iter().find(|n| !replaced.iter().any(|r| &r.name == *n)) {
         return Err(Error::bad_input(format!(
@@ -173,7 +178,7 @@ pub(crate) fn allow(ctx: &Ctx, dir: Option<PathBuf>, replace: &[String]) -> Resu
 
 /// `authsome deny [DIR]`: revoke trust (the file need not parse).
 pub(crate) fn deny(ctx: &Ctx, dir: Option<PathBuf>) -> Result<i32> {
-    let file = locate(dir.as_deref().unwrap_or(Path::new(".")))?;
+    let file = current_file(dir.as_deref())?;
     let was = trust::deny(&ctx.home, &file)?;
     if ctx.ui.json {
         ctx.ui.print_json(&serde_json::json!({"file": file.display().to_string(), "denied": true, "was_allowed": was}));

@@ -8,7 +8,7 @@
 //! command is supervised rather than exec'ed; the recipe is `crate::launch`'s.
 
 use super::exec::ProjectRunArgs;
-use super::project::{current_project, require_trust};
+use super::project::trusted_project;
 use super::Ctx;
 use crate::error::{Error, Result};
 use crate::fix::LoginFix;
@@ -26,8 +26,7 @@ use std::sync::Arc;
 
 /// `authsome up`.
 pub fn up(ctx: &Ctx, a: ProjectRunArgs) -> Result<i32> {
-    let (project, registry) = current_project(ctx, None)?;
-    require_trust(ctx, &project, &registry, true)?;
+    let (project, registry) = trusted_project(ctx, true)?;
     ctx.ui.info(format_args!("authsome up: {}", project.file.display()));
     let checks = reconcile_blocking(ctx, &project, &registry)?;
     let argv = command_argv(&project, &a.cmd);

@@ -10,21 +10,33 @@ use crate::project::Project;
 use crate::providers::Registry;
 use std::path::Path;
 
-/// The project file `file`, parsed and checked, with the registry it extends.
+/// The project file `file`, parsed and checked with every definition read,
+/// with the registry it extends: what `allow` trusts. Everything else uses [`open`].
 pub fn load(home: &Home, file: &Path) -> Result<(Project, Registry)> {
     let mut registry = Registry::load(home)?;
     let project = Project::load(file, &mut registry)?;
     Ok((project, registry))
 }
 
-/// [`load`], refusing (exit 2, naming `authsome allow`) a project that is
+/// The project file `file` parsed as far as its trust lets it be read, with
+/// the registry it extends and its trust. The files its `[definitions]` name
+/// are opened only when this directory's record allows exactly them;
+/// otherwise they are left unread (`Project::unread`) and it is not allowed.
+pub fn open(home: &Home, file: &Path) -> Result<(Project, Registry, Trust)> {
+    let mut registry = Registry::load(home)?;
+    let place = crate::project::config::in_place(file);
+    let project = Project::load_gated(&place, &mut registry, &|declared| trust::may_read(home, &place, declared))?;
+    let state = trust::check(home, &project);
+    Ok((project, registry, state))
+}
+
+/// [`open`], refusing (exit 2, naming `authsome allow`) a project that is
 /// not allowed as it is now.
 pub fn load_trusted(home: &Home, file: &Path) -> Result<(Project, Registry)> {
-    let (project, registry) = load(home, file)?;
-    match trust::check(home, &project) {
+    match open(home, file)? {
         // A project that requires a team store is never served from another store.
-        Trust::Allowed => crate::store::require(home, project.store_id.as_deref()).map(|()| (project, registry)),
-        t => Err(Error::bad_input(trust::refusal(&project, &t))),
+        (project, registry, Trust::Allowed) => crate::store::require(home, project.store_id.as_deref()).map(|()| (project, registry)),
+        (project, _, t) => Err(Error::bad_input(trust::refusal(&project, &t))),
     }
 }
 

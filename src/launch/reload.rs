@@ -5,7 +5,7 @@
 //! ([`withdraw`]): the previous routes were granted to a file that is gone.
 
 use super::plan::{Plan, Serve};
-use super::project::{evaluate, load};
+use super::project::{evaluate, open};
 use super::watch::Watch;
 use crate::error::{Error, Result};
 use crate::paths::Home;
@@ -54,8 +54,7 @@ impl<'a> Reloader<'a> {
     /// `fix` is offered the requirements that block (`up` logs them in) and
     /// says whether it changed the vault.
     pub fn reload(&mut self, fix: &mut dyn FnMut(&[&Check]) -> bool) -> std::result::Result<Reloaded, Kept> {
-        let (project, registry) = load(self.home, &self.file).map_err(Kept::Broken)?;
-        let state = trust::check(self.home, &project);
+        let (project, registry, state) = open(self.home, &self.file).map_err(Kept::Broken)?;
         if state != Trust::Allowed {
             return Err(Kept::Refused(trust::refusal(&project, &state)));
         }

@@ -53,13 +53,37 @@ pub fn find(start: &Path) -> Option<PathBuf> {
 /// The project file for `dir_or_file`: the file itself when it names one, else
 /// the nearest one at or above the directory. Exit 2 when there is none.
 pub fn locate(dir_or_file: &Path) -> Result<PathBuf> {
-    let abs = absolute(dir_or_file);
-    if abs.is_file() {
-        return Ok(abs);
+    if dir_or_file.is_file() {
+        return Ok(in_place(dir_or_file));
     }
-    find(&abs).ok_or_else(|| {
+    let abs = absolute(dir_or_file);
+    find(&abs).map(|f| in_place(&f)).ok_or_else(|| {
         Error::bad_input(format!("no {FILE_NAME} in {} or any parent directory; `authsome init` creates one", abs.display()))
     })
+}
+
+/// The project file `file` named by where it takes effect: its directory
+/// made absolute with symbolic links resolved, its own name kept. A linked
+/// parent directory is the same directory, so the same project; a linked
+/// (or hard-linked) `authsome.toml` is the project of the directory holding
+/// the link, which trust treats as a project of its own.
+pub fn in_place(file: &Path) -> PathBuf {
+    let abs = if file.is_absolute() {
+        file.to_path_buf()
+    } else {
+        std::env::current_dir().map(|d| d.join(file)).unwrap_or_else(|_| file.to_path_buf())
+    };
+    match (abs.parent(), abs.file_name()) {
+        (Some(dir), Some(name)) => std::fs::canonicalize(dir).map(|d| d.join(name)).unwrap_or(abs),
+        _ => abs,
+    }
+}
+
+/// The text of the project file `file`: a small regular file (a FIFO, device
+/// or huge file found by walking up is refused without blocking or being read).
+pub fn read(file: &Path) -> Result<String> {
+    crate::fsutil::read_small_regular(file, true, crate::fsutil::MAX_PROJECT_FILE)
+        .map_err(|e| Error::bad_input(format!("{}: {e}", file.display())))
 }
 
 /// `p` made absolute against the current directory, symlinks resolved when it exists.
@@ -178,9 +202,25 @@ pub struct Definition {
     pub name: String,
     /// The JSON file, absolute.
     pub path: PathBuf,
+    /// The path as written in the file (what trust records as read).
+    pub declared: String,
     /// Its validated content.
     pub def: ProviderDef,
 }
+
+/// A `[definitions]` entry as written, before its file is read: what `allow`
+/// would read, and what a trust record says it allowed to be read.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Declared {
+    /// The provider name.
+    pub name: String,
+    /// The file, relative to the project directory, as written.
+    pub path: String,
+}
+
+/// Whether the files a project's `[definitions]` name may be opened; told
+/// every entry (sorted by name) once they are known to stay inside the project.
+pub type MayRead<'a> = &'a dyn Fn(&[Declared]) -> bool;
 
 /// `[run]`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -205,6 +245,10 @@ pub struct Project {
     pub requirements: Vec<Requirement>,
     /// Project-local provider definitions, sorted by name.
     pub definitions: Vec<Definition>,
+    /// Definitions that were not read, because the project is not trusted as
+    /// it is (sorted by name); the requirements of their providers are left
+    /// out. Always empty in a project that can be run (see `trust::canonical`).
+    pub unread: Vec<Declared>,
     /// `[run]`.
     pub run: Run,
     /// `[proxy] undeclared_hosts`.
@@ -215,11 +259,18 @@ pub struct Project {
 }
 
 impl Project {
-    /// Read, parse and check `file`; project definitions are added to `registry`.
+    /// Read, parse and check `file`, reading every project definition (only
+    /// `allow` does this: see [`Project::load_gated`]); they are added to `registry`.
     pub fn load(file: &Path, registry: &mut Registry) -> Result<Project> {
-        let file = absolute(file);
-        let text = std::fs::read_to_string(&file).map_err(|e| Error::bad_input(format!("{}: {e}", file.display())))?;
-        parse(&text, &file, registry)
+        Project::load_gated(file, registry, &|_| true)
+    }
+
+    /// Read, parse and check `file`; its definitions are read (and added to
+    /// `registry`) only when `may_read` says so, and listed in
+    /// [`Project::unread`] otherwise.
+    pub fn load_gated(file: &Path, registry: &mut Registry, may_read: MayRead) -> Result<Project> {
+        let file = in_place(file);
+        parse_gated(&read(&file)?, &file, registry, may_read)
     }
 }
 
@@ -367,6 +418,12 @@ fn origin_name(file: &Path) -> String {
 /// Parse and check the text of `file` (absolute). Project definitions are
 /// loaded relative to the file's directory and added to `registry`.
 pub fn parse(text: &str, file: &Path, registry: &mut Registry) -> Result<Project> {
+    parse_gated(text, file, registry, &|_| true)
+}
+
+/// [`parse`], opening the files `[definitions]` names only when `may_read`
+/// allows them (see [`Project::load_gated`]).
+pub fn parse_gated(text: &str, file: &Path, registry: &mut Registry, may_read: MayRead) -> Result<Project> {
     let origin = origin_name(file);
     let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
     let raw: RawFile = toml::from_str(text).map_err(|e| {
@@ -379,10 +436,16 @@ pub fn parse(text: &str, file: &Path, registry: &mut Registry) -> Result<Project
         secret_envs: BTreeSet::new(),
     };
     // Project definitions first: requirements may name them.
-    let definitions = c.definitions(&raw.definitions, &dir, registry);
+    let (definitions, unread) = c.definitions(&raw.definitions, &dir, registry, may_read);
     let mut requirements = Vec::new();
     for (name, entry) in &raw.providers {
-        requirements.extend(c.provider(name, entry.get_ref(), registry));
+        // What an unread definition would define is not known yet; one that
+        // could not be read has its own error already.
+        let unknown = unread.iter().any(|d| &d.name == name.get_ref())
+            || (raw.definitions.contains_key(name) && !definitions.iter().any(|d| &d.name == name.get_ref()));
+        if !unknown {
+            requirements.extend(c.provider(name, entry.get_ref(), registry));
+        }
     }
     let run = raw.run.as_ref().map(|r| c.run(r)).unwrap_or_default();
     if let Some(id) = raw.store.as_ref().map(|s| &s.id) {
@@ -398,10 +461,41 @@ pub fn parse(text: &str, file: &Path, registry: &mut Registry) -> Result<Project
         dir,
         requirements,
         definitions,
+        unread,
         run,
         undeclared_hosts: raw.proxy.and_then(|p| p.undeclared_hosts).unwrap_or_default(),
         store_id: raw.store.map(|s| s.id.into_inner()),
     })
+}
+
+/// Whether `path` names something below the project directory by its
+/// words alone: relative, not empty, no `..`.
+fn inside(path: &str) -> bool {
+    use std::path::Component;
+    let p = Path::new(path);
+    p.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+        && p.components().any(|c| matches!(c, Component::Normal(_)))
+}
+
+/// Read the definition `rel` (already [`inside`] by its words) of the project
+/// in `dir`: links are resolved and must stay inside the project, and the
+/// file must be a small regular one (see `fsutil::read_small_regular`).
+/// Returns the path as named, absolute, and the text.
+fn read_definition(dir: &Path, rel: &str) -> std::result::Result<(PathBuf, String), String> {
+    let full = dir.join(rel);
+    let root = std::fs::canonicalize(dir).map_err(|e| format!("cannot read the project directory {}: {e}", dir.display()))?;
+    let real = std::fs::canonicalize(&full).map_err(|e| format!("cannot read provider definition {}: {e}", full.display()))?;
+    if !real.starts_with(&root) {
+        return Err(format!(
+            "provider definition {} leads to {}, outside the project; it must be a file inside {}",
+            full.display(),
+            real.display(),
+            root.display()
+        ));
+    }
+    let text = crate::fsutil::read_small_regular(&real, false, crate::fsutil::MAX_PROJECT_FILE)
+        .map_err(|e| format!("provider definition {} {e}", full.display()))?;
+    Ok((full, text))
 }
 
 /// The checks of one file, step by step, with what they share: the problems
@@ -416,36 +510,61 @@ struct Checker<'a> {
 type Entry<'r> = (&'r RawRequirement, std::ops::Range<usize>);
 
 impl Checker<'_> {
-    /// `[definitions]`: each file read, validated, named as its key, and added to `registry`.
-    fn definitions(&mut self, raw: &BTreeMap<Spanned<String>, Spanned<String>>, dir: &Path, registry: &mut Registry) -> Vec<Definition> {
-        let mut definitions = Vec::new();
+    /// `[definitions]`: each path checked to stay inside the project; then,
+    /// when `may_read` allows it, each file read, validated, named as its key
+    /// and added to `registry`. Otherwise nothing is opened and the entries
+    /// come back unread.
+    fn definitions(
+        &mut self,
+        raw: &BTreeMap<Spanned<String>, Spanned<String>>,
+        dir: &Path,
+        registry: &mut Registry,
+        may_read: MayRead,
+    ) -> (Vec<Definition>, Vec<Declared>) {
+        let mut declared = Vec::new();
         for (name, path) in raw {
             if !crate::providers::def::valid_name(name.get_ref()) {
                 self.p.at(name.span(), format_args!("provider name {:?} must be lower-case letters, digits, '-' or '_'", name.get_ref()));
-                continue;
+            } else if !inside(path.get_ref()) {
+                self.p.at(
+                    path.span(),
+                    format_args!(
+                        "definition path {:?} must be a relative path inside the project (no absolute path, no `..`)",
+                        path.get_ref()
+                    ),
+                );
+            } else {
+                declared.push((Declared { name: name.get_ref().clone(), path: path.get_ref().clone() }, path.span()));
             }
-            let full = dir.join(path.get_ref());
-            let def = match std::fs::read_to_string(&full) {
+        }
+        let entries: Vec<Declared> = declared.iter().map(|(d, _)| d.clone()).collect();
+        if !self.p.lines.is_empty() || !may_read(&entries) {
+            return (Vec::new(), entries);
+        }
+        let mut definitions = Vec::new();
+        for (d, span) in declared {
+            let (full, json) = match read_definition(dir, &d.path) {
+                Ok(read) => read,
                 Err(e) => {
-                    self.p.at(path.span(), format_args!("cannot read provider definition {}: {e}", full.display()));
+                    self.p.at(span, e);
                     continue;
                 }
-                Ok(json) => match crate::providers::parse(&json, &full.display().to_string()) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        self.p.lines.push(e.message);
-                        continue;
-                    }
-                },
             };
-            if &def.name != name.get_ref() {
-                self.p.at(path.span(), format_args!("{} defines provider {:?}, not {:?}", full.display(), def.name, name.get_ref()));
+            let def = match crate::providers::parse(&json, &full.display().to_string()) {
+                Ok(def) => def,
+                Err(e) => {
+                    self.p.lines.push(e.message);
+                    continue;
+                }
+            };
+            if def.name != d.name {
+                self.p.at(span, format_args!("{} defines provider {:?}, not {:?}", full.display(), def.name, d.name));
                 continue;
             }
             registry.add_project(def.clone(), full.clone());
-            definitions.push(Definition { name: def.name.clone(), path: full, def });
+            definitions.push(Definition { name: d.name, path: full, declared: d.path, def });
         }
-        definitions
+        (definitions, Vec::new())
     }
 
     /// Every requirement of one `[providers.NAME]` (a table, an array of tables, or `true`).
@@ -791,6 +910,57 @@ connection = "work-bot"
         std::fs::write(&file, "[definitions]\nwidget = \"providers/acme.json\"\n").unwrap();
         let err = Project::load(&file, &mut registry()).unwrap_err();
         assert!(err.message.contains("defines provider \"acme\", not \"widget\""), "{}", err.message);
+    }
+
+    #[test]
+    fn definition_paths_must_stay_inside_by_their_words() {
+        for ok in ["a.json", "./defs/a.json", "defs/./a.json"] {
+            assert!(inside(ok), "{ok}");
+        }
+        for bad in ["", ".", "/etc/passwd", "../x.json", "defs/../../x.json", "defs/..", "/dev/stdin"] {
+            assert!(!inside(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unread_definitions_open_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("acme.json");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let file = dir.path().join(FILE_NAME);
+        std::fs::write(&file, "[definitions]\nacme = \"acme.json\"\n[providers.acme]\n[providers.github]\n").unwrap();
+        let asked = std::cell::RefCell::new(Vec::new());
+        let may_read = |d: &[Declared]| {
+            asked.borrow_mut().extend_from_slice(d);
+            false
+        };
+        let p = Project::load_gated(&file, &mut registry(), &may_read).unwrap();
+        let acme = Declared { name: "acme".into(), path: "acme.json".into() };
+        assert_eq!(*asked.borrow(), vec![acme.clone()]);
+        assert_eq!(p.unread, vec![acme]);
+        assert!(p.definitions.is_empty());
+        // Only what the unread file would define is left out.
+        assert_eq!(p.requirements.iter().map(|r| r.provider.as_str()).collect::<Vec<_>>(), vec!["github"]);
+        // Allowed to read, the FIFO is refused without blocking.
+        let err = Project::load(&file, &mut registry()).unwrap_err();
+        assert!(err.message.contains("authsome.toml:2:8: provider definition") && err.message.contains("is a FIFO"), "{}", err.message);
+        assert!(!err.message.contains("unknown provider"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_linked_project_file_belongs_to_the_linking_directory() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().canonicalize().unwrap();
+        for d in ["proj", "evil"] {
+            std::fs::create_dir(root.join(d)).unwrap();
+        }
+        std::fs::write(root.join("proj").join(FILE_NAME), "").unwrap();
+        std::os::unix::fs::symlink("../proj/authsome.toml", root.join("evil").join(FILE_NAME)).unwrap();
+        std::os::unix::fs::symlink(root.join("proj"), root.join("alias")).unwrap();
+        assert_eq!(locate(&root.join("evil")).unwrap(), root.join("evil").join(FILE_NAME));
+        assert_eq!(locate(&root.join("evil").join(FILE_NAME)).unwrap(), root.join("evil").join(FILE_NAME));
+        assert_eq!(locate(&root.join("alias").join(FILE_NAME)).unwrap(), root.join("proj").join(FILE_NAME));
+        assert_eq!(locate(&root.join("alias")).unwrap(), root.join("proj").join(FILE_NAME));
     }
 
     #[test]

@@ -27,8 +27,9 @@ pub struct Replacement {
     pub path: Option<PathBuf>,
     /// Where the replaced definition sends the credential.
     pub before: Vec<String>,
-    /// Where the project's definition sends it instead.
-    pub after: Vec<String>,
+    /// Where the project's definition sends it instead; `None` while the
+    /// definition is unread (the project is not trusted: its file is not opened).
+    pub after: Option<Vec<String>>,
 }
 
 impl Replacement {
@@ -39,10 +40,10 @@ impl Replacement {
             (Source::Custom, Some(p)) => format!("your definition of {} ({})", self.name, p.display()),
             _ => format!("the bundled definition of {}", self.name),
         };
-        let change = if self.before == self.after {
-            format!("same destinations: {}", self.after.join(", "))
-        } else {
-            format!("{} → {}", self.before.join(", "), self.after.join(", "))
+        let change = match &self.after {
+            Some(after) if after == &self.before => format!("same destinations: {}", after.join(", ")),
+            Some(after) => format!("{} → {}", self.before.join(", "), after.join(", ")),
+            None => format!("{} → not read until `authsome allow`, which shows them", self.before.join(", ")),
         };
         one_line(&format!("REPLACES {whose}: your {} credentials would go where the project says ({change})", self.name))
     }
@@ -67,21 +68,20 @@ fn destinations(def: &ProviderDef) -> Vec<String> {
     out
 }
 
-/// The project's definitions that replace a bundled or user definition.
-/// `registry` must be the one `project` was loaded into.
+/// The project's definitions that replace a bundled or user definition
+/// (an unread one by its name alone). `registry` must be the one `project`
+/// was loaded into.
 pub fn replacements(project: &Project, registry: &Registry) -> Vec<Replacement> {
-    project
-        .definitions
-        .iter()
-        .filter_map(|d| {
-            let old = registry.replaced(&d.name)?;
-            Some(Replacement {
-                name: d.name.clone(),
-                source: old.source,
-                path: old.path.clone(),
-                before: destinations(&old.def),
-                after: destinations(&d.def),
-            })
+    let read = project.definitions.iter().filter_map(|d| Some((&d.name, registry.replaced(&d.name)?, Some(destinations(&d.def)))));
+    // Unread definitions were not added: the name still finds what they would replace.
+    let unread = project.unread.iter().filter_map(|d| Some((&d.name, registry.get(&d.name).ok()?, None)));
+    read.chain(unread)
+        .map(|(name, old, after)| Replacement {
+            name: name.clone(),
+            source: old.source,
+            path: old.path.clone(),
+            before: destinations(&old.def),
+            after,
         })
         .collect()
 }
@@ -131,6 +131,10 @@ pub fn summary(project: &Project, registry: &Registry) -> String {
     for d in &project.definitions {
         line(&mut out, "defines", &format!("{} from {}", d.name, d.path.display()));
         def_details(&mut out, &d.def);
+    }
+    // An untrusted file's definitions are not opened: what they define is unknown until then.
+    for d in &project.unread {
+        line(&mut out, "defines", &format!("{} from {} (read by `authsome allow`; its providers are shown then)", d.name, d.path));
     }
     if let Some(c) = &project.run.command {
         line(&mut out, "command", &command_text(c));

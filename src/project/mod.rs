@@ -4,7 +4,7 @@
 //! reconcile an environment.
 //!
 //! - [`config`]: finding and parsing the file into a checked [`Project`];
-//! - [`trust`]: the file is inert until `authsome allow` (bound to path + content);
+//! - [`trust`]: the file is inert until `authsome allow` (bound to where it takes effect + meaning);
 //! - [`grants`]: what allowing it grants, shown in full before it is trusted;
 //! - [`requirements`]: each requirement against the vault, with the exact fix;
 //!

@@ -1,16 +1,23 @@
 //! Trust: a project file is inert until `authsome allow`, like `direnv allow`,
 //! but less annoying.
 //!
-//! Trust is bound to the file's canonical path and to a digest of its
+//! Trust is bound to where the file takes effect and to a digest of its
 //! *security-relevant meaning*, computed from the parsed model in a canonical
 //! order rather than from the bytes: editing a comment, reflowing a table or
 //! reordering keys keeps trust, while adding a provider, changing a connection,
 //! a scope, a variable, a custom definition (including the referenced JSON
 //! file's content), the command, its environment or the proxy policy drops it.
 //!
-//! Records live in `<home>/trust/<sha256(path)>.json`; `deny` deletes the record.
+//! The path is the file's directory where it takes effect (symbolic links
+//! resolved) joined with its own name (`config::in_place`): a linked or
+//! hard-linked `authsome.toml` elsewhere is a project of its own, allowed on
+//! its own. Nothing a file names is opened before this directory's record
+//! allows exactly those files ([`may_read`]).
+//!
+//! Records live in `<home>/trust/<sha256(path)>.json`; `deny` replaces the
+//! record with a denial.
 
-use super::config::{Definition, Project, Requirement, Run};
+use super::config::{Declared, Definition, Project, Requirement, Run};
 use crate::error::{Error, Result};
 use crate::fsutil::ensure_private_dir;
 use crate::paths::Home;
@@ -55,6 +62,11 @@ struct Record {
     path: PathBuf,
     digest: String,
     allowed_at: u64,
+    /// The `[definitions]` entries allowed to be read. Absent in records
+    /// written before it existed: those projects' definitions are read (as
+    /// small regular files inside the project) and the digest decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    definitions: Option<Vec<Declared>>,
 }
 
 fn sha256(data: &[u8]) -> String {
@@ -69,12 +81,13 @@ fn sha256(data: &[u8]) -> String {
 /// not deciding anything.
 pub fn canonical(project: &Project) -> serde_json::Value {
     // Where the file is decides nothing beyond the path trust is bound to.
-    let Project { file: _, dir: _, requirements, definitions, run, undeclared_hosts, store_id } = project;
+    let Project { file: _, dir: _, requirements, definitions, unread, run, undeclared_hosts, store_id } = project;
     let requirements: Vec<_> = requirements.iter().map(canonical_requirement).collect();
     let definitions: Vec<_> = definitions
         .iter()
         .map(|d| {
-            let Definition { name, path, def } = d;
+            // `declared` is `path` as written: the absolute path decides.
+            let Definition { name, path, declared: _, def } = d;
             serde_json::json!({"name": name, "path": path, "definition": def})
         })
         .collect();
@@ -94,6 +107,11 @@ pub fn canonical(project: &Project) -> serde_json::Value {
     // Likewise only when present: the team store the project requires.
     if let Some(id) = store_id {
         v["store"] = serde_json::json!(id);
+    }
+    // A project whose definitions were not read is not the project anyone
+    // allowed: its digest matches no record.
+    if !unread.is_empty() {
+        v["unread"] = serde_json::json!(unread);
     }
     v
 }
@@ -127,6 +145,17 @@ fn read_record(home: &Home, file: &Path) -> Option<Record> {
     serde_json::from_str::<Record>(&text).ok().filter(|r| r.path == file)
 }
 
+/// Whether the files `declared` (a project's `[definitions]`, as written)
+/// of the project file `file` may be opened: only when this directory's
+/// record allows exactly these entries. A file never allowed here, denied,
+/// or naming other files than were allowed opens nothing.
+pub fn may_read(home: &Home, file: &Path, declared: &[Declared]) -> bool {
+    match read_record(home, file) {
+        Some(r) if r.digest != DENIED => r.definitions.as_deref().is_none_or(|allowed| allowed == declared),
+        _ => false,
+    }
+}
+
 /// Whether `project` is allowed as it is now.
 pub fn check(home: &Home, project: &Project) -> Trust {
     match read_record(home, &project.file) {
@@ -139,9 +168,14 @@ pub fn check(home: &Home, project: &Project) -> Trust {
 
 /// Trust `project` as it is now (`authsome allow`).
 pub fn allow(home: &Home, project: &Project) -> Result<()> {
+    if !project.unread.is_empty() {
+        return Err(Error::other(format!("cannot allow {}: its definitions were not read", project.file.display())));
+    }
     let dir = home.trust_dir();
     ensure_private_dir(&dir).map_err(|e| Error::other(format!("cannot create {}: {e}", dir.display())))?;
-    let rec = Record { path: project.file.clone(), digest: digest(project), allowed_at: crate::fsutil::now_unix() };
+    let read = project.definitions.iter().map(|d| Declared { name: d.name.clone(), path: d.declared.clone() }).collect();
+    let rec =
+        Record { path: project.file.clone(), digest: digest(project), allowed_at: crate::fsutil::now_unix(), definitions: Some(read) };
     let body = serde_json::to_vec_pretty(&rec).expect("record serializes");
     crate::fsutil::atomic_write(&record_path(home, &project.file), &body, 0o600)
         .map_err(|e| Error::other(format!("cannot record trust in {}: {e}", dir.display())))
@@ -157,7 +191,7 @@ pub fn deny(home: &Home, file: &Path) -> Result<bool> {
     let was = read_record(home, file).is_some_and(|r| r.digest != DENIED);
     let dir = home.trust_dir();
     ensure_private_dir(&dir).map_err(|e| Error::other(format!("cannot create {}: {e}", dir.display())))?;
-    let rec = Record { path: file.to_owned(), digest: DENIED.to_owned(), allowed_at: crate::fsutil::now_unix() };
+    let rec = Record { path: file.to_owned(), digest: DENIED.to_owned(), allowed_at: crate::fsutil::now_unix(), definitions: None };
     let body = serde_json::to_vec_pretty(&rec).expect("record serializes");
     crate::fsutil::atomic_write(&record_path(home, file), &body, 0o600).map_err(|e| Error::other(format!("cannot revoke trust: {e}")))?;
     Ok(was)
@@ -175,7 +209,12 @@ pub fn refusal(project: &Project, state: &Trust) -> String {
         Trust::Denied => "is blocked (`authsome deny`)",
         _ => "is not allowed yet",
     };
-    format!("{} {why}; review it, then run `{}`", project.file.display(), allow_command(project))
+    let mut line = format!("{} {why}; review it, then run `{}`", project.file.display(), allow_command(project));
+    if !project.unread.is_empty() {
+        let files: Vec<&str> = project.unread.iter().map(|d| d.path.as_str()).collect();
+        line.push_str(&format!(" (allowing it reads {})", files.join(", ")));
+    }
+    line
 }
 
 #[cfg(test)]
@@ -211,6 +250,35 @@ mod tests {
         ] {
             assert_ne!(digest(&project(&changed)), base, "{changed}");
         }
+    }
+
+    #[test]
+    fn records_say_which_definitions_may_be_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path(), "default");
+        let p = project(BASE);
+        let acme = [Declared { name: "acme".into(), path: "acme.json".into() }];
+        assert!(!may_read(&home, &p.file, &[]), "never allowed here: nothing is opened");
+        allow(&home, &p).unwrap();
+        assert!(may_read(&home, &p.file, &[]));
+        assert!(!may_read(&home, &p.file, &acme), "a file naming other definitions than were allowed opens nothing");
+        deny(&home, &p.file).unwrap();
+        assert!(!may_read(&home, &p.file, &[]));
+        let mut unread = p.clone();
+        unread.unread = acme.to_vec();
+        assert!(allow(&home, &unread).is_err(), "a project whose definitions were not read cannot be allowed");
+    }
+
+    #[test]
+    fn records_written_before_definitions_were_recorded_keep_working() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path(), "default");
+        let p = project(BASE);
+        ensure_private_dir(&home.trust_dir()).unwrap();
+        let old = serde_json::json!({"path": p.file, "digest": digest(&p), "allowed_at": 1});
+        crate::fsutil::atomic_write(&record_path(&home, &p.file), old.to_string().as_bytes(), 0o600).unwrap();
+        assert!(may_read(&home, &p.file, &[Declared { name: "acme".into(), path: "acme.json".into() }]));
+        assert_eq!(check(&home, &p), Trust::Allowed);
     }
 
     #[test]
