@@ -485,8 +485,18 @@ fn a_database_restart_under_load_is_ridden_out_and_the_listener_comes_back() {
     assert!(pg::wait_until(Duration::from_secs(10), || refresh_uses(&team.fake).len() >= restarted_uses + 2), "refreshes go on");
     stop_load.store(true, Ordering::SeqCst);
     let failures: Vec<String> = load.into_iter().flat_map(|t| t.join().unwrap()).collect();
-    // After the restart a login on another host reaches the running proxy by notification.
     std::thread::sleep(Duration::from_millis(1500));
+    // The proxy trusts its copy again, which it does only while its listener is
+    // connected: a change made behind the store's back (no notification, and a
+    // row that would not even open) goes unseen, and every request still succeeds.
+    let behind_its_back = |by: i32| {
+        let sql = format!("UPDATE authsome_records SET version = version + {by} WHERE kind = 'connection' AND provider = 'openai'");
+        pg::psql(&team.db, &sql);
+    };
+    behind_its_back(1000);
+    std::thread::sleep(Duration::from_millis(1000));
+    behind_its_back(-1000);
+    // And a login on another host reaches the running proxy by notification.
     new_key_reaches_the_proxy(&hosts[1], proxy, &stop_file, &echo, (key1, key2));
     assert!(failures.is_empty(), "commands reconnected across the restart: {failures:?}");
     team.assert_linear_chain(&first, &hosts[0]);
