@@ -86,11 +86,18 @@ impl Link {
     fn create() -> Link {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let pid = std::process::id();
-        let n = NEXT.fetch_add(1, Ordering::SeqCst) % 64;
-        // 256 processes × 64 live hosts, each a /30 of the /16.
-        let block = (pid % 256) * 64 + n;
-        let base = u32::from(Ipv4Addr::new(10, 213, 0, 0)) + block * 4;
-        let (root_addr, host_addr) = (Ipv4Addr::from(base + 1), Ipv4Addr::from(base + 2));
+        // A /30 of the /16 per host, 64 per process from a block chosen by
+        // pid, skipping any another test run already uses.
+        let (n, root_addr, host_addr) = loop {
+            let n = NEXT.fetch_add(1, Ordering::SeqCst);
+            let block = ((pid % 256) * 64 + n) % 16_384;
+            let base = u32::from(Ipv4Addr::new(10, 213, 0, 0)) + block * 4;
+            let (root_addr, host_addr) = (Ipv4Addr::from(base + 1), Ipv4Addr::from(base + 2));
+            let used = Command::new("ip").args(["-4", "-o", "addr", "show", "to", &format!("{root_addr}/30")]).output();
+            if used.is_ok_and(|o| o.stdout.is_empty()) {
+                break (n, root_addr, host_addr);
+            }
+        };
         let ns = format!("as{pid}x{n}");
         let (root_if, host_if) = (format!("{ns}r"), format!("{ns}h"));
         // Leftovers of a killed run with the same pid would make `add` fail.
