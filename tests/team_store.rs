@@ -398,6 +398,51 @@ fn a_lease_holder_killed_after_the_provider_rotated_ends_in_a_clear_relogin() {
     assert!(team.audit().iter().any(|(a, r)| a == "refresh_failed" && r.contains("invalid_grant")));
 }
 
+/// The documented limit: a holder stalled after the provider answered, past
+/// its lease (`SIGSTOP`). The next host takes over, gets `invalid_grant` (the
+/// provider detects the reuse and revokes the family) and marks the
+/// connection expired naming the stalled holder; when the stalled holder
+/// wakes, its late answer never replaces that record (it lost the
+/// compare-and-set, or its request timed out).
+#[test]
+fn a_lease_holder_stalled_past_its_lease_never_overwrites_the_outcome() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let Some(team) = Team::new(Config { strict_rotation: true, expires_in: Some(0), ..Config::default() }) else { return };
+    let (mut h1, mut h2) = (team.host(), team.host());
+    team.init_and_login(&h1);
+    for h in [&mut h1, &mut h2] {
+        h.set("AUTHSOME_REFRESH_LEASE_SECS", "4");
+    }
+    // The provider rotates, then answers a second later: the holder is stopped in between.
+    team.fake.configure(|c| c.token_response_delay = Duration::from_secs(1));
+    let holder = h1.spawn(&["refresh", "discord"]);
+    assert!(pg::wait_until(Duration::from_secs(20), || refresh_uses(&team.fake).len() == 1), "the holder sent its request");
+    let pid = Pid::from_raw(holder.id() as i32);
+    kill(pid, Signal::SIGSTOP).unwrap();
+    team.fake.configure(|c| c.token_response_delay = Duration::ZERO);
+    std::thread::sleep(Duration::from_secs(5));
+    let out = h2.run(&["refresh", "discord"], None);
+    assert_eq!(out.code, 4, "{}", out.all());
+    assert!(out.stderr.contains("invalid_grant") && out.stderr.contains("never finished"), "{}", out.all());
+    kill(pid, Signal::SIGCONT).unwrap();
+    let late = finish(holder);
+    let record = team.records(&h1).connection("discord", None).unwrap().clone();
+    assert_eq!(record.status, authsome::vault::Status::Expired, "the late holder did not overwrite the outcome: {}", late.all());
+    assert!(record.status_reason.as_deref().is_some_and(|r| r.contains("taken over from")), "{:?}", record.status_reason);
+    assert!(record.refresh_token.is_none(), "the dead refresh token is gone");
+    assert_eq!(team.fake.reuse_detected(), 1, "the provider saw the one reuse the takeover could not avoid");
+    // The late holder says so: never a success for a connection that needs a login.
+    assert!(late.code != 0 && !late.stderr.contains('✓'), "{}", late.all());
+    if team.audit().iter().any(|(a, _)| a == "refresh_discarded") {
+        // Its answer arrived and lost the compare-and-set: its orphan tokens were revoked (RFC 7009).
+        assert_eq!(late.code, 4, "{}", late.all());
+        assert!(late.stderr.contains("has expired") && late.stderr.contains("authsome login discord"), "{}", late.all());
+        assert!(!team.fake.requests_to("revoke").is_empty(), "the orphan tokens were revoked");
+    }
+    assert_no_secrets(&team.fake.secrets(), &[&out, &late]);
+}
+
 #[test]
 fn a_login_on_one_host_reaches_a_running_proxy_on_another_within_a_second() {
     let Some(team) = Team::new(Config::default()) else { return };
