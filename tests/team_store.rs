@@ -476,10 +476,26 @@ fn a_login_on_one_host_reaches_a_running_proxy_on_another_within_a_second() {
 #[test]
 fn a_host_whose_link_goes_down_fails_clearly_the_others_refresh_and_it_catches_up() {
     let Some(team) = Team::new(Config { strict_rotation: true, ..Config::default() }) else { return };
+    let echo = Echo::start_gated(&["api.openai.com"], hosts::bind_ip(), None);
     let (h1, mut cut) = (team.host(), team.host());
     team.init_and_login(&h1);
     let seen = cut.run(&["get", "discord", "--field", "status"], None);
     assert_eq!((seen.code, seen.stdout.trim()), (0, "connected"), "{}", seen.all());
+    // A proxy running on the host before its link goes down: one line per request, its status and, when it failed, the body.
+    let key = "sk-cutoffkey-0123456789abcdefghij";
+    assert_eq!(h1.run(&["login", "openai"], Some(key)).code, 0);
+    cut.upstream(&echo, "api.openai.com");
+    let stop = tempfile::tempdir().unwrap();
+    let stop_file = stop.path().join("stop");
+    let script = format!(
+        "while [ ! -e {} ]; do r=$(curl -s --max-time 120 -w ' @%{{http_code}}' https://api.openai.com/v1/models); \
+         case \"$r\" in *' @200') echo 200;; *) echo \"$r\" | tr '\\n' ' '; echo;; esac; sleep 0.2; done",
+        stop_file.display()
+    );
+    // No copy kept: every request reads the store, so the cut shows at once.
+    cut.set("AUTHSOME_STORE_CACHE_SECS", "0");
+    let proxy = cut.spawn(&["run", "--", "sh", "-c", &script]);
+    std::thread::sleep(Duration::from_secs(2));
 
     cut.set_link(false);
     let start = Instant::now();
@@ -490,13 +506,26 @@ fn a_host_whose_link_goes_down_fails_clearly_the_others_refresh_and_it_catches_u
     let other = h1.run(&["refresh", "discord", "--force"], None);
     assert_eq!(other.code, 0, "the other machines are unaffected: {}", other.all());
     let expires = h1.run(&["get", "discord", "--field", "expires_at"], None).stdout;
+    // The running proxy's requests fail clearly within seconds rather than hang on the dead link.
+    std::thread::sleep(Duration::from_secs(30).saturating_sub(start.elapsed()));
 
     cut.set_link(true);
     let back = cut.run(&["get", "discord", "--field", "expires_at"], None);
     assert_eq!(back.code, 0, "{}", back.all());
     assert_eq!(back.stdout, expires, "after the link is back it reads the refreshed record");
+    std::thread::sleep(Duration::from_secs(3));
+    std::fs::write(&stop_file, "").unwrap();
+    let served = finish(proxy);
+    let lines: Vec<&str> = served.stdout.lines().map(str::trim).collect();
+    assert!(lines.iter().all(|l| *l == "200" || l.ends_with(" @511")), "served, or refused with 511: {}", served.all());
+    let refused: Vec<&&str> = lines.iter().filter(|l| l.ends_with(" @511")).collect();
+    assert!(!refused.is_empty(), "while cut off, requests failed rather than hung: {}", served.all());
+    assert!(refused.iter().all(|l| l.contains("team store")), "the refusal names the team store: {refused:?}");
+    assert_eq!(lines.last(), Some(&"200"), "served again once the link is back: {}", served.all());
     assert_eq!(refresh_uses(&team.fake).len(), 1);
-    assert_no_secrets(&team.fake.secrets(), &[&seen, &out, &other, &back]);
+    let mut secrets = team.fake.secrets();
+    secrets.push(key.to_owned());
+    assert_no_secrets(&secrets, &[&seen, &out, &other, &back, &served]);
 }
 
 #[test]

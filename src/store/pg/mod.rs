@@ -32,6 +32,11 @@ use tokio_postgres::Client;
 /// with a clear error (a restart of the server fits in it).
 const CONNECT_PATIENCE: Duration = Duration::from_secs(8);
 
+/// How long one round trip on an open connection may take before the
+/// connection is taken for dead (queries are milliseconds; a writer may wait
+/// a moment for the store's lock).
+const ANSWER_PATIENCE: Duration = Duration::from_secs(10);
+
 /// A team store handle; cheap to share behind an `Arc`.
 pub struct PgStore {
     cfg: PgConfig,
@@ -146,6 +151,27 @@ impl PgStore {
         }
     }
 
+    /// [`PgStore::block`] for a database round trip on an open connection:
+    /// one that does not answer within [`ANSWER_PATIENCE`] (a link gone dead
+    /// under it) counts as lost, so the caller reconnects or fails clearly
+    /// instead of waiting for TCP to give up.
+    fn block_db<T: Send>(&self, fut: impl Future<Output = Result<T>> + Send) -> Result<T> {
+        self.block(async {
+            match tokio::time::timeout(ANSWER_PATIENCE, fut).await {
+                Ok(r) => r,
+                Err(_) => {
+                    self.lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                    Err(Error::other(format!(
+                        "team store {} at {}: no answer within {} s",
+                        self.cfg.id,
+                        self.url_for_humans(),
+                        ANSWER_PATIENCE.as_secs()
+                    )))
+                }
+            }
+        })
+    }
+
     /// Run `op`, and once more on a new connection if it failed because the
     /// connection died under it (a server restart, a dropped link). Only for
     /// operations that are safe to repeat.
@@ -194,7 +220,7 @@ impl PgStore {
         *guard = None;
         let client = self.block(self.connect_patiently())?;
         if self.epoch.get().is_none() {
-            let epoch = self.block(self.key_check(&client))?;
+            let epoch = self.block_db(self.key_check(&client))?;
             let _ = self.epoch.set(epoch);
         }
         *guard = Some(client);
@@ -290,7 +316,7 @@ impl PgStore {
         let generation = self.live.generation();
         let guard = self.client()?;
         let c = guard.as_ref().expect("connected");
-        let rows = self.block(self.rows(c))?;
+        let rows = self.block_db(self.rows(c))?;
         let data = self.open_rows(&rows)?;
         self.live.remember(generation, &data);
         Ok(data)
@@ -302,7 +328,7 @@ impl PgStore {
     pub fn update(&self, f: &mut dyn FnMut(&mut VaultData) -> Result<()>) -> Result<()> {
         let lock_key = format!("authsome-store:{}", self.cfg.id);
         let read = |c: &Client| {
-            self.block(async {
+            self.block_db(async {
                 c.batch_execute("BEGIN").await.map_err(|e| self.db_error(e))?;
                 c.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&lock_key]).await.map_err(|e| self.db_error(e))?;
                 self.rows(c).await
@@ -332,12 +358,12 @@ impl PgStore {
             Ok(Some((rows, before, after)))
         });
         let result = match outcome {
-            Ok(Some((rows, before, after))) => self.block(self.write_changes(c, &rows, &before, &after)),
-            Ok(None) => self.block(async { c.batch_execute("COMMIT").await.map_err(|e| self.db_error(e)) }),
+            Ok(Some((rows, before, after))) => self.block_db(self.write_changes(c, &rows, &before, &after)),
+            Ok(None) => self.block_db(async { c.batch_execute("COMMIT").await.map_err(|e| self.db_error(e)) }),
             Err(e) => Err(e),
         };
         if result.is_err() {
-            let _ = self.block(c.batch_execute("ROLLBACK"));
+            let _ = self.block_db(async { c.batch_execute("ROLLBACK").await.map_err(|e| self.db_error(e)) });
         }
         self.live.invalidate();
         result
@@ -417,7 +443,7 @@ impl PgStore {
     pub fn init(&self) -> Result<InitOutcome> {
         let client = self.block(self.connect_patiently())?;
         let check = self.sealer.seal(&records::key_check_aad(&self.cfg.id, 1), records::KEY_CHECK);
-        let created = self.block(async {
+        let created = self.block_db(async {
             client.batch_execute(&format!("BEGIN; {} COMMIT;", schema::SCHEMA)).await.map_err(|e| self.db_error(e))?;
             client
                 .execute(
@@ -427,7 +453,7 @@ impl PgStore {
                 .await
                 .map_err(|e| self.db_error(e))
         })?;
-        let epoch = self.block(self.key_check(&client))?;
+        let epoch = self.block_db(self.key_check(&client))?;
         let _ = self.epoch.set(epoch);
         *self.client.lock().unwrap_or_else(|e| e.into_inner()) = Some(client);
         Ok(if created == 1 { InitOutcome::Created } else { InitOutcome::AlreadyThere })
@@ -441,7 +467,7 @@ impl PgStore {
     fn status_once(&self) -> Result<serde_json::Value> {
         let guard = self.client()?;
         let c = guard.as_ref().expect("connected");
-        self.block(async {
+        self.block_db(async {
             let db = |e| self.db_error(e);
             let v = c.query_one("SELECT version(), EXTRACT(EPOCH FROM now())::float8", &[]).await.map_err(db)?;
             let (server, db_now): (String, f64) = (v.get(0), v.get(1));
@@ -521,6 +547,14 @@ async fn raw_connect(cfg: &PgConfig) -> std::result::Result<(Client, RawConnecti
         pc.password(p);
     }
     pc.application_name("authsome").connect_timeout(Duration::from_secs(3));
+    // A peer gone silent under an open connection is found out by the kernel
+    // where it can tell: an idle listener by keepalives within about 10 s, data
+    // left unacknowledged after 5 s. Every round trip is bounded anyway (`ANSWER_PATIENCE`).
+    pc.tcp_user_timeout(Duration::from_secs(5))
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(5))
+        .keepalives_interval(Duration::from_secs(2))
+        .keepalives_retries(2);
     pc.connect(tls_for(cfg)).await
 }
 
