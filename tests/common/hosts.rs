@@ -153,6 +153,12 @@ impl Host {
         Host { env, link, routes: Vec::new(), store: None, up: true }
     }
 
+    /// Whether this host is a network namespace (on loopback, cutting the
+    /// link reaches only processes started afterwards).
+    pub fn is_netns(&self) -> bool {
+        self.link.is_some()
+    }
+
     /// The address at which this host reaches the test's services.
     pub fn gateway(&self) -> String {
         self.link.as_ref().map_or_else(|| "127.0.0.1".to_owned(), |l| l.root_addr.to_string())
