@@ -678,9 +678,8 @@ fn item02_untrusted_definitions_are_never_opened() {
 /// Item 2, in a real shell: `cd` into a directory whose never-allowed file
 /// names `/dev/stdin`, or a FIFO, returns at once with one line, and the
 /// command typed next runs (the hook never reads the terminal).
-#[test]
-fn item02_cd_into_a_hostile_project_returns_promptly_in_a_real_shell() {
-    use crate::common::shell::{Kind, Sandbox, Tmux};
+fn cd_into_a_hostile_project_returns_promptly(kind: crate::common::shell::Kind) {
+    use crate::common::shell::{Sandbox, Tmux};
     let sb = Sandbox::new();
     for d in ["tty-proj", "fifo-proj"] {
         std::fs::create_dir(sb.path(d)).unwrap();
@@ -688,15 +687,30 @@ fn item02_cd_into_a_hostile_project_returns_promptly_in_a_real_shell() {
     sb.write_project("tty-proj", "[definitions]\ndiscord = \"/dev/stdin\"\n");
     nix::unistd::mkfifo(&sb.path("fifo-proj/discord.json"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     sb.write_project("fifo-proj", "[definitions]\ndiscord = \"discord.json\"\n[providers.discord]\n");
-    let mut sh = Tmux::start(Kind::BashString, &sb.root, &sb.root, &sb.base_env());
+    let mut sh = Tmux::start(kind, &sb.root, &sb.root, &sb.base_env());
     sh.send("cd tty-proj");
-    assert_eq!(sh.capture("echo alive"), b"alive\n");
-    assert!(sh.screen().contains("authsome.toml:2:11: "), "{}", sh.screen());
+    assert_eq!(sh.capture("echo alive"), b"alive\n", "{kind:?}");
+    assert!(sh.screen().contains("authsome.toml:2:11: "), "{kind:?}: {}", sh.screen());
     sh.send("cd ../fifo-proj");
-    assert_eq!(sh.capture("echo still-alive"), b"still-alive\n");
+    assert_eq!(sh.capture("echo still-alive"), b"still-alive\n", "{kind:?}");
     let screen = sh.screen();
-    assert!(screen.contains("is not allowed yet") && screen.contains("discord.json"), "{screen}");
-    assert!(!sh.env().contains_key("HTTPS_PROXY"), "nothing is activated");
+    assert!(screen.contains("is not allowed yet") && screen.contains("discord.json"), "{kind:?}: {screen}");
+    assert!(!sh.env().contains_key("HTTPS_PROXY"), "{kind:?}: nothing is activated");
+}
+
+#[test]
+fn item02_cd_into_a_hostile_project_returns_promptly_in_a_real_shell() {
+    cd_into_a_hostile_project_returns_promptly(crate::common::shell::Kind::BashString);
+}
+
+#[test]
+fn item02_cd_into_a_hostile_project_returns_promptly_in_zsh() {
+    cd_into_a_hostile_project_returns_promptly(crate::common::shell::Kind::Zsh);
+}
+
+#[test]
+fn item02_cd_into_a_hostile_project_returns_promptly_in_fish() {
+    cd_into_a_hostile_project_returns_promptly(crate::common::shell::Kind::Fish);
 }
 
 /// Item 2: an allowed project's definitions must be regular files inside the
@@ -1082,4 +1096,106 @@ fn item13_a_connection_logged_in_again_elsewhere_is_not_injected_on_its_old_host
     let auth = |target: &str| seen.iter().find(|s| s.target == target).map(|s| s.header("authorization")).unwrap_or_default();
     assert_eq!(auth("/before"), vec!["Bearer gho_public0123456789abcdef".to_owned()], "{seen:?}");
     assert!(!auth("/after").concat().contains("ghe-enterprise-token"), "the Enterprise token reached api.github.com: {seen:?}");
+}
+
+/// Item 3: a project allowed while its `inhouse` definition replaced nothing
+/// kept its trust after the user added their own `inhouse` (or logged in to
+/// one, or a release bundled one): the project's definition then silently
+/// won for the user's own `inhouse` credentials. A replacement that was not
+/// there when the project was allowed drops trust everywhere (`exec`, `up`,
+/// `status`, the shell hook, the daemon), naming the clash and the fix.
+#[test]
+fn item03_a_replacement_that_appears_after_allow_drops_trust() {
+    let env = LoginEnv::new();
+    let project_def = r#"{"name": "inhouse", "auth_type": "api_key", "flow": "api_key", "api_url": "api.inhouse.test",
+        "api_key": {"header_name": "Authorization", "header_prefix": "Bearer", "env_var": "INHOUSE_KEY"}}"#;
+    let dir = project_dir(&env, "[definitions]\ninhouse = \"inhouse.json\"\n[providers.inhouse]\n", &[("inhouse.json", project_def)]);
+    let file = dir.join("authsome.toml");
+    let allowed = run_in(&env, &dir, &["allow"]);
+    assert_eq!(allowed.code, 0, "control: nothing is replaced, a plain allow trusts it: {}", allowed.all());
+    let trust_here = || trust_json(&bounded(env.cmd(&["status", "--json"]).current_dir(&dir).stdin(Stdio::null()), "status"));
+    assert_eq!(trust_here()["trust"], "allowed");
+
+    // Later, the user's own definition of the same name appears, and the user logs in to it.
+    env.install_provider(&serde_json::json!({"name": "inhouse", "auth_type": "api_key", "flow": "api_key",
+        "api_url": "api.inhouse.example", "api_key": {"header_name": "Authorization", "header_prefix": "Bearer", "env_var": "INHOUSE_KEY"}}));
+    let login = env.run(&["login", "inhouse"], Some("inhouse-users-own-key-0123456789"));
+    assert_eq!(login.code, 0, "{}", login.all());
+    let fix = format!("authsome allow --replace inhouse {}", dir.display());
+    let names_the_clash = |said: &str| {
+        said.contains("your definition of inhouse")
+            && said.contains(&env.home().join("providers/inhouse.json").display().to_string())
+            && said.contains(&fix)
+    };
+    let status = trust_here();
+    assert_ne!(status["trust"], "allowed", "the project's definition silently replaces the user's own: {status}");
+    assert_eq!(status["allow_command"], fix, "{status}");
+    let status = run_in(&env, &dir, &["status"]);
+    assert_eq!(status.code, 2, "{}", status.all());
+    assert!(names_the_clash(&status.stderr), "{}", status.all());
+    for args in [&["exec", "--", "true"][..], &["up", "--", "true"]] {
+        let out = run_in(&env, &dir, args);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.all());
+        assert!(names_the_clash(&out.stderr), "{args:?}: {}", out.all());
+    }
+    // The shell hook activates nothing, and the project proxy it would start refuses.
+    let out = bounded(env.cmd(&["export", "json"]).current_dir(&dir).env("AUTHSOME_SHELL_STATE", "").stdin(Stdio::null()), "export");
+    let changes = trust_json(&out);
+    assert!(changes.get("HTTPS_PROXY").is_none() && changes.get("INHOUSE_KEY").is_none(), "activated: {changes}");
+    assert!(names_the_clash(&String::from_utf8_lossy(&out.stderr)), "{}", crate::common::proxy::text(&out));
+    let out = bounded(env.cmd(&["daemon", "serve", file.to_str().unwrap()]).env("AUTHSOME_DAEMON_LINGER", "0.2"), "daemon serve");
+    assert_eq!(out.status.code(), Some(2), "daemon serve: {}", crate::common::proxy::text(&out));
+    assert!(names_the_clash(&String::from_utf8_lossy(&out.stderr)), "{}", crate::common::proxy::text(&out));
+
+    // A plain allow is not enough: replacing the user's definition takes the flag.
+    assert_eq!(run_in(&env, &dir, &["allow"]).code, 2);
+    let confirmed = run_in(&env, &dir, &["allow", "--replace", "inhouse", dir.to_str().unwrap()]);
+    assert_eq!(confirmed.code, 0, "{}", confirmed.all());
+    assert_eq!(trust_here()["trust"], "allowed");
+    let exec = run_in(&env, &dir, &["exec", "--", "true"]);
+    assert_eq!(exec.code, 0, "confirmed, the project runs again: {}", exec.all());
+}
+
+/// Item 3, while `up` runs: the user's own definition of a name the project
+/// defines appears; the running proxy stops injecting at once, naming the
+/// clash (the command keeps running).
+#[test]
+fn item03_a_replacement_that_appears_while_up_runs_stops_injection() {
+    use crate::common::project_run::{curl_with, up_with_stderr_log, wait_for_file, ProjectWorld};
+    let w = ProjectWorld::new();
+    let widget = |env_var: &str| {
+        serde_json::json!({"name": "widget", "auth_type": "api_key", "flow": "api_key", "api_url": "api.acme.test",
+            "api_key": {"header_name": "Authorization", "header_prefix": "Bearer", "env_var": env_var}})
+        .to_string()
+    };
+    std::fs::write(w.dir.join("widget.json"), widget("WIDGET_KEY")).unwrap();
+    let script = format!(
+        // The wait is bounded, so a failing test leaves no command behind.
+        "{}; touch one; for i in $(seq 1200); do [ -f go-one ] && break; sleep 0.05; done; {}; exit 0",
+        curl_with("WIDGET_KEY", "https://api.acme.test/before"),
+        curl_with("WIDGET_KEY", "https://api.acme.test/after")
+    );
+    w.write_toml(&format!("[definitions]\nwidget = \"widget.json\"\n[providers.widget]\n[run]\ncommand = '''{script}'''\n"));
+    w.allow();
+    let key = "widget-key-0123456789abcdef";
+    let mut login = w.cmd(&["login", "widget"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    std::io::Write::write_all(&mut login.stdin.take().unwrap(), key.as_bytes()).unwrap();
+    let out = login.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", crate::common::proxy::text(&out));
+
+    let (mut child, log) = up_with_stderr_log(&w);
+    wait_for_file(&w.dir.join("one"));
+    std::fs::write(w.world.home.path().join("providers/widget.json"), widget("MY_WIDGET_KEY")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !log.lock().unwrap().contains("injection stopped") {
+        assert!(Instant::now() < deadline, "injection never stopped:\n{}", log.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(log.lock().unwrap().contains("has come to replace your definition of widget"), "{}", log.lock().unwrap());
+    std::fs::write(w.dir.join("go-one"), "").unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0), "{}", log.lock().unwrap());
+    let seen = w.world.echo.seen();
+    let auth = |target: &str| seen.iter().find(|s| s.target == target).map(|s| s.header("authorization")).unwrap_or_default();
+    assert_eq!(auth("/before"), vec![format!("Bearer {key}")], "{seen:?}");
+    assert!(!auth("/after").concat().contains(key), "injected after the clash appeared: {seen:?}");
 }

@@ -243,7 +243,7 @@ impl Ctx {
                     name,
                     project.file.display(),
                     trust.as_str(),
-                    crate::project::trust::allow_command(&project)
+                    crate::project::trust::fix_command(&project, &trust)
                 )),
             );
         }

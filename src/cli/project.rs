@@ -39,6 +39,7 @@ pub(crate) fn trusted_project(ctx: &Ctx, may_prompt: bool) -> Result<(Project, R
     let (project, registry) = crate::launch::project::load(&ctx.home, &file)?;
     let verb = match state {
         Trust::Changed => "changed since you allowed it",
+        Trust::Replaces(_) => "now replaces a definition it did not replace when you allowed it",
         Trust::Denied => "is blocked (you ran `authsome deny`)",
         _ => "is not allowed yet",
     };
@@ -72,7 +73,7 @@ pub(crate) fn status(ctx: &Ctx) -> Result<i32> {
             "file": project.file.display().to_string(),
             "trusted": trust == Trust::Allowed,
             "trust": trust.code(),
-            "allow_command": (trust != Trust::Allowed).then(|| trust::allow_command(&project)),
+            "allow_command": (trust != Trust::Allowed).then(|| trust::fix_command(&project, &trust)),
             "unread_definitions": project.unread,
             "satisfied": !unmet,
             "requirements": checks.iter().map(Check::to_json).collect::<Vec<_>>(),
@@ -124,9 +125,8 @@ fn row(c: &Check) -> Vec<String> {
 /// The refusal for a project whose definitions replace bundled or user
 /// ones: the command that allows it anyway, naming each.
 fn needs_replace(project: &Project, replaced: &[grants::Replacement]) -> String {
-    let names: Vec<&str> = replaced.iter().map(|r| r.name.as_str()).collect();
-    let flags: String = names.iter().map(|n| format!(" --replace {n}")).collect();
-    let command = trust::allow_command(project).replacen("authsome allow", &format!("authsome allow{flags}"), 1);
+    let names: Vec<&str> = replaced.iter().map(|r| r.name()).collect();
+    let command = trust::allow_replacing(project, &names);
     format!(
         "{} replaces the definition of {} that your credentials follow; nothing was allowed. If you mean it, run `{command}`",
         project.file.display(),
@@ -140,7 +140,7 @@ fn needs_replace(project: &Project, replaced: &[grants::Replacement]) -> String 
 pub(crate) fn allow(ctx: &Ctx, dir: Option<PathBuf>, replace: &[String]) -> Result<i32> {
     let (project, registry) = crate::launch::project::load(&ctx.home, &current_file(dir.as_deref())?)?;
     let replaced = grants::replacements(&project, &registry);
-    if let Some(stray) = replace.iter().find(|n| !replaced.iter().any(|r| &r.name == *n)) {
+    if let Some(stray) = replace.iter().find(|n| !replaced.iter().any(|r| r.name() == n.as_str())) {
         return Err(Error::bad_input(format!(
             "--replace {}: {} replaces no definition of that name",
             crate::text::one_line(stray),
@@ -155,11 +155,12 @@ pub(crate) fn allow(ctx: &Ctx, dir: Option<PathBuf>, replace: &[String]) -> Resu
         ctx.ui.warn(r.warning());
     }
     // Already allowed as it is: the replacement was confirmed then, nothing new is granted.
-    let unconfirmed: Vec<grants::Replacement> = replaced.iter().filter(|r| !replace.contains(&r.name)).cloned().collect();
+    let unconfirmed: Vec<grants::Replacement> = replaced.iter().filter(|r| !replace.iter().any(|n| n == r.name())).cloned().collect();
     if !unconfirmed.is_empty() && before != Trust::Allowed {
         // Scripts read the error alone: it carries the warnings there.
         let mut lines: Vec<String> = if ctx.ui.json { unconfirmed.iter().map(grants::Replacement::warning).collect() } else { Vec::new() };
-        lines.push(needs_replace(&project, &unconfirmed));
+        // The command names every replacement: `allow` asks for them all at once.
+        lines.push(needs_replace(&project, &replaced));
         return Err(Error::bad_input(lines.join("\n")));
     }
     trust::allow(&ctx.home, &project)?;

@@ -23,7 +23,7 @@
 //! ```
 
 use crate::error::{Error, Result};
-use crate::providers::{AuthType, ProviderDef, Registry, PLACEHOLDER};
+use crate::providers::{AuthType, Provider, ProviderDef, Registry, Source, PLACEHOLDER};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -206,6 +206,38 @@ pub struct Definition {
     pub declared: String,
     /// Its validated content.
     pub def: ProviderDef,
+    /// The bundled or user definition of the same name it takes the place of
+    /// here and now (the user's connections of that name follow it).
+    pub replaces: Option<Replaced>,
+}
+
+/// Which bundled or user definition a project definition takes the place of.
+/// Trust records these when the project is allowed: one that appears later
+/// (the user adds their own, a release bundles one) was never confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Replaced {
+    /// The provider name both definitions share.
+    pub name: String,
+    /// Bundled, or the user's own file.
+    pub source: Source,
+    /// The user's file, when it is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+}
+
+impl Replaced {
+    /// `old`, the definition a project definition named `name` takes the place of.
+    pub fn of(name: &str, old: &Provider) -> Replaced {
+        Replaced { name: name.to_owned(), source: old.source, path: old.path.clone() }
+    }
+
+    /// "your definition of NAME (PATH)" or "the bundled definition of NAME".
+    pub fn whose(&self) -> String {
+        match (self.source, &self.path) {
+            (Source::Custom, Some(p)) => format!("your definition of {} ({})", self.name, p.display()),
+            _ => format!("the bundled definition of {}", self.name),
+        }
+    }
 }
 
 /// A `[definitions]` entry as written, before its file is read: what `allow`
@@ -562,7 +594,8 @@ impl Checker<'_> {
                 continue;
             }
             registry.add_project(def.clone(), full.clone());
-            definitions.push(Definition { name: d.name, path: full, declared: d.path, def });
+            let replaces = registry.replaced(&d.name).map(|old| Replaced::of(&d.name, old));
+            definitions.push(Definition { name: d.name, path: full, declared: d.path, def, replaces });
         }
         (definitions, Vec::new())
     }

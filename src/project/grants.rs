@@ -10,21 +10,16 @@
 //! from the repository is escaped onto one line ([`crate::text::one_line`]),
 //! so a crafted value cannot draw lines of its own.
 
-use super::config::{Project, RunCommand};
-use crate::providers::{ProviderDef, Registry, Source};
+use super::config::{Project, Replaced, RunCommand};
+use crate::providers::{ProviderDef, Registry};
 use crate::text::{one_line, shell_quote};
 use serde_json::{json, Value};
-use std::path::PathBuf;
 
 /// A project definition that takes the place of a bundled or user one.
 #[derive(Debug, Clone)]
 pub struct Replacement {
-    /// The provider name both definitions share.
-    pub name: String,
-    /// What is replaced: the bundled definition or the user's own file.
-    pub source: Source,
-    /// The user's file, when it is one.
-    pub path: Option<PathBuf>,
+    /// Which definition is replaced (bundled, or the user's file).
+    pub replaced: Replaced,
     /// Where the replaced definition sends the credential.
     pub before: Vec<String>,
     /// Where the project's definition sends it instead; `None` while the
@@ -33,26 +28,31 @@ pub struct Replacement {
 }
 
 impl Replacement {
+    /// The provider name both definitions share.
+    pub fn name(&self) -> &str {
+        &self.replaced.name
+    }
+
     /// The warning line: which definition is replaced, and the destinations
     /// old → new (or that they stay the same).
     pub fn warning(&self) -> String {
-        let whose = match (self.source, &self.path) {
-            (Source::Custom, Some(p)) => format!("your definition of {} ({})", self.name, p.display()),
-            _ => format!("the bundled definition of {}", self.name),
-        };
         let change = match &self.after {
             Some(after) if after == &self.before => format!("same destinations: {}", after.join(", ")),
             Some(after) => format!("{} → {}", self.before.join(", "), after.join(", ")),
             None => format!("{} → not read until `authsome allow`, which shows them", self.before.join(", ")),
         };
-        one_line(&format!("REPLACES {whose}: your {} credentials would go where the project says ({change})", self.name))
+        one_line(&format!(
+            "REPLACES {}: your {} credentials would go where the project says ({change})",
+            self.replaced.whose(),
+            self.name()
+        ))
     }
 
     fn to_json(&self) -> Value {
         json!({
-            "provider": self.name,
-            "replaces": self.source.as_str(),
-            "path": self.path.as_ref().map(|p| p.display().to_string()),
+            "provider": self.replaced.name,
+            "replaces": self.replaced.source.as_str(),
+            "path": self.replaced.path.as_ref().map(|p| p.display().to_string()),
             "before": self.before,
             "after": self.after,
             "warning": self.warning(),
@@ -76,13 +76,7 @@ pub fn replacements(project: &Project, registry: &Registry) -> Vec<Replacement> 
     // Unread definitions were not added: the name still finds what they would replace.
     let unread = project.unread.iter().filter_map(|d| Some((&d.name, registry.get(&d.name).ok()?, None)));
     read.chain(unread)
-        .map(|(name, old, after)| Replacement {
-            name: name.clone(),
-            source: old.source,
-            path: old.path.clone(),
-            before: destinations(&old.def),
-            after,
-        })
+        .map(|(name, old, after)| Replacement { replaced: Replaced::of(name, old), before: destinations(&old.def), after })
         .collect()
 }
 
@@ -181,7 +175,7 @@ pub fn to_json(project: &Project, registry: &Registry) -> Value {
                 "path": d.path.display().to_string(),
                 "injects_on": d.def.injects_on(),
                 "oauth": d.def.oauth_origins(),
-                "replaces": replaced.iter().find(|r| r.name == d.name).map(Replacement::to_json),
+                "replaces": replaced.iter().find(|r| r.name() == d.name).map(Replacement::to_json),
             })
         })
         .collect();
@@ -236,7 +230,7 @@ mod tests {
         let (p, reg) = load("[definitions]\nopenai = \"openai.json\"\n[providers.openai]\n", &[("openai.json", json)]);
         let r = replacements(&p, &reg);
         assert_eq!(r.len(), 1);
-        assert_eq!(r[0].source, Source::Bundled);
+        assert_eq!(r[0].replaced.source, crate::providers::Source::Bundled);
         let w = r[0].warning();
         assert!(w.starts_with("REPLACES the bundled definition of openai"), "{w}");
         assert!(w.contains("api.openai.com → exfil.example, api.exfil.example:8443/v1/*"), "{w}");

@@ -14,10 +14,17 @@
 //! its own. Nothing a file names is opened before this directory's record
 //! allows exactly those files ([`may_read`]).
 //!
+//! A record also names the bundled or user definitions the project's own
+//! definitions took the place of when it was allowed (confirmed with
+//! `allow --replace`). One that appears later (the user adds their own
+//! definition of that name, a release bundles one) was never confirmed: the
+//! user's credentials of that name would silently follow the project's
+//! definition, so trust drops ([`Trust::Replaces`]) until `allow --replace`.
+//!
 //! Records live in `<home>/trust/<sha256(path)>.json`; `deny` replaces the
 //! record with a denial.
 
-use super::config::{Declared, Definition, Project, Requirement, Run};
+use super::config::{Declared, Definition, Project, Replaced, Requirement, Run};
 use crate::error::{Error, Result};
 use crate::fsutil::ensure_private_dir;
 use crate::paths::Home;
@@ -32,6 +39,9 @@ pub enum Trust {
     NotAllowed,
     /// Allowed once, but its security-relevant content changed since.
     Changed,
+    /// Allowed as it is, but these of its definitions now take the place of a
+    /// bundled or user definition they did not replace when it was allowed.
+    Replaces(Vec<Replaced>),
     /// Blocked with `authsome deny` (until `authsome allow`).
     Denied,
 }
@@ -43,6 +53,7 @@ impl Trust {
             Trust::Allowed => "allowed",
             Trust::NotAllowed => "not allowed",
             Trust::Changed => "changed since allowed",
+            Trust::Replaces(_) => "replacing a definition since allowed",
             Trust::Denied => "blocked",
         }
     }
@@ -52,6 +63,7 @@ impl Trust {
             Trust::Allowed => "allowed",
             Trust::NotAllowed => "not_allowed",
             Trust::Changed => "changed",
+            Trust::Replaces(_) => "replaces",
             Trust::Denied => "denied",
         }
     }
@@ -67,6 +79,11 @@ struct Record {
     /// small regular files inside the project) and the digest decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     definitions: Option<Vec<Declared>>,
+    /// The definitions the project's own replaced when it was allowed (none
+    /// in records written before it existed, which therefore hold only for
+    /// projects that replace nothing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    replaces: Vec<Replaced>,
 }
 
 fn sha256(data: &[u8]) -> String {
@@ -87,7 +104,9 @@ pub fn canonical(project: &Project) -> serde_json::Value {
         .iter()
         .map(|d| {
             // `declared` is `path` as written: the absolute path decides.
-            let Definition { name, path, declared: _, def } = d;
+            // What it replaces is not the file's meaning but the home's:
+            // `check` compares it with the record on its own.
+            let Definition { name, path, declared: _, def, replaces: _ } = d;
             serde_json::json!({"name": name, "path": path, "definition": def})
         })
         .collect();
@@ -156,12 +175,25 @@ pub fn may_read(home: &Home, file: &Path, declared: &[Declared]) -> bool {
     }
 }
 
-/// Whether `project` is allowed as it is now.
+/// The bundled or user definitions `project`'s definitions replace here and now.
+fn replacing(project: &Project) -> impl Iterator<Item = &Replaced> {
+    project.definitions.iter().filter_map(|d| d.replaces.as_ref())
+}
+
+/// Whether `project` is allowed as it is now, replacing no definition it
+/// did not replace when it was allowed.
 pub fn check(home: &Home, project: &Project) -> Trust {
     match read_record(home, &project.file) {
         None => Trust::NotAllowed,
         Some(r) if r.digest == DENIED => Trust::Denied,
-        Some(r) if r.digest == digest(project) => Trust::Allowed,
+        Some(r) if r.digest == digest(project) => {
+            let new: Vec<Replaced> = replacing(project).filter(|x| !r.replaces.contains(x)).cloned().collect();
+            if new.is_empty() {
+                Trust::Allowed
+            } else {
+                Trust::Replaces(new)
+            }
+        }
         Some(_) => Trust::Changed,
     }
 }
@@ -174,8 +206,13 @@ pub fn allow(home: &Home, project: &Project) -> Result<()> {
     let dir = home.trust_dir();
     ensure_private_dir(&dir).map_err(|e| Error::other(format!("cannot create {}: {e}", dir.display())))?;
     let read = project.definitions.iter().map(|d| Declared { name: d.name.clone(), path: d.declared.clone() }).collect();
-    let rec =
-        Record { path: project.file.clone(), digest: digest(project), allowed_at: crate::fsutil::now_unix(), definitions: Some(read) };
+    let rec = Record {
+        path: project.file.clone(),
+        digest: digest(project),
+        allowed_at: crate::fsutil::now_unix(),
+        definitions: Some(read),
+        replaces: replacing(project).cloned().collect(),
+    };
     let body = serde_json::to_vec_pretty(&rec).expect("record serializes");
     crate::fsutil::atomic_write(&record_path(home, &project.file), &body, 0o600)
         .map_err(|e| Error::other(format!("cannot record trust in {}: {e}", dir.display())))
@@ -191,7 +228,13 @@ pub fn deny(home: &Home, file: &Path) -> Result<bool> {
     let was = read_record(home, file).is_some_and(|r| r.digest != DENIED);
     let dir = home.trust_dir();
     ensure_private_dir(&dir).map_err(|e| Error::other(format!("cannot create {}: {e}", dir.display())))?;
-    let rec = Record { path: file.to_owned(), digest: DENIED.to_owned(), allowed_at: crate::fsutil::now_unix(), definitions: None };
+    let rec = Record {
+        path: file.to_owned(),
+        digest: DENIED.to_owned(),
+        allowed_at: crate::fsutil::now_unix(),
+        definitions: None,
+        replaces: Vec::new(),
+    };
     let body = serde_json::to_vec_pretty(&rec).expect("record serializes");
     crate::fsutil::atomic_write(&record_path(home, file), &body, 0o600).map_err(|e| Error::other(format!("cannot revoke trust: {e}")))?;
     Ok(was)
@@ -199,17 +242,44 @@ pub fn deny(home: &Home, file: &Path) -> Result<bool> {
 
 /// The command that trusts this project, as users should type it.
 pub fn allow_command(project: &Project) -> String {
-    format!("authsome allow {}", crate::text::shell_quote(&project.dir.display().to_string()))
+    allow_replacing(project, &[])
+}
+
+/// The same, confirming that the project's definitions of `names` take the
+/// place of the bundled or user ones (`--replace NAME` each).
+pub fn allow_replacing(project: &Project, names: &[&str]) -> String {
+    let flags: String = names.iter().map(|n| format!(" --replace {}", crate::text::shell_quote(n))).collect();
+    format!("authsome allow{flags} {}", crate::text::shell_quote(&project.dir.display().to_string()))
+}
+
+/// The command that makes a project in `state` allowed: with `--replace` for
+/// every definition it replaces when only a new replacement stands in the way.
+pub fn fix_command(project: &Project, state: &Trust) -> String {
+    match state {
+        Trust::Replaces(_) => allow_replacing(project, &replacing(project).map(|r| r.name.as_str()).collect::<Vec<_>>()),
+        _ => allow_command(project),
+    }
 }
 
 /// The one line shown when an untrusted project is about to be activated.
 pub fn refusal(project: &Project, state: &Trust) -> String {
+    let clash;
     let why = match state {
         Trust::Changed => "changed since it was allowed",
         Trust::Denied => "is blocked (`authsome deny`)",
+        Trust::Replaces(new) => {
+            let what: Vec<String> = new.iter().map(|r| format!("its definition of {} has come to replace {}", r.name, r.whose())).collect();
+            let names: Vec<&str> = new.iter().map(|r| r.name.as_str()).collect();
+            clash = format!(
+                "was allowed, but since then {}: your {} credentials would follow the project's definition",
+                what.join(" and "),
+                names.join(", ")
+            );
+            &clash
+        }
         _ => "is not allowed yet",
     };
-    let mut line = format!("{} {why}; review it, then run `{}`", project.file.display(), allow_command(project));
+    let mut line = format!("{} {why}; review it, then run `{}`", project.file.display(), fix_command(project, state));
     if !project.unread.is_empty() {
         let files: Vec<&str> = project.unread.iter().map(|d| d.path.as_str()).collect();
         line.push_str(&format!(" (allowing it reads {})", files.join(", ")));
@@ -279,6 +349,82 @@ mod tests {
         crate::fsutil::atomic_write(&record_path(&home, &p.file), old.to_string().as_bytes(), 0o600).unwrap();
         assert!(may_read(&home, &p.file, &[Declared { name: "acme".into(), path: "acme.json".into() }]));
         assert_eq!(check(&home, &p), Trust::Allowed);
+    }
+
+    /// A home and a project directory beside it defining `inhouse` and `openai`.
+    fn home_and_defs() -> (tempfile::TempDir, Home, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = Home::at(tmp.path().join("home"), "default");
+        let dir = tmp.path().join("p");
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in ["inhouse", "openai"] {
+            let def = format!(
+                r#"{{"name": "{name}", "auth_type": "api_key", "flow": "api_key", "api_url": "api.{name}.test", "api_key": {{"env_var": "K"}}}}"#
+            );
+            std::fs::write(dir.join(format!("{name}.json")), def).unwrap();
+        }
+        (tmp, home, dir)
+    }
+
+    /// `text` as `dir`'s project file, read into `home`'s registry as it is now.
+    fn project_in(home: &Home, dir: &Path, text: &str) -> Project {
+        let mut reg = Registry::load(home).unwrap();
+        super::super::config::parse(text, &dir.join("authsome.toml"), &mut reg).unwrap()
+    }
+
+    /// Install `<home>/providers/NAME.json` (a user definition).
+    fn user_definition(home: &Home, name: &str) {
+        std::fs::create_dir_all(home.providers_dir()).unwrap();
+        let def = format!(
+            r#"{{"name": "{name}", "auth_type": "api_key", "flow": "api_key", "api_url": "users-own.{name}.test", "api_key": {{"env_var": "K"}}}}"#
+        );
+        std::fs::write(home.providers_dir().join(format!("{name}.json")), def).unwrap();
+    }
+
+    #[test]
+    fn a_replacement_that_appears_after_allow_drops_trust_until_allowed_with_it() {
+        let (_tmp, home, dir) = home_and_defs();
+        let text = "[definitions]\ninhouse = \"inhouse.json\"\n[providers.inhouse]\n";
+        allow(&home, &project_in(&home, &dir, text)).unwrap();
+        assert_eq!(check(&home, &project_in(&home, &dir, text)), Trust::Allowed);
+        user_definition(&home, "inhouse");
+        let now = project_in(&home, &dir, text);
+        let Trust::Replaces(new) = check(&home, &now) else { panic!("{:?}", check(&home, &now)) };
+        assert_eq!(
+            (new.len(), new[0].whose()),
+            (1, format!("your definition of inhouse ({})", home.providers_dir().join("inhouse.json").display()))
+        );
+        let said = refusal(&now, &Trust::Replaces(new));
+        assert!(
+            said.contains("has come to replace your definition of inhouse") && said.contains("`authsome allow --replace inhouse "),
+            "{said}"
+        );
+        allow(&home, &now).unwrap();
+        assert_eq!(check(&home, &now), Trust::Allowed, "allowed as it replaces now");
+    }
+
+    #[test]
+    fn a_replaced_bundled_definition_becoming_the_users_own_drops_trust() {
+        let (_tmp, home, dir) = home_and_defs();
+        let text = "[definitions]\nopenai = \"openai.json\"\n[providers.openai]\n";
+        allow(&home, &project_in(&home, &dir, text)).unwrap();
+        assert_eq!(check(&home, &project_in(&home, &dir, text)), Trust::Allowed, "replacing the bundled openai was confirmed");
+        user_definition(&home, "openai");
+        let now = project_in(&home, &dir, text);
+        assert!(matches!(check(&home, &now), Trust::Replaces(ref r) if r[0].path.is_some()), "{:?}", check(&home, &now));
+        assert!(fix_command(&now, &check(&home, &now)).starts_with("authsome allow --replace openai "));
+    }
+
+    #[test]
+    fn old_records_hold_for_definitions_replacing_nothing_only() {
+        let (_tmp, home, dir) = home_and_defs();
+        ensure_private_dir(&home.trust_dir()).unwrap();
+        for (name, expected) in [("inhouse", Trust::Allowed), ("openai", Trust::Replaces(Vec::new()))] {
+            let p = project_in(&home, &dir, &format!("[definitions]\n{name} = \"{name}.json\"\n[providers.{name}]\n"));
+            let old = serde_json::json!({"path": p.file, "digest": digest(&p), "allowed_at": 1});
+            crate::fsutil::atomic_write(&record_path(&home, &p.file), old.to_string().as_bytes(), 0o600).unwrap();
+            assert_eq!(std::mem::discriminant(&check(&home, &p)), std::mem::discriminant(&expected), "{name}");
+        }
     }
 
     #[test]

@@ -46,7 +46,9 @@ pub fn bundled_files() -> &'static [(&'static str, &'static str)] {
 }
 
 /// Where the effective definition of a provider came from (the SOURCE column).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Serialized (in trust records) as the word [`Source::as_str`] shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Source {
     /// Embedded in the binary.
     Bundled,
