@@ -194,6 +194,12 @@ async fn refresh_holding(
                 if revoked.revoked.is_empty() { "not revoked (no revocation endpoint or it failed)" } else { "revoked at the provider" };
             let why = format!("a newer record was already stored; our tokens were {note}");
             store.audit("refresh_discarded", provider.name(), connection, Some(why), lease.as_ref());
+            // The newer record may say the connection is dead (another host's
+            // refresh failed meanwhile): that is the outcome, not a success.
+            if stored.status != Status::Connected {
+                let reason = stored.status_reason.clone().unwrap_or_else(|| "marked expired by another host".into());
+                return Err(Error::login(format!("{title} connection {connection:?} has expired ({reason}); {relogin}")));
+            }
             Ok((stored, RefreshOutcome::RefreshedElsewhere))
         }
         Err(Failure::Refused { why, dead }) => {
@@ -417,10 +423,13 @@ enum Failure {
     Other(Error),
 }
 
+/// Mark `conn` expired, only if the record is still exactly what this refresh
+/// read: a newer record (a login, or another host's outcome written while a
+/// stalled holder's lease had lapsed) is never overwritten by a stale verdict.
 fn mark_expired(vault: &Store, conn: &Connection, reason: &str, drop_refresh: bool) -> Result<()> {
     vault.update(|d| {
         if let Some(cur) = d.connections.get_mut(&(conn.provider.clone(), conn.name.clone())) {
-            if cur.access_token == conn.access_token {
+            if *cur == *conn {
                 cur.status = Status::Expired;
                 cur.status_reason = Some(reason.to_owned());
                 if drop_refresh {

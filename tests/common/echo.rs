@@ -35,6 +35,9 @@ impl Seen {
     }
 }
 
+/// Decides whether a request is let through (else the echo answers 401).
+pub type Gate = Arc<dyn Fn(&Seen) -> bool + Send + Sync>;
+
 /// A running echo server.
 pub struct Echo {
     pub port: u16,
@@ -50,6 +53,13 @@ pub const GIT_REF: &str = "1111111111111111111111111111111111111111";
 impl Echo {
     /// Start on 127.0.0.1:0 with a certificate for `names`, issued by a fresh test CA.
     pub fn start(names: &[&str]) -> Echo {
+        Self::start_gated(names, std::net::Ipv4Addr::LOCALHOST.into(), None)
+    }
+
+    /// [`Echo::start`] listening on `bind` (all addresses, for hosts in other
+    /// network namespaces), answering 401 to every request `gate` refuses
+    /// (an API that checks the access token it was sent).
+    pub fn start_gated(names: &[&str], bind: std::net::IpAddr, gate: Option<Gate>) -> Echo {
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::default();
         ca_params.distinguished_name.push(DnType::CommonName, "authsome test upstream CA");
@@ -74,7 +84,7 @@ impl Echo {
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let cfg = Arc::new(cfg);
 
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = std::net::TcpListener::bind((bind, 0)).unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -96,10 +106,11 @@ impl Echo {
                             let Ok((tcp, _)) = accepted else { continue };
                             let acceptor = acceptor.clone();
                             let seen = seen2.clone();
+                            let gate = gate.clone();
                             tokio::spawn(async move {
                                 let Ok(tls) = acceptor.accept(tcp).await else { return };
                                 let sni = tls.get_ref().1.server_name().map(str::to_owned);
-                                let svc = service_fn(move |req| respond(req, sni.clone(), seen.clone()));
+                                let svc = service_fn(move |req| respond(req, sni.clone(), seen.clone(), gate.clone()));
                                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                                     .serve_connection_with_upgrades(TokioIo::new(tls), svc)
                                     .await;
@@ -127,6 +138,7 @@ async fn respond(
     req: hyper::Request<hyper::body::Incoming>,
     sni: Option<String>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    gate: Option<Gate>,
 ) -> Result<hyper::Response<Full<Bytes>>, std::convert::Infallible> {
     let record = Seen {
         sni,
@@ -136,6 +148,9 @@ async fn respond(
         headers: req.headers().iter().map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect(),
     };
     seen.lock().unwrap().push(record.clone());
+    if gate.is_some_and(|g| !g(&record)) {
+        return Ok(hyper::Response::builder().status(401).body(Full::new(Bytes::from_static(b"invalid token"))).unwrap());
+    }
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
     if path == "/ws" && req.headers().contains_key("upgrade") {

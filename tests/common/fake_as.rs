@@ -132,6 +132,12 @@ struct State {
     spent: HashSet<String>,
     next_family: u64,
     reuse_detected: usize,
+    /// Access token → (family, when issued, lifetime).
+    issued: HashMap<String, (u64, Instant, Option<u64>)>,
+    /// Families revoked by reuse detection.
+    revoked_families: HashSet<u64>,
+    /// Successful rotations in order: (refresh token presented, refresh token issued).
+    rotations: Vec<(String, String)>,
 }
 
 /// A running fake authorization server; stops when dropped.
@@ -172,7 +178,13 @@ fn endpoint_of(path: &str) -> &'static str {
 impl FakeAs {
     /// Start on 127.0.0.1 with an ephemeral port, on its own thread and runtime.
     pub fn start(config: Config) -> FakeAs {
-        Self::spawn(config, None)
+        Self::spawn(config, None, std::net::Ipv4Addr::LOCALHOST.into())
+    }
+
+    /// [`FakeAs::start`] listening on `bind` (all addresses, for hosts in
+    /// other network namespaces); its URLs still name 127.0.0.1.
+    pub fn start_on(config: Config, bind: std::net::IpAddr) -> FakeAs {
+        Self::spawn(config, None, bind)
     }
 
     /// Start speaking HTTPS with a certificate for `names` (and 127.0.0.1)
@@ -195,7 +207,7 @@ impl FakeAs {
             .with_no_client_auth()
             .with_single_cert(vec![leaf.der().clone()], key)
             .unwrap();
-        Self::spawn(config, Some((tokio_rustls::TlsAcceptor::from(Arc::new(cfg)), ca.pem())))
+        Self::spawn(config, Some((tokio_rustls::TlsAcceptor::from(Arc::new(cfg)), ca.pem())), std::net::Ipv4Addr::LOCALHOST.into())
     }
 
     /// PEM of the test CA when started with [`FakeAs::start_tls`].
@@ -203,7 +215,7 @@ impl FakeAs {
         self.ca_pem.as_deref()
     }
 
-    fn spawn(config: Config, tls: Option<(tokio_rustls::TlsAcceptor, String)>) -> FakeAs {
+    fn spawn(config: Config, tls: Option<(tokio_rustls::TlsAcceptor, String)>, bind: std::net::IpAddr) -> FakeAs {
         let (acceptor, ca_pem) = match tls {
             Some((a, p)) => (Some(a), Some(p)),
             None => (None, None),
@@ -213,9 +225,9 @@ impl FakeAs {
         if let Some(s) = &config.lock().unwrap().client_secret {
             state.lock().unwrap().secrets.push(s.clone());
         }
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let std_listener = std::net::TcpListener::bind((bind, 0)).unwrap();
         std_listener.set_nonblocking(true).unwrap();
-        let addr = std_listener.local_addr().unwrap();
+        let addr = SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), std_listener.local_addr().unwrap().port());
         let (stop, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (c, s) = (config.clone(), state.clone());
         std::thread::spawn(move || {
@@ -307,6 +319,24 @@ impl FakeAs {
     /// How many times a spent refresh token was presented again (strict rotation).
     pub fn reuse_detected(&self) -> usize {
         self.state.lock().unwrap().reuse_detected
+    }
+
+    /// A check an API can run on each access token it is sent: one this
+    /// server issued that is valid now (not expired, its family not revoked
+    /// by reuse detection).
+    pub fn access_token_check(&self) -> impl Fn(&str) -> bool + Send + Sync + 'static {
+        let state = self.state.clone();
+        move |token| {
+            let s = state.lock().unwrap();
+            s.issued.get(token).is_some_and(|(family, at, life)| {
+                !s.revoked_families.contains(family) && life.is_none_or(|l| at.elapsed() < Duration::from_secs(l))
+            })
+        }
+    }
+
+    /// Successful refresh-token rotations in order: (presented, issued).
+    pub fn rotations(&self) -> Vec<(String, String)> {
+        self.state.lock().unwrap().rotations.clone()
     }
 
     /// Refresh tokens currently valid.
@@ -540,14 +570,22 @@ fn client_ok(cfg: &Config, r: &Request) -> bool {
     }
 }
 
-fn issue(cfg: &Config, state: &Mutex<State>, scope: Option<String>, family: Option<u64>) -> Resp {
+/// Issue an access and a refresh token: a new family, or rotated from the refresh token `from`.
+fn issue(cfg: &Config, state: &Mutex<State>, scope: Option<String>, from: Option<String>) -> Resp {
     let at = format!("at-{}", rand_token());
     let rt = format!("rt-{}", rand_token());
     let mut s = state.lock().unwrap();
-    let family = family.unwrap_or_else(|| {
-        s.next_family += 1;
-        s.next_family
-    });
+    let family = match from.as_ref().and_then(|f| s.family_of.get(f).copied()) {
+        Some(f) => f,
+        None => {
+            s.next_family += 1;
+            s.next_family
+        }
+    };
+    if let Some(from) = from {
+        s.rotations.push((from, rt.clone()));
+    }
+    s.issued.insert(at.clone(), (family, Instant::now(), cfg.expires_in));
     s.family_of.insert(rt.clone(), family);
     s.secrets.push(at.clone());
     s.secrets.push(rt.clone());
@@ -615,6 +653,7 @@ fn token(config: &Mutex<Config>, cfg: &Config, state: &Mutex<State>, r: &Request
                 s.reuse_detected += 1;
                 let family_of = s.family_of.clone();
                 s.refresh_tokens.retain(|t| family_of.get(t) != family.as_ref());
+                s.revoked_families.extend(family);
                 return oauth_error(400, "invalid_grant");
             }
             if !s.refresh_tokens.contains(&rt) {
@@ -622,13 +661,14 @@ fn token(config: &Mutex<Config>, cfg: &Config, state: &Mutex<State>, r: &Request
             }
             if cfg.rotate_refresh {
                 s.refresh_tokens.remove(&rt);
-                s.spent.insert(rt);
+                s.spent.insert(rt.clone());
                 drop(s);
-                issue(cfg, state, None, family)
+                issue(cfg, state, None, Some(rt))
             } else {
                 let at = format!("at-{}", rand_token());
                 s.secrets.push(at.clone());
                 s.access_tokens.push(at.clone());
+                s.issued.insert(at.clone(), (family.unwrap_or_default(), Instant::now(), cfg.expires_in));
                 let mut v = serde_json::json!({"access_token": at, "token_type": "Bearer"});
                 if let Some(e) = cfg.expires_in {
                     v["expires_in"] = e.into();

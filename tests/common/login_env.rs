@@ -156,14 +156,7 @@ impl LoginEnv {
 
     /// Run to completion with stdin from `/dev/null` (or `input` when given).
     pub fn run(&self, args: &[&str], input: Option<&str>) -> Out {
-        let mut c = self.cmd(args);
-        c.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        if let Some(i) = input {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(i.as_bytes()).unwrap();
-        }
-        finish(child)
+        run_with(self.cmd(args), input)
     }
 
     /// The decrypted vault of the default profile.
@@ -171,6 +164,17 @@ impl LoginEnv {
         let home = authsome::paths::Home::at(self.home(), "default");
         authsome::vault::Vault::open(&home).unwrap().load().unwrap()
     }
+}
+
+/// Run `c` to completion with stdin from `/dev/null` (or `input` when given).
+pub fn run_with(mut c: Command, input: Option<&str>) -> Out {
+    c.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    if let Some(i) = input {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(i.as_bytes()).unwrap();
+    }
+    finish(child)
 }
 
 /// Wait for a child (killing it after a generous safety deadline) and collect its output.

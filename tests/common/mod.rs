@@ -4,6 +4,7 @@ pub mod cli;
 pub mod connect_proxy;
 pub mod echo;
 pub mod fake_as;
+pub mod hosts;
 pub mod login_env;
 pub mod pg;
 pub mod project;

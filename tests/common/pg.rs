@@ -16,7 +16,7 @@ pub struct PgServer {
     pub dir: PathBuf,
     pub port: u16,
     bin: PathBuf,
-    extra: Option<String>,
+    lab: bool,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -63,12 +63,14 @@ fn free_port() -> u16 {
 impl PgServer {
     /// Start a fresh server, or the reason it cannot be started (PostgreSQL not installed).
     pub fn start() -> Result<PgServer, String> {
-        Self::start_on(None)
+        Self::start_for(false)
     }
 
-    /// Start a fresh server that also listens on `extra` (an address of this
-    /// machine, such as a veth end) and trusts clients of `extra`'s /24.
-    pub fn start_on(extra: Option<&str>) -> Result<PgServer, String> {
+    /// Start a fresh server; with `lab` it also listens on every address of
+    /// this machine and trusts the hosts of the lab's network
+    /// ([`super::hosts::LAB_NET`]), so processes in the lab's network
+    /// namespaces reach it through their links.
+    pub fn start_for(lab: bool) -> Result<PgServer, String> {
         let bin = bin_dir().ok_or("PostgreSQL is not installed (no initdb; apt-get install postgresql)")?;
         let tmp = tempfile::Builder::new().prefix("authsome-pg").tempdir().map_err(|e| e.to_string())?;
         let dir = tmp.path().join("data");
@@ -87,22 +89,18 @@ impl PgServer {
         if !out.status.success() {
             return Err(format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr)));
         }
-        if let Some(addr) = extra {
+        if lab {
             use std::io::Write;
-            let net = addr.rsplit_once('.').map(|(n, _)| format!("{n}.0/24")).unwrap();
             let mut hba = std::fs::OpenOptions::new().append(true).open(dir.join("pg_hba.conf")).unwrap();
-            writeln!(hba, "host all all {net} trust").unwrap();
+            writeln!(hba, "host all all {} trust", super::hosts::LAB_NET).unwrap();
         }
-        let server = PgServer { dir, port: free_port(), bin, extra: extra.map(str::to_owned), _tmp: Some(tmp) };
+        let server = PgServer { dir, port: free_port(), bin, lab, _tmp: Some(tmp) };
         server.pg_ctl_start()?;
         Ok(server)
     }
 
     fn pg_ctl_start(&self) -> Result<(), String> {
-        let listen = match &self.extra {
-            Some(a) => format!("'127.0.0.1,{a}'"),
-            None => "127.0.0.1".to_owned(),
-        };
+        let listen = if self.lab { "'*'" } else { "127.0.0.1" };
         let opts = format!(
             "-p {} -c listen_addresses={listen} -c unix_socket_directories='' -c max_connections=400 -c fsync=off -c shared_buffers=16MB",
             self.port
@@ -179,19 +177,43 @@ fn shared_admin_url() -> Result<String, String> {
             if let Some(url) = std::env::var("AUTHSOME_TEST_PG_URL").ok().filter(|u| !u.is_empty()) {
                 return Ok(url);
             }
-            let server = PgServer::start()?;
-            server.watchdog();
-            let url = server.admin_url();
-            // Lives until the process exits; the watchdog stops the server then.
-            std::mem::forget(server);
-            Ok(url)
+            kept(PgServer::start()?)
         })
         .clone()
 }
 
+/// The server the lab's hosts share (one per test binary, reachable from the
+/// lab's network namespaces).
+fn lab_admin_url() -> Result<String, String> {
+    static LAB: OnceLock<Result<String, String>> = OnceLock::new();
+    LAB.get_or_init(|| kept(PgServer::start_for(true)?)).clone()
+}
+
+/// Keep `server` until the process exits (its watchdog stops it then); its admin URL.
+fn kept(server: PgServer) -> Result<String, String> {
+    server.watchdog();
+    let url = server.admin_url();
+    std::mem::forget(server);
+    Ok(url)
+}
+
 /// `Some(admin URL)`, or `None` after saying why the test cannot run (a failure under CI).
 pub fn available() -> Option<String> {
-    match shared_admin_url() {
+    report(shared_admin_url())
+}
+
+/// [`available`] for tests whose hosts are network namespaces when `netns`:
+/// a server they can all reach.
+pub fn available_to(netns: bool) -> Option<String> {
+    if netns {
+        report(lab_admin_url())
+    } else {
+        available()
+    }
+}
+
+fn report(url: Result<String, String>) -> Option<String> {
+    match url {
         Ok(u) => Some(u),
         Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("team store tests need PostgreSQL under CI: {why}"),
         Err(why) => {
@@ -206,6 +228,16 @@ pub fn psql(url: &str, sql: &str) -> String {
     let out = Command::new("psql").args([url, "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-c", sql]).output().expect("psql runs");
     assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Make the server of `admin_url` ask `role` for its password (scram) from
+/// every address, ahead of the trust rules, and reload its configuration.
+pub fn require_password(admin_url: &str, role: &str) {
+    let hba = psql(admin_url, "SHOW hba_file");
+    let path = hba.trim();
+    let old = std::fs::read_to_string(path).expect("the test server's pg_hba.conf is readable");
+    std::fs::write(path, format!("host all {role} all scram-sha-256\n{old}")).expect("pg_hba.conf is writable");
+    assert_eq!(psql(admin_url, "SELECT pg_reload_conf()").trim(), "t");
 }
 
 /// A new empty database on the server of `admin_url`; returns its URL.

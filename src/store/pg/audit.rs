@@ -59,7 +59,7 @@ impl PgStore {
     fn audit_once(&self, ev: &StoreEvent) -> Result<u64> {
         self.client().and_then(|guard| {
             let c = guard.as_ref().expect("connected");
-            self.block(async {
+            self.block_db(async {
                 c.execute(
                     "INSERT INTO authsome_audit (store_id, host, action, provider, connection, reason, lease_epoch) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -91,7 +91,7 @@ impl PgStore {
         self.retry_once(|| {
             let guard = self.client()?;
             let c = guard.as_ref().expect("connected");
-            self.block(async {
+            self.block_db(async {
                 let db = |e| self.db_error(e);
                 c.batch_execute("BEGIN").await.map_err(db)?;
                 for e in events {
@@ -122,7 +122,7 @@ impl PgStore {
     fn audit_rows_once(&self, n: i64, provider: Option<&str>, host: Option<&str>) -> Result<Vec<AuditRow>> {
         let guard = self.client()?;
         let c = guard.as_ref().expect("connected");
-        let rows = self.block(async {
+        let rows = self.block_db(async {
             c.query(
                 "SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), host, action, provider, connection, reason, lease_epoch, \
                         coalesce(method || ' ' || target_host || path || ' ' || status, '') \

@@ -55,7 +55,7 @@ impl PgStore {
         let c = guard.as_ref().expect("connected");
         let asked_at = Instant::now();
         let (id, me, secs) = (&self.cfg.id, &self.me, length.as_secs_f64());
-        let row = self.block(async {
+        let row = self.block_db(async {
             let db = |e| self.db_error(e);
             c.execute(
                 "INSERT INTO authsome_refresh_leases (store_id, provider, name) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
@@ -132,7 +132,7 @@ impl PgStore {
     fn release_once(&self, lease: &Lease, outcome: &str) -> Result<bool> {
         let guard = self.client()?;
         let c = guard.as_ref().expect("connected");
-        let n = self.block(async {
+        let n = self.block_db(async {
             c.execute(
                 "UPDATE authsome_refresh_leases SET holder = NULL, expires_at = NULL, \
                         last_attempt = last_attempt || jsonb_build_object('outcome', $5::text, 'ended_at', now()) \

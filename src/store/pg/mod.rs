@@ -8,6 +8,7 @@
 //! across hosts), and every changed row is a compare-and-set on its version.
 
 mod audit;
+mod clock;
 mod lease;
 mod listen;
 pub mod records;
@@ -31,6 +32,11 @@ use tokio_postgres::Client;
 /// with a clear error (a restart of the server fits in it).
 const CONNECT_PATIENCE: Duration = Duration::from_secs(8);
 
+/// How long one round trip on an open connection may take before the
+/// connection is taken for dead (queries are milliseconds; a writer may wait
+/// a moment for the store's lock).
+const ANSWER_PATIENCE: Duration = Duration::from_secs(10);
+
 /// A team store handle; cheap to share behind an `Arc`.
 pub struct PgStore {
     cfg: PgConfig,
@@ -40,6 +46,8 @@ pub struct PgStore {
     rt: Option<tokio::runtime::Runtime>,
     client: Mutex<Option<Client>>,
     epoch: OnceLock<i32>,
+    /// Seconds from this host's clock to the database's (measured at the key check).
+    clock_offset: OnceLock<i64>,
     live: Arc<listen::Live>,
     me: String,
     /// Set when an error said the connection is gone ([`PgStore::connection_lost`]).
@@ -106,6 +114,7 @@ impl PgStore {
             rt: Some(rt),
             client: Mutex::new(None),
             epoch: OnceLock::new(),
+            clock_offset: OnceLock::new(),
             live: Arc::default(),
             me: holder_label(),
             lost: std::sync::atomic::AtomicBool::new(false),
@@ -142,6 +151,27 @@ impl PgStore {
         }
     }
 
+    /// [`PgStore::block`] for a database round trip on an open connection:
+    /// one that does not answer within [`ANSWER_PATIENCE`] (a link gone dead
+    /// under it) counts as lost, so the caller reconnects or fails clearly
+    /// instead of waiting for TCP to give up.
+    fn block_db<T: Send>(&self, fut: impl Future<Output = Result<T>> + Send) -> Result<T> {
+        self.block(async {
+            match tokio::time::timeout(ANSWER_PATIENCE, fut).await {
+                Ok(r) => r,
+                Err(_) => {
+                    self.lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                    Err(Error::other(format!(
+                        "team store {} at {}: no answer within {} s",
+                        self.cfg.id,
+                        self.url_for_humans(),
+                        ANSWER_PATIENCE.as_secs()
+                    )))
+                }
+            }
+        })
+    }
+
     /// Run `op`, and once more on a new connection if it failed because the
     /// connection died under it (a server restart, a dropped link). Only for
     /// operations that are safe to repeat.
@@ -169,9 +199,13 @@ impl PgStore {
         if gone {
             self.lost.store(true, std::sync::atomic::Ordering::SeqCst);
         }
-        let what = match e.as_db_error() {
-            Some(db) => format!("{} {}", db.severity(), db.message()),
-            None => e.to_string(),
+        let what = match (e.as_db_error(), std::error::Error::source(&e)) {
+            (Some(db), _) => format!("{} {}", db.severity(), db.message()),
+            (None, Some(cause)) if cause.to_string().contains("password missing") => {
+                format!("{e}: the role needs a password; set AUTHSOME_STORE_PASSWORD")
+            }
+            (None, Some(cause)) if !e.to_string().contains(&cause.to_string()) => format!("{e}: {cause}"),
+            (None, _) => e.to_string(),
         };
         Error::other(format!("team store {} at {}: {what}", self.cfg.id, self.url_for_humans()))
     }
@@ -186,7 +220,7 @@ impl PgStore {
         *guard = None;
         let client = self.block(self.connect_patiently())?;
         if self.epoch.get().is_none() {
-            let epoch = self.block(self.key_check(&client))?;
+            let epoch = self.block_db(self.key_check(&client))?;
             let _ = self.epoch.set(epoch);
         }
         *guard = Some(client);
@@ -198,10 +232,8 @@ impl PgStore {
         loop {
             match connect(&self.cfg).await {
                 Ok(c) => return Ok(c),
-                Err(e) if start.elapsed() < CONNECT_PATIENCE => {
-                    let _ = e;
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
+                Err(e) if !worth_retrying(&e) => return Err(self.db_error(e).context("cannot connect to the team store")),
+                Err(_) if start.elapsed() < CONNECT_PATIENCE => tokio::time::sleep(Duration::from_millis(200)).await,
                 Err(e) => return Err(self.db_error(e).context("cannot reach the team store")),
             }
         }
@@ -209,12 +241,18 @@ impl PgStore {
 
     /// Stop a machine with the wrong key before it writes anything.
     async fn key_check(&self, c: &Client) -> Result<i32> {
+        let local = clock::local_now();
         let row = c
-            .query_opt("SELECT key_epoch, key_check FROM authsome_store WHERE store_id = $1", &[&self.cfg.id])
+            .query_opt(
+                "SELECT key_epoch, key_check, EXTRACT(EPOCH FROM clock_timestamp())::float8 FROM authsome_store WHERE store_id = $1",
+                &[&self.cfg.id],
+            )
             .await
             .map_err(|e| self.not_initialised(e))?;
         let Some(row) = row else { return Err(self.not_initialised_msg()) };
-        let (epoch, check): (i32, Vec<u8>) = (row.get(0), row.get(1));
+        let (epoch, check, db_now): (i32, Vec<u8>, f64) = (row.get(0), row.get(1), row.get(2));
+        // The database read its clock about half-way through the round trip.
+        let _ = self.clock_offset.set(clock::offset(db_now, (local + clock::local_now()) / 2.0));
         match self.sealer.open(&records::key_check_aad(&self.cfg.id, epoch), &check) {
             Ok(p) if p == records::KEY_CHECK => Ok(epoch),
             _ => Err(Error::login(format!(
@@ -238,6 +276,17 @@ impl PgStore {
 
     fn epoch(&self) -> i32 {
         *self.epoch.get().expect("key check done before any record access")
+    }
+
+    fn clock_offset(&self) -> i64 {
+        *self.clock_offset.get().expect("key check done before any record access")
+    }
+
+    /// Open `rows`, their times moved onto this host's clock.
+    fn open_rows(&self, rows: &[Row]) -> Result<VaultData> {
+        let mut data = records::decode(&self.cfg.id, &self.sealer, rows)?;
+        clock::shift(&mut data, -self.clock_offset());
+        Ok(data)
     }
 
     async fn rows(&self, c: &Client) -> Result<Vec<Row>> {
@@ -267,8 +316,8 @@ impl PgStore {
         let generation = self.live.generation();
         let guard = self.client()?;
         let c = guard.as_ref().expect("connected");
-        let rows = self.block(self.rows(c))?;
-        let data = records::decode(&self.cfg.id, &self.sealer, &rows)?;
+        let rows = self.block_db(self.rows(c))?;
+        let data = self.open_rows(&rows)?;
         self.live.remember(generation, &data);
         Ok(data)
     }
@@ -279,7 +328,7 @@ impl PgStore {
     pub fn update(&self, f: &mut dyn FnMut(&mut VaultData) -> Result<()>) -> Result<()> {
         let lock_key = format!("authsome-store:{}", self.cfg.id);
         let read = |c: &Client| {
-            self.block(async {
+            self.block_db(async {
                 c.batch_execute("BEGIN").await.map_err(|e| self.db_error(e))?;
                 c.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&lock_key]).await.map_err(|e| self.db_error(e))?;
                 self.rows(c).await
@@ -300,7 +349,7 @@ impl PgStore {
         }
         let c = guard.as_ref().expect("connected");
         let outcome = before_rows.and_then(|rows| {
-            let before = records::decode(&self.cfg.id, &self.sealer, &rows)?;
+            let before = self.open_rows(&rows)?;
             let mut after = before.clone();
             f(&mut after)?;
             if after == before {
@@ -309,12 +358,12 @@ impl PgStore {
             Ok(Some((rows, before, after)))
         });
         let result = match outcome {
-            Ok(Some((rows, before, after))) => self.block(self.write_changes(c, &rows, &before, &after)),
-            Ok(None) => self.block(async { c.batch_execute("COMMIT").await.map_err(|e| self.db_error(e)) }),
+            Ok(Some((rows, before, after))) => self.block_db(self.write_changes(c, &rows, &before, &after)),
+            Ok(None) => self.block_db(async { c.batch_execute("COMMIT").await.map_err(|e| self.db_error(e)) }),
             Err(e) => Err(e),
         };
         if result.is_err() {
-            let _ = self.block(c.batch_execute("ROLLBACK"));
+            let _ = self.block_db(async { c.batch_execute("ROLLBACK").await.map_err(|e| self.db_error(e)) });
         }
         self.live.invalidate();
         result
@@ -322,6 +371,13 @@ impl PgStore {
 
     async fn write_changes(&self, c: &Client, rows: &[Row], before: &VaultData, after: &VaultData) -> Result<()> {
         let versions: std::collections::BTreeMap<&RecordKey, i64> = rows.iter().map(|r| (&r.key, r.version)).collect();
+        // Back onto the database's clock: an unchanged record encodes to exactly what was read.
+        let on_db_clock = |d: &VaultData| {
+            let mut d = d.clone();
+            clock::shift(&mut d, self.clock_offset());
+            d
+        };
+        let (before, after) = (&on_db_clock(before), &on_db_clock(after));
         let (old, new) = (records::encode(before), records::encode(after));
         let epoch = self.epoch();
         let db = |e| self.db_error(e);
@@ -387,7 +443,7 @@ impl PgStore {
     pub fn init(&self) -> Result<InitOutcome> {
         let client = self.block(self.connect_patiently())?;
         let check = self.sealer.seal(&records::key_check_aad(&self.cfg.id, 1), records::KEY_CHECK);
-        let created = self.block(async {
+        let created = self.block_db(async {
             client.batch_execute(&format!("BEGIN; {} COMMIT;", schema::SCHEMA)).await.map_err(|e| self.db_error(e))?;
             client
                 .execute(
@@ -397,7 +453,7 @@ impl PgStore {
                 .await
                 .map_err(|e| self.db_error(e))
         })?;
-        let epoch = self.block(self.key_check(&client))?;
+        let epoch = self.block_db(self.key_check(&client))?;
         let _ = self.epoch.set(epoch);
         *self.client.lock().unwrap_or_else(|e| e.into_inner()) = Some(client);
         Ok(if created == 1 { InitOutcome::Created } else { InitOutcome::AlreadyThere })
@@ -411,11 +467,11 @@ impl PgStore {
     fn status_once(&self) -> Result<serde_json::Value> {
         let guard = self.client()?;
         let c = guard.as_ref().expect("connected");
-        self.block(async {
+        self.block_db(async {
             let db = |e| self.db_error(e);
             let v = c.query_one("SELECT version(), EXTRACT(EPOCH FROM now())::float8", &[]).await.map_err(db)?;
             let (server, db_now): (String, f64) = (v.get(0), v.get(1));
-            let local = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+            let local = clock::local_now();
             let n = c.query_one("SELECT count(*) FROM authsome_records WHERE store_id = $1", &[&self.cfg.id]).await.map_err(db)?;
             let leases = c
                 .query(
@@ -461,6 +517,16 @@ fn closed_soon(c: &Client) -> bool {
     }
 }
 
+/// Whether a failed connection attempt may succeed if tried again (the server
+/// restarting, the network away) rather than refused for good (a wrong or
+/// missing password, no such database, a bad URL), which fails at once.
+fn worth_retrying(e: &tokio_postgres::Error) -> bool {
+    match e.code() {
+        Some(c) => matches!(c.code(), "57P01" | "57P02" | "57P03") || c.code().starts_with("08"),
+        None => e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()),
+    }
+}
+
 /// One connection to the database described by `cfg`, TLS through rustls
 /// (ring) when the server offers it (`sslmode` in the URL decides).
 async fn connect(cfg: &PgConfig) -> std::result::Result<Client, tokio_postgres::Error> {
@@ -481,6 +547,14 @@ async fn raw_connect(cfg: &PgConfig) -> std::result::Result<(Client, RawConnecti
         pc.password(p);
     }
     pc.application_name("authsome").connect_timeout(Duration::from_secs(3));
+    // A peer gone silent under an open connection is found out by the kernel
+    // where it can tell: an idle listener by keepalives within about 10 s, data
+    // left unacknowledged after 5 s. Every round trip is bounded anyway (`ANSWER_PATIENCE`).
+    pc.tcp_user_timeout(Duration::from_secs(5))
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(5))
+        .keepalives_interval(Duration::from_secs(2))
+        .keepalives_retries(2);
     pc.connect(tls_for(cfg)).await
 }
 
