@@ -107,7 +107,7 @@ impl Provider {
     /// its own host's `/api/`, never to api.github.com. Only the connection's
     /// stored base URL and values are needed, never its secret.
     pub fn bound(&self, base_url: Option<&str>, values: &BTreeMap<String, String>) -> Provider {
-        let binding = self.binding_of(base_url, values);
+        let binding = Binding { base_url: self.overriding(base_url).map(str::to_owned), values: values.clone() };
         let default_base = self.def.oauth.as_ref().and_then(|o| o.base_url.as_deref());
         let hosts = self
             .def
@@ -120,20 +120,19 @@ impl Provider {
         Provider { hosts, binding, ..self.clone() }
     }
 
-    /// What a connection with `base_url` and `values` binds: its base URL
-    /// only when it overrides the definition's own.
-    fn binding_of(&self, base_url: Option<&str>, values: &BTreeMap<String, String>) -> Binding {
+    /// `base_url` when it overrides the definition's own base URL.
+    fn overriding<'a>(&self, base_url: Option<&'a str>) -> Option<&'a str> {
         let default_base = self.def.oauth.as_ref().and_then(|o| o.base_url.as_deref());
-        let overridden = base_url.filter(|b| Some(b.trim_end_matches('/')) != default_base.map(|d| d.trim_end_matches('/')));
-        Binding { base_url: overridden.map(str::to_owned), values: values.clone() }
+        base_url.filter(|b| Some(b.trim_end_matches('/')) != default_base.map(|d| d.trim_end_matches('/')))
     }
 
     /// Whether this provider, as bound, is what a connection holding
     /// `base_url` and `values` sees. A connection logged in again for other
     /// hosts (another `--base-url`) after the routes were built must not
-    /// have its new credential injected on the old hosts.
+    /// have its new credential injected on the old hosts. Asked at every
+    /// injected request, so it compares in place rather than building a binding.
     pub fn is_bound_like(&self, base_url: Option<&str>, values: &BTreeMap<String, String>) -> bool {
-        self.binding_of(base_url, values) == self.binding
+        self.overriding(base_url) == self.binding.base_url.as_deref() && *values == self.binding.values
     }
 
     /// Provider identifier.
